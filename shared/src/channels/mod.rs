@@ -1,0 +1,75 @@
+//! Channel providers: the adapters that hand a rendered message to the outside world.
+
+mod log;
+mod smtp;
+mod webhook;
+
+pub use self::log::{LogProvider, LoggedMessage};
+pub use smtp::{SmtpConfig, SmtpProvider, SmtpTls};
+pub use webhook::{WebhookProvider, WebhookSecret, sign_payload};
+
+use crate::domain::{Address, Channel, Content, DeliveryId, NotificationId, Priority};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Everything a provider needs to send one delivery.
+#[derive(Debug, Clone)]
+pub struct OutboundMessage {
+    pub delivery_id: DeliveryId,
+    pub notification_id: NotificationId,
+    pub app_id: String,
+    pub priority: Priority,
+    pub category: Option<String>,
+    pub address: Address,
+    pub content: Content,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Receipt {
+    pub provider_message_id: Option<String>,
+}
+
+/// Providers say whether a failure is worth retrying: the send stage decides when.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// A short name recorded on each delivery (`smtp`, `webhook`, `log`, …).
+    fn name(&self) -> &'static str;
+    async fn send(&self, message: &OutboundMessage) -> Result<Receipt, ProviderError>;
+}
+
+/// The provider for each channel; channels without one configured use the log provider,
+/// so a fresh `herald serve` works with no setup.
+#[derive(Clone)]
+pub struct Providers {
+    by_channel: HashMap<Channel, Arc<dyn Provider>>,
+    fallback: Arc<LogProvider>,
+}
+
+impl Providers {
+    pub fn new(log: Arc<LogProvider>) -> Self {
+        Self { by_channel: HashMap::new(), fallback: log }
+    }
+
+    pub fn with(mut self, channel: Channel, provider: Arc<dyn Provider>) -> Self {
+        self.by_channel.insert(channel, provider);
+        self
+    }
+
+    pub fn for_channel(&self, channel: Channel) -> Arc<dyn Provider> {
+        self.by_channel.get(&channel).cloned().unwrap_or_else(|| self.fallback.clone())
+    }
+
+    pub fn log(&self) -> &LogProvider {
+        &self.fallback
+    }
+}

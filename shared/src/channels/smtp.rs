@@ -1,0 +1,134 @@
+//! Email over SMTP with lettre: a pooled connection, TLS as configured, and SMTP reply
+//! codes mapped to retry decisions (4xx transient, 5xx permanent).
+
+use super::{OutboundMessage, Provider, ProviderError, Receipt};
+use crate::domain::Address;
+use async_trait::async_trait;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text; only for a relay on the same host or a test server.
+    None,
+    /// Connect in plain text and upgrade with STARTTLS (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+impl FromStr for SmtpTls {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(SmtpTls::None),
+            "starttls" => Ok(SmtpTls::StartTls),
+            "tls" => Ok(SmtpTls::Tls),
+            other => Err(format!("unknown SMTP TLS mode '{other}' (none, starttls or tls)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: Mailbox,
+    /// A `List-Unsubscribe` value with `{delivery_id}` filled in per message. The
+    /// preferences work will replace it with a signed one-click link.
+    pub list_unsubscribe: Option<String>,
+    pub timeout: Duration,
+}
+
+pub struct SmtpProvider {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    list_unsubscribe: Option<String>,
+}
+
+impl SmtpProvider {
+    pub fn new(config: SmtpConfig) -> Result<Self, String> {
+        let builder = match config.tls {
+            SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            }
+            SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)
+                .map_err(|e| format!("SMTP STARTTLS setup failed: {e}"))?,
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
+                .map_err(|e| format!("SMTP TLS setup failed: {e}"))?,
+        };
+        let mut builder = builder.port(config.port).timeout(Some(config.timeout));
+        if let (Some(user), Some(password)) = (config.username, config.password) {
+            builder = builder.credentials(Credentials::new(user, password));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from: config.from,
+            list_unsubscribe: config.list_unsubscribe,
+        })
+    }
+
+    fn build_message(&self, message: &OutboundMessage) -> Result<Message, ProviderError> {
+        let permanent = |e: &dyn std::fmt::Display| ProviderError::Permanent(e.to_string());
+        let Address::Email(to) = &message.address else {
+            return Err(ProviderError::Permanent("not an email address".into()));
+        };
+        let Some(email) = &message.content.email else {
+            return Err(ProviderError::Permanent("the notification has no email content".into()));
+        };
+        let to: Mailbox = to.as_str().parse().map_err(|e| permanent(&e))?;
+        let domain = self.from.email.domain().to_owned();
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.subject.clone())
+            .message_id(Some(format!("<{}@{}>", message.delivery_id, domain)));
+        if let Some(template) = &self.list_unsubscribe {
+            let value = template.replace("{delivery_id}", &message.delivery_id.to_string());
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                value,
+            ));
+        }
+        let built = match (&email.text, &email.html) {
+            (Some(text), Some(html)) => builder
+                .multipart(MultiPart::alternative_plain_html(text.clone(), html.clone())),
+            (None, Some(html)) => builder.singlepart(
+                SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone()),
+            ),
+            (text, None) => builder.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(text.clone().unwrap_or_default()),
+            ),
+        };
+        built.map_err(|e| permanent(&e))
+    }
+}
+
+#[async_trait]
+impl Provider for SmtpProvider {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<Receipt, ProviderError> {
+        let email = self.build_message(message)?;
+        match self.transport.send(email).await {
+            Ok(response) => Ok(Receipt {
+                provider_message_id: Some(
+                    response.message().collect::<Vec<_>>().join(" ").chars().take(200).collect(),
+                ),
+            }),
+            Err(e) if e.is_permanent() => Err(ProviderError::Permanent(format!("SMTP: {e}"))),
+            Err(e) => Err(ProviderError::Transient(format!("SMTP: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Herald's domain types: plain data with validation, no I/O.
+
+pub mod contact;
+pub mod ids;
+pub mod notification;
+pub mod status;
+
+pub use contact::{EmailAddress, PhoneNumber, WebhookUrl};
+pub use ids::{DeliveryId, NotificationId};
+pub use notification::{
+    Address, Channel, Content, Delivery, EmailContent, Notification, Priority, Recipient, Routing,
+    SmsContent, TimelineEvent,
+};
+pub use status::{DeliveryStatus, NotificationStatus};

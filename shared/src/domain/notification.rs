@@ -1,0 +1,281 @@
+//! Notifications, their recipients and content, and the deliveries they fan out into.
+
+use super::contact::{EmailAddress, PhoneNumber, WebhookUrl};
+use super::ids::{DeliveryId, NotificationId};
+use super::status::{DeliveryStatus, NotificationStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use utoipa::ToSchema;
+
+/// Three lanes. Work in a higher lane is always taken before work in a lower one, so a
+/// password reset never waits behind a campaign.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    High,
+    #[default]
+    Medium,
+    Low,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Medium, Priority::Low];
+
+    /// Lower ranks are served first.
+    pub fn rank(self) -> i64 {
+        match self {
+            Priority::High => 0,
+            Priority::Medium => 1,
+            Priority::Low => 2,
+        }
+    }
+
+    pub fn from_rank(rank: i64) -> Self {
+        match rank {
+            0 => Priority::High,
+            1 => Priority::Medium,
+            _ => Priority::Low,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Medium => "medium",
+            Priority::Low => "low",
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "high" => Ok(Priority::High),
+            "medium" => Ok(Priority::Medium),
+            "low" => Ok(Priority::Low),
+            other => Err(format!("unknown priority '{other}' (high, medium or low)")),
+        }
+    }
+}
+
+/// A way of reaching a person. Each channel has its own send queue and provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+    Webhook,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Webhook];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown channel '{s}'"))
+    }
+}
+
+/// `all` sends on every channel; `fallback` tries the channels in order and moves to the
+/// next one only when a delivery fails for good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    #[default]
+    All,
+    Fallback,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    #[schema(value_type = String, example = "https://example.com/hooks/herald")]
+    pub url: WebhookUrl,
+}
+
+/// Someone to notify. In this release recipients are direct addresses; a recipient may
+/// carry several, one per channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recipient {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "ann@example.com")]
+    pub email: Option<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "+14155552671")]
+    pub phone: Option<PhoneNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTarget>,
+}
+
+impl Recipient {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.phone.is_none() && self.webhook.is_none()
+    }
+
+    pub fn address_for(&self, channel: Channel) -> Option<Address> {
+        match channel {
+            Channel::Email => self.email.clone().map(Address::Email),
+            Channel::Sms => self.phone.clone().map(Address::Phone),
+            Channel::Webhook => self.webhook.as_ref().map(|w| Address::Webhook(w.url.clone())),
+        }
+    }
+}
+
+/// Where one delivery goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Address {
+    #[schema(value_type = String)]
+    Email(EmailAddress),
+    #[schema(value_type = String)]
+    Phone(PhoneNumber),
+    #[schema(value_type = String)]
+    Webhook(WebhookUrl),
+}
+
+impl Address {
+    /// A form safe for logs: never the full contact address.
+    pub fn redacted(&self) -> String {
+        match self {
+            Address::Email(e) => e.redacted(),
+            Address::Phone(p) => {
+                let s = p.as_str();
+                format!("{}***{}", &s[..3.min(s.len())], &s[s.len().saturating_sub(2)..])
+            }
+            Address::Webhook(u) => url::Url::parse(u.as_str())
+                .map(|u| format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("")))
+                .unwrap_or_else(|_| "***".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailContent {
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmsContent {
+    pub text: String,
+}
+
+/// What to say, per channel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Content {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailContent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsContent>,
+    /// Any JSON value; it becomes the `data` of the signed webhook payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub webhook: Option<serde_json::Value>,
+}
+
+impl Content {
+    pub fn has(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Email => self.email.is_some(),
+            Channel::Sms => self.sms.is_some(),
+            Channel::Webhook => self.webhook.is_some(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    #[schema(value_type = String, example = "ntf_01JABCDEF0123456789ABCDEFG")]
+    pub id: NotificationId,
+    pub app_id: String,
+    pub status: NotificationStatus,
+    pub priority: Priority,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    pub to: Vec<Recipient>,
+    pub channels: Vec<Channel>,
+    pub routing: Routing,
+    pub content: Content,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub resent_from: Option<NotificationId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Notification {
+    pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    #[schema(value_type = String, example = "dlv_01JABCDEF0123456789ABCDEFG")]
+    pub id: DeliveryId,
+    #[schema(value_type = String)]
+    pub notification_id: NotificationId,
+    pub recipient_index: usize,
+    pub channel: Channel,
+    pub address: Address,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    /// Why the delivery ended as it did: a provider error, `no_address`, `expired`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One entry of a notification's status timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TimelineEvent {
+    pub at: DateTime<Utc>,
+    /// A notification or delivery status, or `attempt_failed` for a retried attempt.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub delivery_id: Option<DeliveryId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

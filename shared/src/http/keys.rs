@@ -1,0 +1,60 @@
+//! `/v1/keys`: operators (admin scope) mint API keys for any app.
+
+use super::AppState;
+use super::auth::Caller;
+use super::json::decode;
+use super::problem::{ApiResult, Problem};
+use crate::auth::{Scope, mint_key, validate_app_id};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// The app the key is bound to; it sees only that app's data.
+    pub app_id: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    pub id: String,
+    /// The secret: shown this once, stored only as a hash.
+    pub key: String,
+    pub app_id: String,
+    pub scopes: Vec<Scope>,
+}
+
+/// Mint an API key.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
+    responses((status = 201, body = CreatedKey), (status = 422, body = Problem)),
+    security(("api_key" = ["admin"])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    caller.require(Scope::Admin)?;
+    let (request, _): (CreateKey, _) = decode(&headers, body)?;
+    validate_app_id(&request.app_id).map_err(|m| Problem::field("app_id", m))?;
+    if request.name.trim().is_empty() || request.name.len() > 100 {
+        return Err(Problem::field("name", "1 to 100 characters"));
+    }
+    if request.scopes.is_empty() {
+        return Err(Problem::field("scopes", "give at least one scope"));
+    }
+    let minted = mint_key(&request.app_id, request.name.trim(), request.scopes);
+    state.store.insert_api_key(&minted.record).await?;
+    let record = minted.record;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey { id: record.id, key: minted.secret, app_id: record.app_id, scopes: record.scopes }),
+    ))
+}

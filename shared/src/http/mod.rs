@@ -1,0 +1,76 @@
+//! The HTTP API, one axum `Router` served by `herald serve` and by the `api` Lambda.
+
+pub mod auth;
+mod json;
+mod keys;
+mod notifications;
+pub mod problem;
+mod system;
+pub mod validate;
+
+use crate::channels::LogProvider;
+use crate::ports::{Queue, Store};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+pub use validate::Limits;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub log: Arc<LogProvider>,
+    pub limits: Limits,
+    pub keys: Arc<auth::KeyCache>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, log: Arc<LogProvider>, limits: Limits) -> Self {
+        Self { store, queue, log, limits, keys: Arc::default() }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Herald", description = "One API for every notification channel."),
+    paths(
+        notifications::send, notifications::get, notifications::list,
+        notifications::cancel, notifications::resend,
+        keys::create, system::log_messages, system::healthz, system::readyz,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/notifications", post(notifications::send).get(notifications::list))
+        .route("/v1/notifications/{id}", get(notifications::get))
+        .route("/v1/notifications/{id}/cancel", post(notifications::cancel))
+        .route("/v1/notifications/{id}/resend", post(notifications::resend))
+        .route("/v1/keys", post(keys::create))
+        .route("/v1/log-messages", get(system::log_messages))
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/openapi.json", get(system::openapi))
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

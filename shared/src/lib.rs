@@ -1,0 +1,13 @@
+//! herald-core: Herald's domain, pipeline stages, ports and their backends, channel
+//! providers, and the HTTP API. Hosts (the `herald` CLI, the Lambda functions) are thin
+//! layers over this crate.
+
+pub mod auth;
+pub mod channels;
+pub mod domain;
+pub mod http;
+pub mod pipeline;
+pub mod ports;
+pub mod sqlite;
+pub mod time;
+pub mod workers;

@@ -1,0 +1,65 @@
+//! Intake: store the notification as `accepted`, then queue it by priority.
+
+use super::dispatch_job;
+use crate::domain::{Notification, NotificationId, NotificationStatus};
+use crate::ports::{AcceptOutcome, IdempotencyClaim, Queue, Store, StoreError};
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("this Idempotency-Key was already used with a different request body")]
+    KeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub id: NotificationId,
+    pub status: NotificationStatus,
+    /// True when an idempotent repeat returned an earlier notification.
+    pub replayed: bool,
+}
+
+pub async fn accept(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    notification: Notification,
+    claim: Option<&IdempotencyClaim>,
+) -> Result<Accepted, IntakeError> {
+    match store.accept(&notification, claim).await? {
+        AcceptOutcome::Created => {
+            queue.enqueue(vec![dispatch_job(&notification.id, notification.priority)]).await?;
+            Ok(Accepted { id: notification.id, status: NotificationStatus::Accepted, replayed: false })
+        }
+        // The first response said `accepted`; a repeat says the same.
+        AcceptOutcome::Replayed(id) => {
+            Ok(Accepted { id, status: NotificationStatus::Accepted, replayed: true })
+        }
+        AcceptOutcome::KeyReused => Err(IntakeError::KeyReused),
+    }
+}
+
+/// Queues again the notifications a crash left `accepted` without a queue message (the
+/// process died between storing and queueing). Queueing is deduplicated and dispatch is
+/// idempotent, so queueing one that was not stranded is harmless.
+pub async fn requeue_stranded(
+    store: &dyn Store,
+    queue: &dyn Queue,
+    before: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    const PAGE: usize = 500;
+    let mut total = 0;
+    let mut after: Option<NotificationId> = None;
+    loop {
+        let stranded = store.stranded_notifications(before, after.as_ref(), PAGE).await?;
+        let count = stranded.len();
+        after = stranded.last().map(|n| n.id.clone());
+        let jobs = stranded.iter().map(|n| dispatch_job(&n.id, n.priority)).collect();
+        queue.enqueue(jobs).await?;
+        total += count;
+        if count < PAGE {
+            return Ok(total);
+        }
+    }
+}

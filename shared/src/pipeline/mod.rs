@@ -1,0 +1,33 @@
+//! The pipeline stages, as plain async functions over the ports. Hosts (the local
+//! server, the Lambda functions) only feed them.
+
+pub mod dispatch;
+pub mod intake;
+pub mod retry;
+pub mod send;
+
+use crate::domain::{DeliveryId, NotificationId, Priority};
+use crate::ports::{Job, QueueName};
+use std::time::Duration;
+
+/// The message that asks dispatch to fan a notification out.
+pub fn dispatch_job(id: &NotificationId, priority: Priority) -> Job {
+    Job {
+        queue: QueueName::Dispatch,
+        priority,
+        dedup_key: Some(id.to_string()),
+        payload: id.to_string(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// The message that asks a channel's sender to send one delivery.
+pub fn send_job(id: &DeliveryId, channel: crate::domain::Channel, priority: Priority) -> Job {
+    Job {
+        queue: QueueName::Send(channel),
+        priority,
+        dedup_key: Some(id.to_string()),
+        payload: id.to_string(),
+        delay: Duration::ZERO,
+    }
+}

@@ -1,0 +1,133 @@
+//! Send: hand one delivery to its channel's provider and record the outcome. A delivery
+//! already settled is acknowledged without sending, so a queue redelivery never sends
+//! twice; transient failures are retried with backoff and dead-lettered at the end.
+
+use super::dispatch::next_fallback;
+use super::retry::RetryPolicy;
+use super::send_job;
+use crate::channels::{OutboundMessage, ProviderError, Providers};
+use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Notification};
+use crate::ports::{DeliveryOutcome, LeasedJob, Queue, Store, StoreError};
+use chrono::Utc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Sent,
+    /// Already settled (a redelivery), canceled, or gone.
+    Skipped,
+    Expired,
+    Retrying,
+    Failed,
+    DeadLettered,
+}
+
+pub struct SendContext<'a> {
+    pub store: &'a dyn Store,
+    pub queue: &'a dyn Queue,
+    pub providers: &'a Providers,
+    pub retry: RetryPolicy,
+}
+
+pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, StoreError> {
+    let Ok(id) = DeliveryId::parse(&job.payload) else {
+        cx.queue.dead_letter(job, "the message is not a delivery id").await?;
+        return Ok(SendOutcome::DeadLettered);
+    };
+    let loaded = match cx.store.delivery(&id).await? {
+        Some(delivery) if !delivery.status.is_settled() => {
+            cx.store.notification(&delivery.notification_id).await?.map(|n| (delivery, n))
+        }
+        _ => None,
+    };
+    let Some((delivery, notification)) = loaded else {
+        cx.queue.ack(std::slice::from_ref(job)).await?;
+        return Ok(SendOutcome::Skipped);
+    };
+    let outcome = attempt(cx, job, &delivery, &notification).await?;
+    if !matches!(outcome, SendOutcome::Retrying | SendOutcome::DeadLettered) {
+        cx.queue.ack(std::slice::from_ref(job)).await?;
+    }
+    Ok(outcome)
+}
+
+async fn attempt(
+    cx: &SendContext<'_>,
+    job: &LeasedJob,
+    delivery: &Delivery,
+    notification: &Notification,
+) -> Result<SendOutcome, StoreError> {
+    let now = Utc::now();
+    if notification.is_expired_at(now) {
+        let outcome = DeliveryOutcome {
+            reason: Some("expired".into()),
+            attempts: job.attempts.saturating_sub(1),
+            ..Default::default()
+        };
+        cx.store.transition_delivery(&delivery.id, DeliveryStatus::Expired, outcome).await?;
+        return Ok(SendOutcome::Expired);
+    }
+    let provider = cx.providers.for_channel(delivery.channel);
+    let message = OutboundMessage {
+        delivery_id: delivery.id.clone(),
+        notification_id: notification.id.clone(),
+        app_id: notification.app_id.clone(),
+        priority: notification.priority,
+        category: notification.category.clone(),
+        address: delivery.address.clone(),
+        content: notification.content.clone(),
+        metadata: notification.metadata.clone(),
+    };
+    match provider.send(&message).await {
+        Ok(receipt) => {
+            let outcome = DeliveryOutcome {
+                provider: Some(provider.name().to_owned()),
+                provider_message_id: receipt.provider_message_id,
+                reason: None,
+                attempts: job.attempts,
+            };
+            cx.store.transition_delivery(&delivery.id, DeliveryStatus::Sent, outcome).await?;
+            Ok(SendOutcome::Sent)
+        }
+        Err(ProviderError::Transient(error)) if !cx.retry.gives_up_after(job.attempts) => {
+            tracing::debug!(delivery = %delivery.id, attempts = job.attempts, %error, "will retry");
+            cx.store.record_attempt(&delivery.id, job.attempts, &error).await?;
+            cx.queue.retry(job, cx.retry.delay_after(job.attempts), &error).await?;
+            Ok(SendOutcome::Retrying)
+        }
+        Err(ProviderError::Transient(error)) => {
+            let reason = format!("gave up after {} attempts: {error}", job.attempts);
+            fail(cx, job, delivery, notification, provider.name(), reason).await?;
+            cx.queue.dead_letter(job, &error).await?;
+            Ok(SendOutcome::DeadLettered)
+        }
+        Err(ProviderError::Permanent(error)) => {
+            fail(cx, job, delivery, notification, provider.name(), error).await?;
+            Ok(SendOutcome::Failed)
+        }
+    }
+}
+
+/// Marks the delivery failed, first queueing the next channel under fallback routing
+/// (in that order, so the notification is never settled as failed in between).
+async fn fail(
+    cx: &SendContext<'_>,
+    job: &LeasedJob,
+    delivery: &Delivery,
+    notification: &Notification,
+    provider: &str,
+    reason: String,
+) -> Result<(), StoreError> {
+    tracing::info!(delivery = %delivery.id, to = %delivery.address.redacted(), %reason, "delivery failed");
+    if let Some(next) = next_fallback(notification, delivery, Utc::now()) {
+        cx.store.insert_deliveries(std::slice::from_ref(&next)).await?;
+        cx.queue.enqueue(vec![send_job(&next.id, next.channel, notification.priority)]).await?;
+    }
+    let outcome = DeliveryOutcome {
+        provider: Some(provider.to_owned()),
+        provider_message_id: None,
+        reason: Some(reason),
+        attempts: job.attempts,
+    };
+    cx.store.transition_delivery(&delivery.id, DeliveryStatus::Failed, outcome).await?;
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The ports the pipeline stages are written against. Each has a local backend (SQLite)
+//! and, later, an AWS one; both must pass the same contract tests.
+
+use crate::auth::ApiKeyRecord;
+use crate::domain::{
+    Channel, Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId,
+    NotificationStatus, Priority, TimelineEvent,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Backend(format!("corrupt record: {e}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An idempotency key together with a hash of the request body it was first used with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    pub body_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcceptOutcome {
+    Created,
+    /// The key was used before with the same body: this is the notification it made.
+    Replayed(NotificationId),
+    /// The key was used before with a different body.
+    KeyReused,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NotificationFilter {
+    pub status: Option<NotificationStatus>,
+    pub priority: Option<Priority>,
+    pub channel: Option<Channel>,
+    pub category: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Return notifications older than this one (ids sort by time).
+    pub before_id: Option<NotificationId>,
+    pub limit: usize,
+}
+
+/// What a settled delivery records besides its new status.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryOutcome {
+    pub provider: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub reason: Option<String>,
+    pub attempts: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new notification as `accepted`, honouring the idempotency claim
+    /// atomically: of many concurrent requests with one key, exactly one creates.
+    async fn accept(
+        &self,
+        notification: &Notification,
+        claim: Option<&IdempotencyClaim>,
+    ) -> StoreResult<AcceptOutcome>;
+
+    async fn notification(&self, id: &NotificationId) -> StoreResult<Option<Notification>>;
+    async fn list_notifications(
+        &self,
+        app_id: &str,
+        filter: &NotificationFilter,
+    ) -> StoreResult<Vec<Notification>>;
+    /// Notifications still `accepted` that were created before `before`, oldest first:
+    /// the ones a crash may have left without a queue message.
+    /// Pages by id: pass the last id of the previous page as `after`.
+    async fn stranded_notifications(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&NotificationId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>>;
+
+    /// Moves a notification to `next` if its current status allows it; returns whether
+    /// it moved. Records the change in the timeline.
+    async fn transition_notification(
+        &self,
+        id: &NotificationId,
+        next: NotificationStatus,
+        detail: Option<String>,
+    ) -> StoreResult<bool>;
+
+    /// Inserts deliveries that do not exist yet (same id = same delivery) and records
+    /// their initial status in the timeline.
+    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()>;
+    async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
+    async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>>;
+    /// Moves a delivery to `next` if its current status allows it, and then settles the
+    /// notification (`sent` or `failed`) once none of its deliveries is pending.
+    async fn transition_delivery(
+        &self,
+        id: &DeliveryId,
+        next: DeliveryStatus,
+        outcome: DeliveryOutcome,
+    ) -> StoreResult<bool>;
+    /// Records a failed attempt that will be retried.
+    async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str)
+    -> StoreResult<()>;
+
+    async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>>;
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn count_api_keys(&self) -> StoreResult<u64>;
+
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` unless the setting exists; returns the value in force.
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
+
+    /// Deletes idempotency keys older than `before`.
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// A queue. `Dispatch` takes whole notifications; each channel has its own send queue
+/// of deliveries, so a slow provider never holds up the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueName {
+    Dispatch,
+    Send(Channel),
+}
+
+impl QueueName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::Dispatch => "dispatch",
+            QueueName::Send(Channel::Email) => "send.email",
+            QueueName::Send(Channel::Sms) => "send.sms",
+            QueueName::Send(Channel::Webhook) => "send.webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub queue: QueueName,
+    pub priority: Priority,
+    /// While a job with the same key waits in the same queue, another is not added.
+    pub dedup_key: Option<String>,
+    pub payload: String,
+    pub delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeasedJob {
+    pub id: i64,
+    pub queue: QueueName,
+    pub priority: Priority,
+    pub payload: String,
+    /// How many times this job has been leased, this lease included.
+    pub attempts: u32,
+    /// Proves the lease is still ours when acknowledging: an expired lease may have
+    /// been given to another worker.
+    pub lease_token: String,
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    async fn enqueue(&self, jobs: Vec<Job>) -> StoreResult<()>;
+    /// Leases up to `max` visible jobs, highest priority first. A leased job becomes
+    /// visible again after `visibility` unless acknowledged: that is how work held by a
+    /// crashed worker comes back.
+    async fn lease(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> StoreResult<Vec<LeasedJob>>;
+    async fn ack(&self, jobs: &[LeasedJob]) -> StoreResult<()>;
+    /// Makes the job visible again after `delay`.
+    async fn retry(&self, job: &LeasedJob, delay: Duration, error: &str) -> StoreResult<()>;
+    /// Moves the job to the dead-letter store.
+    async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()>;
+    /// Returns when work may have arrived on `queue`, or after `timeout`.
+    async fn wait_for_work(&self, queue: QueueName, timeout: Duration);
+    async fn depth(&self, queue: QueueName) -> StoreResult<u64>;
+    async fn dead_letters(&self, queue: QueueName) -> StoreResult<u64>;
+}

@@ -1,0 +1,91 @@
+-- Herald's local schema. Times are RFC 3339 UTC text with milliseconds (sortable as
+-- text) except queue times, which are Unix milliseconds for cheap comparisons.
+CREATE TABLE IF NOT EXISTS settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    id         TEXT PRIMARY KEY,
+    app_id     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    hash       TEXT NOT NULL UNIQUE,
+    scopes     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS notifications (
+    id         TEXT PRIMARY KEY,
+    app_id     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    priority   TEXT NOT NULL,
+    category   TEXT,
+    channels   TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_by_app ON notifications (app_id, id);
+CREATE INDEX IF NOT EXISTS notifications_by_status ON notifications (status, created_at);
+
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    app_id          TEXT NOT NULL,
+    key             TEXT NOT NULL,
+    body_hash       TEXT NOT NULL,
+    notification_id TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    PRIMARY KEY (app_id, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    id                  TEXT PRIMARY KEY,
+    notification_id     TEXT NOT NULL,
+    recipient_index     INTEGER NOT NULL,
+    channel             TEXT NOT NULL,
+    address             TEXT NOT NULL,
+    status              TEXT NOT NULL,
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    provider            TEXT,
+    provider_message_id TEXT,
+    reason              TEXT,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_notification ON deliveries (notification_id);
+
+CREATE TABLE IF NOT EXISTS events (
+    seq             INTEGER PRIMARY KEY,
+    notification_id TEXT NOT NULL,
+    delivery_id     TEXT,
+    event           TEXT NOT NULL,
+    detail          TEXT,
+    at              TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_notification ON events (notification_id, seq);
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY,
+    queue       TEXT NOT NULL,
+    priority    INTEGER NOT NULL,
+    dedup_key   TEXT,
+    payload     TEXT NOT NULL,
+    visible_at  INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    lease_token TEXT,
+    last_error  TEXT,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (queue, priority, visible_at);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_dedup ON jobs (queue, dedup_key) WHERE dedup_key IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY,
+    queue       TEXT NOT NULL,
+    priority    INTEGER NOT NULL,
+    payload     TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    error       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    failed_at   INTEGER NOT NULL
+);

@@ -1,0 +1,568 @@
+//! `Store` on SQLite.
+
+use super::SqliteBackend;
+use crate::auth::{ApiKeyRecord, Scope};
+use crate::domain::{
+    Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
+    TimelineEvent,
+};
+use crate::ports::{
+    AcceptOutcome, DeliveryOutcome, IdempotencyClaim, NotificationFilter, Store, StoreError,
+    StoreResult,
+};
+use crate::time::{format_time, parse_time};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+/// How long an idempotency key is honoured.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
+
+const NOTIFICATION_COLUMNS: &str = "body, status, updated_at";
+const DELIVERY_COLUMNS: &str = "id, notification_id, recipient_index, channel, address, status, \
+     attempts, provider, provider_message_id, reason, created_at, updated_at";
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("corrupt {what} in the database"))
+}
+
+fn notification_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+fn decode_notification(
+    (body, status, updated_at): (String, String, String),
+) -> StoreResult<Notification> {
+    let mut notification: Notification = serde_json::from_str(&body)?;
+    notification.status = status.parse().map_err(|_| corrupt("notification status"))?;
+    notification.updated_at = parse_time(&updated_at).ok_or_else(|| corrupt("timestamp"))?;
+    Ok(notification)
+}
+
+fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
+    let id: String = row.get(0)?;
+    let notification_id: String = row.get(1)?;
+    let recipient_index: i64 = row.get(2)?;
+    let channel: String = row.get(3)?;
+    let address: String = row.get(4)?;
+    let status: String = row.get(5)?;
+    let attempts: i64 = row.get(6)?;
+    let created_at: String = row.get(10)?;
+    let updated_at: String = row.get(11)?;
+    let provider = row.get(7)?;
+    let provider_message_id = row.get(8)?;
+    let reason = row.get(9)?;
+    Ok((|| {
+        Ok(Delivery {
+            id: DeliveryId::parse(&id).map_err(|_| corrupt("delivery id"))?,
+            notification_id: NotificationId::parse(&notification_id)
+                .map_err(|_| corrupt("notification id"))?,
+            recipient_index: recipient_index as usize,
+            channel: channel.parse().map_err(|_| corrupt("channel"))?,
+            address: serde_json::from_str(&address)?,
+            status: status.parse().map_err(|_| corrupt("delivery status"))?,
+            attempts: attempts as u32,
+            provider,
+            provider_message_id,
+            reason,
+            created_at: parse_time(&created_at).ok_or_else(|| corrupt("timestamp"))?,
+            updated_at: parse_time(&updated_at).ok_or_else(|| corrupt("timestamp"))?,
+        })
+    })())
+}
+
+fn status_list<S: std::fmt::Display>(statuses: &[S]) -> String {
+    statuses.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(",")
+}
+
+fn add_event(
+    conn: &Connection,
+    notification: &str,
+    delivery: Option<&str>,
+    event: &str,
+    detail: Option<&str>,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO events (notification_id, delivery_id, event, detail, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![notification, delivery, event, detail, format_time(Utc::now())])?;
+    Ok(())
+}
+
+fn move_notification(
+    conn: &Connection,
+    id: &str,
+    next: NotificationStatus,
+    detail: Option<&str>,
+) -> StoreResult<bool> {
+    let sql = format!(
+        "UPDATE notifications SET status = ?1, updated_at = ?2 WHERE id = ?3 AND status IN ({})",
+        status_list(&NotificationStatus::predecessors(next))
+    );
+    let moved = conn.prepare_cached(&sql)?.execute(params![
+        next.as_str(),
+        format_time(Utc::now()),
+        id
+    ])? == 1;
+    if moved {
+        add_event(conn, id, None, next.as_str(), detail)?;
+    }
+    Ok(moved)
+}
+
+/// Once a dispatched notification has no pending delivery, it is `sent` if any delivery
+/// reached its recipient and `failed` otherwise.
+fn settle(conn: &Connection, notification: &str) -> StoreResult<bool> {
+    let (pending, reached): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(status = 'queued'), 0),
+                    COALESCE(SUM(status IN ('sent', 'delivered')), 0)
+             FROM deliveries WHERE notification_id = ?1",
+        )?
+        .query_row([notification], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if pending > 0 {
+        return Ok(false);
+    }
+    if reached > 0 {
+        move_notification(conn, notification, NotificationStatus::Sent, None)
+    } else {
+        let detail = Some("no delivery reached its recipient");
+        move_notification(conn, notification, NotificationStatus::Failed, detail)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteBackend {
+    async fn accept(
+        &self,
+        notification: &Notification,
+        claim: Option<&IdempotencyClaim>,
+    ) -> StoreResult<AcceptOutcome> {
+        let n = notification.clone();
+        let body = serde_json::to_string(&n)?;
+        let channels = serde_json::to_string(&n.channels)?;
+        let claim = claim.cloned();
+        self.writer()
+            .run(move |conn| {
+                let id = n.id.to_string();
+                let created_at = format_time(n.created_at);
+                if let Some(claim) = &claim {
+                    let earlier: Option<(String, String, String)> = conn
+                        .prepare_cached(
+                            "SELECT body_hash, notification_id, created_at FROM idempotency_keys
+                             WHERE app_id = ?1 AND key = ?2",
+                        )?
+                        .query_row(params![n.app_id, claim.key], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })
+                        .optional()?;
+                    let window_start = format_time(Utc::now() - IDEMPOTENCY_WINDOW);
+                    match earlier {
+                        Some((hash, earlier_id, at)) if at >= window_start => {
+                            return Ok(if hash == claim.body_hash {
+                                AcceptOutcome::Replayed(
+                                    NotificationId::parse(&earlier_id)
+                                        .map_err(|_| corrupt("notification id"))?,
+                                )
+                            } else {
+                                AcceptOutcome::KeyReused
+                            });
+                        }
+                        _ => {}
+                    }
+                    conn.prepare_cached(
+                        "INSERT OR REPLACE INTO idempotency_keys
+                         (app_id, key, body_hash, notification_id, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![n.app_id, claim.key, claim.body_hash, id, created_at])?;
+                }
+                conn.prepare_cached(
+                    "INSERT INTO notifications
+                     (id, app_id, status, priority, category, channels, created_at, updated_at, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                )?
+                .execute(params![
+                    id,
+                    n.app_id,
+                    n.status.as_str(),
+                    n.priority.as_str(),
+                    n.category,
+                    channels,
+                    created_at,
+                    body
+                ])?;
+                add_event(conn, &id, None, n.status.as_str(), None)?;
+                Ok(AcceptOutcome::Created)
+            })
+            .await
+    }
+
+    async fn notification(&self, id: &NotificationId) -> StoreResult<Option<Notification>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?1");
+            let row = conn.prepare_cached(&sql)?.query_row([id], notification_from_row).optional()?;
+            row.map(decode_notification).transpose()
+        })
+        .await
+    }
+
+    async fn list_notifications(
+        &self,
+        app_id: &str,
+        filter: &NotificationFilter,
+    ) -> StoreResult<Vec<Notification>> {
+        let mut sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE app_id = ?");
+        let mut args: Vec<Value> = vec![app_id.to_owned().into()];
+        let mut clause = |condition: &str, value: Value| {
+            sql.push_str(" AND ");
+            sql.push_str(condition);
+            args.push(value);
+        };
+        if let Some(status) = filter.status {
+            clause("status = ?", status.as_str().to_owned().into());
+        }
+        if let Some(priority) = filter.priority {
+            clause("priority = ?", priority.as_str().to_owned().into());
+        }
+        if let Some(channel) = filter.channel {
+            clause(
+                "EXISTS (SELECT 1 FROM json_each(channels) WHERE value = ?)",
+                channel.as_str().to_owned().into(),
+            );
+        }
+        if let Some(category) = &filter.category {
+            clause("category = ?", category.clone().into());
+        }
+        if let Some(after) = filter.created_after {
+            clause("created_at >= ?", format_time(after).into());
+        }
+        if let Some(before) = filter.created_before {
+            clause("created_at < ?", format_time(before).into());
+        }
+        if let Some(cursor) = &filter.before_id {
+            clause("id < ?", cursor.to_string().into());
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        args.push((filter.limit as i64).into());
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(params_from_iter(args), notification_from_row)?;
+            rows.map(|row| decode_notification(row?)).collect()
+        })
+        .await
+    }
+
+    async fn stranded_notifications(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&NotificationId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>> {
+        let after = after.map(|id| id.to_string()).unwrap_or_default();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM notifications
+                 WHERE status = 'accepted' AND created_at < ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(
+                params![format_time(before), after, limit as i64],
+                notification_from_row,
+            )?;
+            rows.map(|row| decode_notification(row?)).collect()
+        })
+        .await
+    }
+
+    async fn transition_notification(
+        &self,
+        id: &NotificationId,
+        next: NotificationStatus,
+        detail: Option<String>,
+    ) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.writer()
+            .run(move |conn| {
+                let moved = move_notification(conn, &id, next, detail.as_deref())?;
+                if moved && next == NotificationStatus::Dispatched {
+                    // Every delivery may have been settled at creation (all suppressed).
+                    settle(conn, &id)?;
+                }
+                if moved && matches!(next, NotificationStatus::Canceled | NotificationStatus::Expired) {
+                    let delivery_status = if next == NotificationStatus::Canceled {
+                        DeliveryStatus::Canceled
+                    } else {
+                        DeliveryStatus::Expired
+                    };
+                    let ids: Vec<String> = conn
+                        .prepare_cached(
+                            "UPDATE deliveries SET status = ?1, updated_at = ?2
+                             WHERE notification_id = ?3 AND status = 'queued' RETURNING id",
+                        )?
+                        .query_map(
+                            params![delivery_status.as_str(), format_time(Utc::now()), id],
+                            |r| r.get(0),
+                        )?
+                        .collect::<rusqlite::Result<_>>()?;
+                    for delivery in ids {
+                        add_event(conn, &id, Some(&delivery), delivery_status.as_str(), None)?;
+                    }
+                }
+                Ok(moved)
+            })
+            .await
+    }
+
+    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
+        let deliveries = deliveries.to_vec();
+        self.writer()
+            .run(move |conn| {
+                for d in &deliveries {
+                    let (id, notification) = (d.id.to_string(), d.notification_id.to_string());
+                    let inserted = conn
+                        .prepare_cached(&format!(
+                            "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS})
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                        ))?
+                        .execute(params![
+                            id,
+                            notification,
+                            d.recipient_index as i64,
+                            d.channel.as_str(),
+                            serde_json::to_string(&d.address)?,
+                            d.status.as_str(),
+                            d.attempts as i64,
+                            d.provider,
+                            d.provider_message_id,
+                            d.reason,
+                            format_time(d.created_at),
+                            format_time(d.updated_at),
+                        ])?
+                        == 1;
+                    if inserted {
+                        add_event(conn, &notification, Some(&id), d.status.as_str(), d.reason.as_deref())?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1");
+            conn.prepare_cached(&sql)?.query_row([id], delivery_from_row).optional()?.transpose()
+        })
+        .await
+    }
+
+    async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>> {
+        let id = notification.to_string();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE notification_id = ?1
+                 ORDER BY recipient_index, created_at, id"
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map([id], delivery_from_row)?;
+            rows.map(|row| row?).collect()
+        })
+        .await
+    }
+
+    async fn transition_delivery(
+        &self,
+        id: &DeliveryId,
+        next: DeliveryStatus,
+        outcome: DeliveryOutcome,
+    ) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.writer()
+            .run(move |conn| {
+                let sql = format!(
+                    "UPDATE deliveries SET status = ?1, attempts = MAX(attempts, ?2),
+                         provider = COALESCE(?3, provider),
+                         provider_message_id = COALESCE(?4, provider_message_id),
+                         reason = ?5, updated_at = ?6
+                     WHERE id = ?7 AND status IN ({}) RETURNING notification_id",
+                    status_list(&DeliveryStatus::predecessors(next))
+                );
+                let notification: Option<String> = conn
+                    .prepare_cached(&sql)?
+                    .query_row(
+                        params![
+                            next.as_str(),
+                            outcome.attempts as i64,
+                            outcome.provider,
+                            outcome.provider_message_id,
+                            outcome.reason,
+                            format_time(Utc::now()),
+                            id
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(notification) = notification else {
+                    return Ok(false);
+                };
+                let detail = outcome.reason.as_deref().or(outcome.provider_message_id.as_deref());
+                add_event(conn, &notification, Some(&id), next.as_str(), detail)?;
+                settle(conn, &notification)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str) -> StoreResult<()> {
+        let (id, error) = (id.to_string(), error.to_owned());
+        self.writer()
+            .run(move |conn| {
+                let notification: Option<String> = conn
+                    .prepare_cached(
+                        "UPDATE deliveries SET attempts = ?1, reason = ?2, updated_at = ?3
+                         WHERE id = ?4 RETURNING notification_id",
+                    )?
+                    .query_row(
+                        params![attempts as i64, error, format_time(Utc::now()), id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(notification) = notification {
+                    add_event(conn, &notification, Some(&id), "attempt_failed", Some(&error))?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT at, event, delivery_id, detail FROM events
+                 WHERE notification_id = ?1 ORDER BY seq",
+            )?;
+            let rows = statement.query_map([id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?, r.get(3)?))
+            })?;
+            rows.map(|row| {
+                let (at, event, delivery, detail) = row?;
+                Ok(TimelineEvent {
+                    at: parse_time(&at).ok_or_else(|| corrupt("timestamp"))?,
+                    event,
+                    delivery_id: delivery.and_then(|d| DeliveryId::parse(&d).ok()),
+                    detail,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        let key = key.clone();
+        self.writer()
+            .run(move |conn| {
+                let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+                conn.prepare_cached(
+                    "INSERT INTO api_keys (id, app_id, name, hash, scopes, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    key.id,
+                    key.app_id,
+                    key.name,
+                    key.hash,
+                    scopes.join(","),
+                    format_time(key.created_at)
+                ])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let hash = hash.to_owned();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT id, app_id, name, hash, scopes, created_at FROM api_keys WHERE hash = ?1",
+                )?
+                .query_row([hash], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                })
+                .optional()?;
+            row.map(|(id, app_id, name, hash, scopes, created_at)| {
+                Ok(ApiKeyRecord {
+                    id,
+                    app_id,
+                    name,
+                    hash,
+                    scopes: scopes
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.parse::<Scope>().map_err(|_| corrupt("scope")))
+                        .collect::<StoreResult<_>>()?,
+                    created_at: parse_time(&created_at).ok_or_else(|| corrupt("timestamp"))?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn count_api_keys(&self) -> StoreResult<u64> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.writer()
+            .run(move |conn| {
+                conn.prepare_cached("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)")?
+                    .execute(params![name, value])?;
+                Ok(conn
+                    .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+                    .query_row([name], |r| r.get(0))?)
+            })
+            .await
+    }
+
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.writer()
+            .run(move |conn| {
+                let n = conn
+                    .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
+                    .execute([format_time(before)])?;
+                Ok(n as u64)
+            })
+            .await
+    }
+}

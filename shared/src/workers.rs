@@ -1,0 +1,116 @@
+//! Worker loops for a long-running host (`herald serve`): lease jobs from the queue and
+//! run the dispatch or send stage on each. On shutdown they stop leasing and finish the
+//! jobs they hold; anything still leased comes back after its visibility timeout.
+
+use crate::channels::Providers;
+use crate::domain::{Channel, NotificationId};
+use crate::pipeline::dispatch::dispatch;
+use crate::pipeline::retry::RetryPolicy;
+use crate::pipeline::send::{SendContext, send};
+use crate::ports::{LeasedJob, Queue, QueueName, Store};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    pub dispatch_workers: usize,
+    /// Worker tasks per channel; each works on up to `batch` jobs at once.
+    pub send_workers: usize,
+    pub batch: usize,
+    pub visibility: Duration,
+    pub idle_poll: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            dispatch_workers: 4,
+            send_workers: 16,
+            batch: 8,
+            visibility: Duration::from_secs(60),
+            idle_poll: Duration::from_millis(250),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Pipeline {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub providers: Providers,
+    pub config: WorkerConfig,
+}
+
+/// Starts every worker; they run until `shutdown` is cancelled.
+pub fn spawn_all(pipeline: Pipeline, shutdown: CancellationToken) -> JoinSet<()> {
+    let mut workers = JoinSet::new();
+    for _ in 0..pipeline.config.dispatch_workers {
+        workers.spawn(run(pipeline.clone(), QueueName::Dispatch, shutdown.clone()));
+    }
+    for channel in Channel::ALL {
+        for _ in 0..pipeline.config.send_workers {
+            workers.spawn(run(pipeline.clone(), QueueName::Send(channel), shutdown.clone()));
+        }
+    }
+    workers
+}
+
+async fn run(pipeline: Pipeline, queue: QueueName, shutdown: CancellationToken) {
+    let config = pipeline.config;
+    while !shutdown.is_cancelled() {
+        let jobs = match pipeline.queue.lease(queue, config.batch, config.visibility).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!(queue = queue.as_str(), error = %e, "could not lease jobs");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if jobs.is_empty() {
+            tokio::select! {
+                _ = pipeline.queue.wait_for_work(queue, config.idle_poll) => {}
+                _ = shutdown.cancelled() => {}
+            }
+            continue;
+        }
+        let mut batch = JoinSet::new();
+        for job in jobs {
+            let pipeline = pipeline.clone();
+            batch.spawn(async move { handle(&pipeline, job).await });
+        }
+        while batch.join_next().await.is_some() {}
+    }
+}
+
+async fn handle(pipeline: &Pipeline, job: LeasedJob) {
+    let result = match job.queue {
+        QueueName::Dispatch => handle_dispatch(pipeline, &job).await,
+        QueueName::Send(_) => {
+            let cx = SendContext {
+                store: &*pipeline.store,
+                queue: &*pipeline.queue,
+                providers: &pipeline.providers,
+                retry: pipeline.config.retry,
+            };
+            send(&cx, &job).await.map(|_| ())
+        }
+    };
+    // On a store error the job stays leased and comes back after its visibility timeout.
+    if let Err(e) = result {
+        tracing::error!(queue = job.queue.as_str(), job = job.id, error = %e, "job failed");
+    }
+}
+
+async fn handle_dispatch(pipeline: &Pipeline, job: &LeasedJob) -> Result<(), crate::ports::StoreError> {
+    match NotificationId::parse(&job.payload) {
+        Ok(id) => {
+            dispatch(&*pipeline.store, &*pipeline.queue, &id, chrono::Utc::now()).await?;
+            pipeline.queue.ack(std::slice::from_ref(job)).await
+        }
+        Err(_) => pipeline.queue.dead_letter(job, "the message is not a notification id").await,
+    }
+}
