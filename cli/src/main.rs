@@ -1,1 +1,45 @@
-fn main() {}
+//! `herald`: run Herald locally and administer it.
+
+mod config;
+mod keys;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "herald", version, about = "Herald, the unified notification service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, dispatch and send workers in one process, with data in one SQLite file.
+    Serve(config::ServeArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("start the tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Keys(command) => keys::run(command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -69,7 +69,7 @@ impl Providers {
         self.by_channel.get(&channel).cloned().unwrap_or_else(|| self.fallback.clone())
     }
 
-    pub fn log(&self) -> &LogProvider {
-        &self.fallback
+    pub fn log(&self) -> Arc<LogProvider> {
+        self.fallback.clone()
     }
 }

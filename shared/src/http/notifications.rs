@@ -18,7 +18,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -66,7 +66,8 @@ pub struct NotificationPage {
 }
 
 fn validated(request: SendRequest, app_id: &str, state: &AppState) -> ApiResult<Notification> {
-    let now = Utc::now();
+    // Stored times have millisecond precision; keep the API's answers consistent.
+    let now = Utc::now().trunc_subsecs(3);
     let mut errors = Errors::default();
     validate::recipients(&mut errors, &request.to, &state.limits);
     validate::channels(&mut errors, &request.channels, &request.content);
@@ -302,7 +303,7 @@ pub async fn resend(
             format!("the notification is still {}; resend it once it has finished", original.status),
         ));
     }
-    let now = Utc::now();
+    let now = Utc::now().trunc_subsecs(3);
     let copy = Notification {
         id: NotificationId::new(),
         status: NotificationStatus::Accepted,

@@ -2,6 +2,8 @@
 
 mod queue;
 mod store;
+
+pub use store::IDEMPOTENCY_WINDOW;
 mod writer;
 
 use crate::ports::{QueueName, StoreError};
@@ -96,4 +98,22 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+impl SqliteBackend {
+    /// Makes every leased job visible again at once. Only for a host that owns the
+    /// database alone (`herald serve` holds a lock on its data directory): at its start,
+    /// any lease must belong to a previous run that died, and its work should not wait
+    /// for the visibility timeout.
+    pub async fn release_all_leases(&self) -> Result<u64, StoreError> {
+        self.writer()
+            .run(|conn| {
+                let n = conn.execute(
+                    "UPDATE jobs SET visible_at = 0, lease_token = NULL WHERE lease_token IS NOT NULL",
+                    [],
+                )?;
+                Ok(n as u64)
+            })
+            .await
+    }
 }

@@ -1,0 +1,197 @@
+//! `herald serve` configuration: flags or `HERALD_*` environment variables, checked at
+//! start-up so a mistake stops the server with a message naming the setting.
+
+use clap::Args;
+use herald_core::channels::{SmtpConfig, SmtpTls, WebhookSecret};
+use herald_core::http::Limits;
+use herald_core::pipeline::retry::RetryPolicy;
+use herald_core::workers::WorkerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HERALD_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// An admin API key to install at start-up (for automation); at least 24 characters.
+    #[arg(long, env = "HERALD_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Webhook signing secret (`whsec_` + base64). Generated and kept in the database
+    /// when not given.
+    #[arg(long, env = "HERALD_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// How long to wait for a webhook endpoint, in milliseconds.
+    #[arg(long, env = "HERALD_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+    /// SMTP server; email goes to the log provider when unset.
+    #[arg(long, env = "HERALD_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    #[arg(long, env = "HERALD_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+    /// none, starttls or tls.
+    #[arg(long, env = "HERALD_SMTP_TLS", default_value = "starttls")]
+    pub smtp_tls: String,
+    #[arg(long, env = "HERALD_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    #[arg(long, env = "HERALD_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// Sender of every email, e.g. "Herald <noreply@example.com>".
+    #[arg(long, env = "HERALD_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// `List-Unsubscribe` header value; `{delivery_id}` is filled in.
+    #[arg(long, env = "HERALD_SMTP_LIST_UNSUBSCRIBE")]
+    pub smtp_list_unsubscribe: Option<String>,
+    /// Attempts per delivery before it is dead-lettered.
+    #[arg(long, env = "HERALD_MAX_ATTEMPTS", default_value_t = 8)]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt, with jitter.
+    #[arg(long, env = "HERALD_RETRY_BASE_MS", default_value_t = 2_000)]
+    pub retry_base_ms: u64,
+    #[arg(long, env = "HERALD_RETRY_MAX_MS", default_value_t = 900_000)]
+    pub retry_max_ms: u64,
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    #[arg(long, env = "HERALD_MAX_RECIPIENTS", default_value_t = 1000)]
+    pub max_recipients: usize,
+    #[arg(long, env = "HERALD_DISPATCH_WORKERS", default_value_t = 4)]
+    pub dispatch_workers: usize,
+    /// Worker tasks per channel; each sends up to 8 deliveries at once.
+    #[arg(long, env = "HERALD_SEND_WORKERS", default_value_t = 16)]
+    pub send_workers: usize,
+    /// Log format: pretty or json.
+    #[arg(long, env = "HERALD_LOG_FORMAT", default_value = "pretty")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Directory holding the SQLite database.
+    #[arg(long, env = "HERALD_DATA_DIR", default_value = "./herald-data")]
+    pub data_dir: PathBuf,
+}
+
+impl DataArgs {
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join("herald.db")
+    }
+}
+
+/// A setting that failed its check.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { setting, message: message.into() }
+}
+
+/// The checked configuration.
+pub struct Settings {
+    pub admin_key: Option<String>,
+    pub webhook_secret: Option<WebhookSecret>,
+    pub webhook_timeout: Duration,
+    pub smtp: Option<SmtpConfig>,
+    pub limits: Limits,
+    pub workers: WorkerConfig,
+    pub json_logs: bool,
+}
+
+impl ServeArgs {
+    pub fn check(&self) -> Result<Settings, ConfigError> {
+        if let Some(key) = &self.admin_key
+            && (key.len() < 24 || key.chars().any(char::is_whitespace))
+        {
+            return Err(bad("HERALD_ADMIN_KEY", "at least 24 characters, no spaces"));
+        }
+        let webhook_secret = self
+            .webhook_secret
+            .as_deref()
+            .map(WebhookSecret::parse)
+            .transpose()
+            .map_err(|m| bad("HERALD_WEBHOOK_SECRET", m))?;
+        if !(1..=120_000).contains(&self.webhook_timeout_ms) {
+            return Err(bad("HERALD_WEBHOOK_TIMEOUT_MS", "1 to 120000"));
+        }
+        let smtp = self.smtp()?;
+        if !(1..=50).contains(&self.max_attempts) {
+            return Err(bad("HERALD_MAX_ATTEMPTS", "1 to 50"));
+        }
+        if self.retry_base_ms == 0 || self.retry_max_ms < self.retry_base_ms {
+            return Err(bad("HERALD_RETRY_BASE_MS", "above 0 and at most HERALD_RETRY_MAX_MS"));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(bad("HERALD_MAX_BODY_BYTES", "1 KiB to 16 MiB"));
+        }
+        if !(1..=100_000).contains(&self.max_recipients) {
+            return Err(bad("HERALD_MAX_RECIPIENTS", "1 to 100000"));
+        }
+        if !(1..=64).contains(&self.dispatch_workers) {
+            return Err(bad("HERALD_DISPATCH_WORKERS", "1 to 64"));
+        }
+        if !(1..=256).contains(&self.send_workers) {
+            return Err(bad("HERALD_SEND_WORKERS", "1 to 256"));
+        }
+        let json_logs = match self.log_format.as_str() {
+            "pretty" => false,
+            "json" => true,
+            _ => return Err(bad("HERALD_LOG_FORMAT", "pretty or json")),
+        };
+        let webhook_timeout = Duration::from_millis(self.webhook_timeout_ms);
+        Ok(Settings {
+            admin_key: self.admin_key.clone(),
+            webhook_secret,
+            webhook_timeout,
+            smtp,
+            limits: Limits { max_body_bytes: self.max_body_bytes, max_recipients: self.max_recipients },
+            workers: WorkerConfig {
+                dispatch_workers: self.dispatch_workers,
+                send_workers: self.send_workers,
+                // A lease must outlast the slowest send it covers.
+                visibility: webhook_timeout.max(Duration::from_secs(30)) * 2,
+                retry: RetryPolicy {
+                    max_attempts: self.max_attempts,
+                    base_delay: Duration::from_millis(self.retry_base_ms),
+                    max_delay: Duration::from_millis(self.retry_max_ms),
+                },
+                ..WorkerConfig::default()
+            },
+            json_logs,
+        })
+    }
+
+    fn smtp(&self) -> Result<Option<SmtpConfig>, ConfigError> {
+        let Some(host) = self.smtp_host.clone().filter(|h| !h.is_empty()) else {
+            return Ok(None);
+        };
+        let tls = self.smtp_tls.parse().map_err(|m: String| bad("HERALD_SMTP_TLS", m))?;
+        let from = self
+            .smtp_from
+            .as_deref()
+            .ok_or_else(|| bad("HERALD_SMTP_FROM", "required when HERALD_SMTP_HOST is set"))?
+            .parse()
+            .map_err(|e| bad("HERALD_SMTP_FROM", format!("not a valid sender address: {e}")))?;
+        if self.smtp_username.is_some() != self.smtp_password.is_some() {
+            return Err(bad("HERALD_SMTP_USERNAME", "give both a username and a password, or neither"));
+        }
+        if tls == SmtpTls::None && self.smtp_username.is_some() {
+            return Err(bad("HERALD_SMTP_TLS", "refusing to send SMTP credentials without TLS"));
+        }
+        Ok(Some(SmtpConfig {
+            host,
+            port: self.smtp_port,
+            tls,
+            username: self.smtp_username.clone(),
+            password: self.smtp_password.clone(),
+            from,
+            list_unsubscribe: self.smtp_list_unsubscribe.clone(),
+            timeout: Duration::from_secs(30),
+        }))
+    }
+}

@@ -1,0 +1,151 @@
+//! `herald serve`: the all-in-one local server.
+
+use crate::config::{ServeArgs, Settings};
+use anyhow::Context;
+use herald_core::auth::{Scope, hash_key, key_from_secret, mint_key};
+use herald_core::channels::{LogProvider, Providers, SmtpProvider, WebhookProvider, WebhookSecret};
+use herald_core::domain::Channel;
+use herald_core::http::{AppState, router};
+use herald_core::pipeline::intake::requeue_stranded;
+use herald_core::ports::{Queue, Store};
+use herald_core::sqlite::SqliteBackend;
+use herald_core::workers::{Pipeline, spawn_all};
+use std::fs::File;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const DEFAULT_APP: &str = "default";
+/// How long shutdown waits for in-flight sends before leaving them to the next start.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.check().context("configuration error")?;
+    init_logging(settings.json_logs);
+
+    let data_dir = &args.data.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("HERALD_DATA_DIR: cannot create {}", data_dir.display()))?;
+    let _lock = lock_data_dir(data_dir)?;
+    let backend = SqliteBackend::open(&args.data.database())?;
+
+    // Work a previous run held when it died comes back now, not after its lease expires.
+    let released = backend.release_all_leases().await?;
+    let requeued = requeue_stranded(&backend, &backend, chrono::Utc::now()).await?;
+    if released + requeued as u64 > 0 {
+        tracing::info!(released, requeued, "recovered work left by the previous run");
+    }
+    bootstrap_admin_key(&backend, &settings).await?;
+    let providers = providers(&backend, &settings).await?;
+
+    let store: Arc<dyn Store> = Arc::new(backend.clone());
+    let queue: Arc<dyn Queue> = Arc::new(backend.clone());
+    let shutdown = CancellationToken::new();
+    let pipeline = Pipeline {
+        store: store.clone(),
+        queue: queue.clone(),
+        providers: providers.clone(),
+        config: settings.workers,
+    };
+    let mut workers = spawn_all(pipeline, shutdown.clone());
+    tokio::spawn(purge_idempotency_keys(store.clone(), shutdown.clone()));
+
+    let state = AppState::new(store, queue, providers.log(), settings.limits);
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("HERALD_ADDR: cannot listen on {}", args.addr))?;
+    println!("herald: listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal(shutdown.clone()))
+        .await?;
+
+    tracing::info!("draining in-flight work");
+    shutdown.cancel();
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some work did not finish in time; it resumes at the next start");
+    }
+    println!("herald: stopped");
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// One server per data directory: a second one would hand out the same leases.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
+    let path = dir.join("herald.lock");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!("HERALD_DATA_DIR: another herald serve is using {}", dir.display())
+    })?;
+    Ok(file)
+}
+
+async fn bootstrap_admin_key(store: &SqliteBackend, settings: &Settings) -> anyhow::Result<()> {
+    let admin = vec![Scope::Admin];
+    if let Some(secret) = &settings.admin_key {
+        if store.api_key_by_hash(&hash_key(secret)).await?.is_none() {
+            let key = key_from_secret(secret, DEFAULT_APP, "HERALD_ADMIN_KEY", admin);
+            store.insert_api_key(&key.record).await?;
+        }
+    } else if store.count_api_keys().await? == 0 {
+        let key = mint_key(DEFAULT_APP, "bootstrap", admin);
+        store.insert_api_key(&key.record).await?;
+        println!("herald: created an admin API key for app '{DEFAULT_APP}' (shown only once):");
+        println!("herald: admin key: {}", key.secret);
+    }
+    Ok(())
+}
+
+async fn providers(store: &SqliteBackend, settings: &Settings) -> anyhow::Result<Providers> {
+    let secret = match &settings.webhook_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            let stored = store.init_setting("webhook_secret", &WebhookSecret::generate()).await?;
+            WebhookSecret::parse(&stored).map_err(anyhow::Error::msg).context("stored webhook secret")?
+        }
+    };
+    let mut providers = Providers::new(Arc::new(LogProvider::default()))
+        .with(Channel::Webhook, Arc::new(WebhookProvider::new(secret, settings.webhook_timeout)));
+    if let Some(smtp) = &settings.smtp {
+        let provider = SmtpProvider::new(smtp.clone()).map_err(anyhow::Error::msg)?;
+        providers = providers.with(Channel::Email, Arc::new(provider));
+    }
+    Ok(providers)
+}
+
+async fn purge_idempotency_keys(store: Arc<dyn Store>, shutdown: CancellationToken) {
+    loop {
+        let cutoff = chrono::Utc::now() - herald_core::sqlite::IDEMPOTENCY_WINDOW;
+        if let Err(e) = store.purge_idempotency_keys(cutoff).await {
+            tracing::warn!(error = %e, "could not purge idempotency keys");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn shutdown_signal(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+        _ = shutdown.cancelled() => {}
+    }
+}
