@@ -14,7 +14,7 @@ use std::time::Duration;
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "HERALD_ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: SocketAddr,
+    pub addr: String,
     #[command(flatten)]
     pub data: DataArgs,
     /// An admin API key to install at start-up (for automation); at least 24 characters.
@@ -94,6 +94,7 @@ fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
 
 /// The checked configuration.
 pub struct Settings {
+    pub addr: SocketAddr,
     pub admin_key: Option<String>,
     pub webhook_secret: Option<WebhookSecret>,
     pub webhook_timeout: Duration,
@@ -105,6 +106,10 @@ pub struct Settings {
 
 impl ServeArgs {
     pub fn check(&self) -> Result<Settings, ConfigError> {
+        let addr: SocketAddr = self
+            .addr
+            .parse()
+            .map_err(|_| bad("HERALD_ADDR", format!("'{}' is not an address like 127.0.0.1:8080", self.addr)))?;
         if let Some(key) = &self.admin_key
             && (key.len() < 24 || key.chars().any(char::is_whitespace))
         {
@@ -145,6 +150,7 @@ impl ServeArgs {
         };
         let webhook_timeout = Duration::from_millis(self.webhook_timeout_ms);
         Ok(Settings {
+            addr,
             admin_key: self.admin_key.clone(),
             webhook_secret,
             webhook_timeout,

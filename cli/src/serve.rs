@@ -51,9 +51,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(purge_idempotency_keys(store.clone(), shutdown.clone()));
 
     let state = AppState::new(store, queue, providers.log(), settings.limits);
-    let listener = tokio::net::TcpListener::bind(args.addr)
+    let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
-        .with_context(|| format!("HERALD_ADDR: cannot listen on {}", args.addr))?;
+        .with_context(|| format!("HERALD_ADDR: cannot listen on {}", settings.addr))?;
     println!("herald: listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal(shutdown.clone()))

@@ -1,1 +1,32 @@
+//! Test harness: a real `herald serve` process on loopback, and the loopback fakes that
+//! stand in for the outside world (a webhook receiver that checks signatures, a real
+//! SMTP server).
 
+pub mod herald;
+pub mod smtp;
+pub mod webhook;
+
+pub use herald::Herald;
+pub use smtp::SmtpSink;
+pub use webhook::{SinkBehaviour, WebhookSink};
+
+/// A webhook signing secret known to the tests (Standard Webhooks format).
+pub const WEBHOOK_SECRET: &str = "whsec_dGVzdC1zZWNyZXQtZm9yLWhlcmFsZC10ZXN0cyEh";
+
+/// Polls `check` every 20 ms until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
