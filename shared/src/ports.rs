@@ -196,5 +196,17 @@ pub trait Queue: Send + Sync + 'static {
     /// Returns when work may have arrived on `queue`, or after `timeout`.
     async fn wait_for_work(&self, queue: QueueName, timeout: Duration);
     async fn depth(&self, queue: QueueName) -> StoreResult<u64>;
-    async fn dead_letters(&self, queue: QueueName) -> StoreResult<u64>;
+    /// The most recent dead letters of every queue, newest first.
+    async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>>;
+}
+
+/// A job that failed for good, kept for an operator to look at.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DeadLetter {
+    pub queue: String,
+    /// The notification or delivery id the job was about.
+    pub payload: String,
+    pub attempts: u32,
+    pub error: String,
+    pub failed_at: DateTime<Utc>,
 }

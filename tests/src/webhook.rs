@@ -30,6 +30,7 @@ struct Record {
     unique: HashSet<String>,
     bad_signatures: u64,
     requests: u64,
+    started: u64,
 }
 
 #[derive(Clone)]
@@ -96,6 +97,11 @@ impl WebhookSink {
         self.state.record.lock().unwrap().requests
     }
 
+    /// Requests that have arrived, answered or not.
+    pub fn started(&self) -> u64 {
+        self.state.record.lock().unwrap().started
+    }
+
     pub fn bad_signatures(&self) -> u64 {
         self.state.record.lock().unwrap().bad_signatures
     }
@@ -117,6 +123,7 @@ async fn receive(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> StatusCode {
+    state.record.lock().unwrap().started += 1;
     if let Some(ms) = behaviour.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }

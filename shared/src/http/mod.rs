@@ -39,7 +39,7 @@ impl AppState {
     paths(
         notifications::send, notifications::get, notifications::list,
         notifications::cancel, notifications::resend,
-        keys::create, system::log_messages, system::healthz, system::readyz,
+        keys::create, system::log_messages, system::dead_letters, system::healthz, system::readyz,
     ),
     modifiers(&BearerAuth),
 )]
@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/notifications/{id}/resend", post(notifications::resend))
         .route("/v1/keys", post(keys::create))
         .route("/v1/log-messages", get(system::log_messages))
+        .route("/v1/dead-letters", get(system::dead_letters))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/openapi.json", get(system::openapi))

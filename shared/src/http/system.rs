@@ -6,6 +6,7 @@ use super::problem::{ApiResult, Problem};
 use super::{ApiDoc, AppState};
 use crate::auth::Scope;
 use crate::channels::LoggedMessage;
+use crate::ports::DeadLetter;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -44,6 +45,17 @@ pub async fn log_messages(
 ) -> ApiResult<Json<Vec<LoggedMessage>>> {
     caller.require(Scope::Read)?;
     Ok(Json(state.log.recent(caller.app_id())))
+}
+
+/// Jobs that failed for good, newest first (operators only: they span every app).
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "system",
+    responses((status = 200, body = Vec<DeadLetter>)), security(("api_key" = ["admin"])))]
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<DeadLetter>>> {
+    caller.require(Scope::Admin)?;
+    Ok(Json(state.queue.dead_letters(200).await?))
 }
 
 pub async fn not_found() -> Problem {

@@ -3,7 +3,7 @@
 
 use super::SqliteBackend;
 use crate::domain::Priority;
-use crate::ports::{Job, LeasedJob, Queue, QueueName, StoreResult};
+use crate::ports::{DeadLetter, Job, LeasedJob, Queue, QueueName, StoreResult};
 use async_trait::async_trait;
 use rand::RngCore;
 use rusqlite::params;
@@ -154,12 +154,22 @@ impl Queue for SqliteBackend {
         .await
     }
 
-    async fn dead_letters(&self, queue: QueueName) -> StoreResult<u64> {
+    async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>> {
         self.read(move |conn| {
-            let n: i64 = conn
-                .prepare_cached("SELECT COUNT(*) FROM dead_letters WHERE queue = ?1")?
-                .query_row([queue.as_str()], |r| r.get(0))?;
-            Ok(n as u64)
+            let mut statement = conn.prepare_cached(
+                "SELECT queue, payload, attempts, error, failed_at FROM dead_letters
+                 ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = statement.query_map([limit as i64], |r| {
+                Ok(DeadLetter {
+                    queue: r.get(0)?,
+                    payload: r.get(1)?,
+                    attempts: r.get::<_, i64>(2)? as u32,
+                    error: r.get(3)?,
+                    failed_at: chrono::DateTime::from_timestamp_millis(r.get(4)?).unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
