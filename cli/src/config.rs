@@ -89,7 +89,10 @@ pub struct ConfigError {
 }
 
 fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { setting, message: message.into() }
+    ConfigError {
+        setting,
+        message: message.into(),
+    }
 }
 
 /// The checked configuration.
@@ -106,10 +109,12 @@ pub struct Settings {
 
 impl ServeArgs {
     pub fn check(&self) -> Result<Settings, ConfigError> {
-        let addr: SocketAddr = self
-            .addr
-            .parse()
-            .map_err(|_| bad("HERALD_ADDR", format!("'{}' is not an address like 127.0.0.1:8080", self.addr)))?;
+        let addr: SocketAddr = self.addr.parse().map_err(|_| {
+            bad(
+                "HERALD_ADDR",
+                format!("'{}' is not an address like 127.0.0.1:8080", self.addr),
+            )
+        })?;
         if let Some(key) = &self.admin_key
             && (key.len() < 24 || key.chars().any(char::is_whitespace))
         {
@@ -129,7 +134,10 @@ impl ServeArgs {
             return Err(bad("HERALD_MAX_ATTEMPTS", "1 to 50"));
         }
         if self.retry_base_ms == 0 || self.retry_max_ms < self.retry_base_ms {
-            return Err(bad("HERALD_RETRY_BASE_MS", "above 0 and at most HERALD_RETRY_MAX_MS"));
+            return Err(bad(
+                "HERALD_RETRY_BASE_MS",
+                "above 0 and at most HERALD_RETRY_MAX_MS",
+            ));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err(bad("HERALD_MAX_BODY_BYTES", "1 KiB to 16 MiB"));
@@ -155,7 +163,10 @@ impl ServeArgs {
             webhook_secret,
             webhook_timeout,
             smtp,
-            limits: Limits { max_body_bytes: self.max_body_bytes, max_recipients: self.max_recipients },
+            limits: Limits {
+                max_body_bytes: self.max_body_bytes,
+                max_recipients: self.max_recipients,
+            },
             workers: WorkerConfig {
                 dispatch_workers: self.dispatch_workers,
                 send_workers: self.send_workers,
@@ -176,18 +187,32 @@ impl ServeArgs {
         let Some(host) = self.smtp_host.clone().filter(|h| !h.is_empty()) else {
             return Ok(None);
         };
-        let tls = self.smtp_tls.parse().map_err(|m: String| bad("HERALD_SMTP_TLS", m))?;
+        let tls = self
+            .smtp_tls
+            .parse()
+            .map_err(|m: String| bad("HERALD_SMTP_TLS", m))?;
         let from = self
             .smtp_from
             .as_deref()
             .ok_or_else(|| bad("HERALD_SMTP_FROM", "required when HERALD_SMTP_HOST is set"))?
             .parse()
-            .map_err(|e| bad("HERALD_SMTP_FROM", format!("not a valid sender address: {e}")))?;
+            .map_err(|e| {
+                bad(
+                    "HERALD_SMTP_FROM",
+                    format!("not a valid sender address: {e}"),
+                )
+            })?;
         if self.smtp_username.is_some() != self.smtp_password.is_some() {
-            return Err(bad("HERALD_SMTP_USERNAME", "give both a username and a password, or neither"));
+            return Err(bad(
+                "HERALD_SMTP_USERNAME",
+                "give both a username and a password, or neither",
+            ));
         }
         if tls == SmtpTls::None && self.smtp_username.is_some() {
-            return Err(bad("HERALD_SMTP_TLS", "refusing to send SMTP credentials without TLS"));
+            return Err(bad(
+                "HERALD_SMTP_TLS",
+                "refusing to send SMTP credentials without TLS",
+            ));
         }
         Ok(Some(SmtpConfig {
             host,

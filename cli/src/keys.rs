@@ -27,16 +27,24 @@ pub enum KeysCommand {
 
 pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Create { app, name, scopes, data } => {
-            validate_app_id(&app).map_err(anyhow::Error::msg).context("--app")?;
+        KeysCommand::Create {
+            app,
+            name,
+            scopes,
+            data,
+        } => {
+            validate_app_id(&app)
+                .map_err(anyhow::Error::msg)
+                .context("--app")?;
             let scopes = scopes
                 .iter()
                 .map(|s| s.trim().parse::<Scope>())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)
                 .context("--scopes")?;
-            std::fs::create_dir_all(&data.data_dir)
-                .with_context(|| format!("HERALD_DATA_DIR: cannot create {}", data.data_dir.display()))?;
+            std::fs::create_dir_all(&data.data_dir).with_context(|| {
+                format!("HERALD_DATA_DIR: cannot create {}", data.data_dir.display())
+            })?;
             let store = SqliteBackend::open(&data.database())?;
             let minted = mint_key(&app, &name, scopes);
             store.insert_api_key(&minted.record).await?;
@@ -45,7 +53,13 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                 "key {} for app '{}' with scopes {}: store it now, it is not shown again",
                 minted.record.id,
                 app,
-                minted.record.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+                minted
+                    .record
+                    .scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
             Ok(())
         }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "herald", version, about = "Herald, the unified notification service")]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald, the unified notification service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API, dispatch and send workers in one process, with data in one SQLite file.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -31,7 +35,7 @@ fn main() -> ExitCode {
         .expect("start the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Keys(command) => keys::run(command).await,
         }
     });

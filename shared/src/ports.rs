@@ -117,8 +117,7 @@ pub trait Store: Send + Sync + 'static {
         outcome: DeliveryOutcome,
     ) -> StoreResult<bool>;
     /// Records a failed attempt that will be retried.
-    async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str)
-    -> StoreResult<()>;
+    async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str) -> StoreResult<()>;
 
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>>;
 

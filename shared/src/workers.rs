@@ -53,7 +53,11 @@ pub fn spawn_all(pipeline: Pipeline, shutdown: CancellationToken) -> JoinSet<()>
     }
     for channel in Channel::ALL {
         for _ in 0..pipeline.config.send_workers {
-            workers.spawn(run(pipeline.clone(), QueueName::Send(channel), shutdown.clone()));
+            workers.spawn(run(
+                pipeline.clone(),
+                QueueName::Send(channel),
+                shutdown.clone(),
+            ));
         }
     }
     workers
@@ -62,7 +66,11 @@ pub fn spawn_all(pipeline: Pipeline, shutdown: CancellationToken) -> JoinSet<()>
 async fn run(pipeline: Pipeline, queue: QueueName, shutdown: CancellationToken) {
     let config = pipeline.config;
     while !shutdown.is_cancelled() {
-        let jobs = match pipeline.queue.lease(queue, config.batch, config.visibility).await {
+        let jobs = match pipeline
+            .queue
+            .lease(queue, config.batch, config.visibility)
+            .await
+        {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::error!(queue = queue.as_str(), error = %e, "could not lease jobs");
@@ -105,12 +113,20 @@ async fn handle(pipeline: &Pipeline, job: LeasedJob) {
     }
 }
 
-async fn handle_dispatch(pipeline: &Pipeline, job: &LeasedJob) -> Result<(), crate::ports::StoreError> {
+async fn handle_dispatch(
+    pipeline: &Pipeline,
+    job: &LeasedJob,
+) -> Result<(), crate::ports::StoreError> {
     match NotificationId::parse(&job.payload) {
         Ok(id) => {
             dispatch(&*pipeline.store, &*pipeline.queue, &id, chrono::Utc::now()).await?;
             pipeline.queue.ack(std::slice::from_ref(job)).await
         }
-        Err(_) => pipeline.queue.dead_letter(job, "the message is not a notification id").await,
+        Err(_) => {
+            pipeline
+                .queue
+                .dead_letter(job, "the message is not a notification id")
+                .await
+        }
     }
 }

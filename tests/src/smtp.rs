@@ -36,8 +36,16 @@ impl SmtpSink {
             .await
             .expect("SMTP sink starts within 20 s")
             .expect("read SMTP sink output");
-        assert_eq!(ready.as_deref(), Some("ready"), "SMTP sink did not start (is aiosmtpd installed?)");
-        SmtpSink { port, folder, _child: child }
+        assert_eq!(
+            ready.as_deref(),
+            Some("ready"),
+            "SMTP sink did not start (is aiosmtpd installed?)"
+        );
+        SmtpSink {
+            port,
+            folder,
+            _child: child,
+        }
     }
 
     /// Every message received so far, as raw RFC 5322 text, oldest first.
@@ -48,6 +56,9 @@ impl SmtpSink {
             .filter(|p| p.extension().is_some_and(|x| x == "eml"))
             .collect();
         names.sort();
-        names.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
     }
 }

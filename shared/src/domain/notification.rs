@@ -12,7 +12,18 @@ use utoipa::ToSchema;
 /// Three lanes. Work in a higher lane is always taken before work in a lower one, so a
 /// password reset never waits behind a campaign.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
@@ -64,7 +75,9 @@ impl FromStr for Priority {
 }
 
 /// A way of reaching a person. Each channel has its own send queue and provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
@@ -141,7 +154,10 @@ impl Recipient {
         match channel {
             Channel::Email => self.email.clone().map(Address::Email),
             Channel::Sms => self.phone.clone().map(Address::Phone),
-            Channel::Webhook => self.webhook.as_ref().map(|w| Address::Webhook(w.url.clone())),
+            Channel::Webhook => self
+                .webhook
+                .as_ref()
+                .map(|w| Address::Webhook(w.url.clone())),
         }
     }
 }
@@ -165,7 +181,11 @@ impl Address {
             Address::Email(e) => e.redacted(),
             Address::Phone(p) => {
                 let s = p.as_str();
-                format!("{}***{}", &s[..3.min(s.len())], &s[s.len().saturating_sub(2)..])
+                format!(
+                    "{}***{}",
+                    &s[..3.min(s.len())],
+                    &s[s.len().saturating_sub(2)..]
+                )
             }
             Address::Webhook(u) => url::Url::parse(u.as_str())
                 .map(|u| format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("")))

@@ -45,7 +45,9 @@ impl Caller {
         if self.0.allows(scope) {
             Ok(())
         } else {
-            Err(Problem::forbidden(format!("this API key lacks the '{scope}' scope")))
+            Err(Problem::forbidden(format!(
+                "this API key lacks the '{scope}' scope"
+            )))
         }
     }
 
@@ -58,17 +60,18 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| Problem::unauthorized("send an API key as 'Authorization: Bearer <key>'"))?;
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            Problem::unauthorized("send an API key as 'Authorization: Bearer <key>'")
+        })?;
         let secret = header
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| Problem::unauthorized("the Authorization header must be 'Bearer <key>'"))?;
+            .ok_or_else(|| {
+                Problem::unauthorized("the Authorization header must be 'Bearer <key>'")
+            })?;
         let hash = hash_key(secret);
         if let Some(record) = state.keys.get(&hash) {
             return Ok(Caller(record));

@@ -55,6 +55,11 @@ pub async fn create(
     let record = minted.record;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedKey { id: record.id, key: minted.secret, app_id: record.app_id, scopes: record.scopes }),
+        Json(CreatedKey {
+            id: record.id,
+            key: minted.secret,
+            app_id: record.app_id,
+            scopes: record.scopes,
+        }),
     ))
 }

@@ -27,7 +27,12 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, Proble
         Ok(_) => Ok(Json(json!({"status": "ready"}))),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", "the store does not answer"))
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                "the store does not answer",
+            ))
         }
     }
 }
@@ -59,7 +64,12 @@ pub async fn dead_letters(
 }
 
 pub async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such route",
+    )
 }
 
 pub async fn method_not_allowed() -> Problem {

@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DispatchOutcome {
-    Dispatched { queued: usize, suppressed: usize },
+    Dispatched {
+        queued: usize,
+        suppressed: usize,
+    },
     Expired,
     /// Canceled, already dispatched, or gone: nothing to do.
     Skipped,
@@ -32,7 +35,9 @@ pub async fn dispatch(
     }
     if notification.is_expired_at(now) {
         let detail = Some("expires_at passed before dispatch".to_owned());
-        store.transition_notification(id, NotificationStatus::Expired, detail).await?;
+        store
+            .transition_notification(id, NotificationStatus::Expired, detail)
+            .await?;
         return Ok(DispatchOutcome::Expired);
     }
     let deliveries = plan_deliveries(&notification, now);
@@ -44,8 +49,13 @@ pub async fn dispatch(
         .collect();
     let queued = jobs.len();
     queue.enqueue(jobs).await?;
-    store.transition_notification(id, NotificationStatus::Dispatched, None).await?;
-    Ok(DispatchOutcome::Dispatched { queued, suppressed: deliveries.len() - queued })
+    store
+        .transition_notification(id, NotificationStatus::Dispatched, None)
+        .await?;
+    Ok(DispatchOutcome::Dispatched {
+        queued,
+        suppressed: deliveries.len() - queued,
+    })
 }
 
 /// The deliveries a notification starts with. With `all` routing, one per recipient and
@@ -77,10 +87,21 @@ pub fn next_fallback(
         return None;
     }
     let recipient = notification.to.get(failed.recipient_index)?;
-    let position = notification.channels.iter().position(|c| *c == failed.channel)?;
+    let position = notification
+        .channels
+        .iter()
+        .position(|c| *c == failed.channel)?;
     notification.channels[position + 1..]
         .iter()
-        .map(|&channel| new_delivery(notification, failed.recipient_index, recipient, channel, now))
+        .map(|&channel| {
+            new_delivery(
+                notification,
+                failed.recipient_index,
+                recipient,
+                channel,
+                now,
+            )
+        })
         .find(|d| d.status == DeliveryStatus::Queued)
 }
 
@@ -123,8 +144,8 @@ fn first_address(recipient: &Recipient) -> crate::domain::Address {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Content, EmailAddress, Priority, WebhookUrl};
     use crate::domain::notification::WebhookTarget;
+    use crate::domain::{Content, EmailAddress, Priority, WebhookUrl};
 
     fn notification(routing: Routing, to: Vec<Recipient>) -> Notification {
         let now = Utc::now();
@@ -156,7 +177,9 @@ mod tests {
 
     fn both() -> Recipient {
         Recipient {
-            webhook: Some(WebhookTarget { url: WebhookUrl::parse("https://example.com/h").unwrap() }),
+            webhook: Some(WebhookTarget {
+                url: WebhookUrl::parse("https://example.com/h").unwrap(),
+            }),
             ..email_only()
         }
     }
@@ -165,7 +188,10 @@ mod tests {
     fn all_routing_makes_one_delivery_per_recipient_and_channel() {
         let n = notification(Routing::All, vec![both(), email_only()]);
         let planned = plan_deliveries(&n, Utc::now());
-        let statuses: Vec<_> = planned.iter().map(|d| (d.recipient_index, d.channel, d.status)).collect();
+        let statuses: Vec<_> = planned
+            .iter()
+            .map(|d| (d.recipient_index, d.channel, d.status))
+            .collect();
         assert_eq!(
             statuses,
             vec![
@@ -182,7 +208,10 @@ mod tests {
     fn fallback_routing_starts_with_the_first_reachable_channel() {
         let n = notification(Routing::Fallback, vec![both(), email_only()]);
         let planned = plan_deliveries(&n, Utc::now());
-        let statuses: Vec<_> = planned.iter().map(|d| (d.recipient_index, d.channel, d.status)).collect();
+        let statuses: Vec<_> = planned
+            .iter()
+            .map(|d| (d.recipient_index, d.channel, d.status))
+            .collect();
         assert_eq!(
             statuses,
             vec![
@@ -199,8 +228,14 @@ mod tests {
     #[test]
     fn planning_twice_gives_the_same_deliveries() {
         let n = notification(Routing::All, vec![both()]);
-        let a: Vec<_> = plan_deliveries(&n, Utc::now()).into_iter().map(|d| d.id).collect();
-        let b: Vec<_> = plan_deliveries(&n, Utc::now()).into_iter().map(|d| d.id).collect();
+        let a: Vec<_> = plan_deliveries(&n, Utc::now())
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        let b: Vec<_> = plan_deliveries(&n, Utc::now())
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
         assert_eq!(a, b);
     }
 }

@@ -29,13 +29,21 @@ pub async fn accept(
 ) -> Result<Accepted, IntakeError> {
     match store.accept(&notification, claim).await? {
         AcceptOutcome::Created => {
-            queue.enqueue(vec![dispatch_job(&notification.id, notification.priority)]).await?;
-            Ok(Accepted { id: notification.id, status: NotificationStatus::Accepted, replayed: false })
+            queue
+                .enqueue(vec![dispatch_job(&notification.id, notification.priority)])
+                .await?;
+            Ok(Accepted {
+                id: notification.id,
+                status: NotificationStatus::Accepted,
+                replayed: false,
+            })
         }
         // The first response said `accepted`; a repeat says the same.
-        AcceptOutcome::Replayed(id) => {
-            Ok(Accepted { id, status: NotificationStatus::Accepted, replayed: true })
-        }
+        AcceptOutcome::Replayed(id) => Ok(Accepted {
+            id,
+            status: NotificationStatus::Accepted,
+            replayed: true,
+        }),
         AcceptOutcome::KeyReused => Err(IntakeError::KeyReused),
     }
 }
@@ -52,10 +60,15 @@ pub async fn requeue_stranded(
     let mut total = 0;
     let mut after: Option<NotificationId> = None;
     loop {
-        let stranded = store.stranded_notifications(before, after.as_ref(), PAGE).await?;
+        let stranded = store
+            .stranded_notifications(before, after.as_ref(), PAGE)
+            .await?;
         let count = stranded.len();
         after = stranded.last().map(|n| n.id.clone());
-        let jobs = stranded.iter().map(|n| dispatch_job(&n.id, n.priority)).collect();
+        let jobs = stranded
+            .iter()
+            .map(|n| dispatch_job(&n.id, n.priority))
+            .collect();
         queue.enqueue(jobs).await?;
         total += count;
         if count < PAGE {

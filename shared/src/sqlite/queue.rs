@@ -10,7 +10,10 @@ use rusqlite::params;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn new_token() -> String {
@@ -70,7 +73,13 @@ impl Queue for SqliteBackend {
                      RETURNING id, priority, payload, attempts",
                 )?;
                 let rows = statement.query_map(
-                    params![now + visibility.as_millis() as i64, token, queue.as_str(), now, max as i64],
+                    params![
+                        now + visibility.as_millis() as i64,
+                        token,
+                        queue.as_str(),
+                        now,
+                        max as i64
+                    ],
                     |r| {
                         Ok(LeasedJob {
                             id: r.get(0)?,
@@ -113,7 +122,12 @@ impl Queue for SqliteBackend {
                     "UPDATE jobs SET visible_at = ?1, lease_token = NULL, last_error = ?2
                      WHERE id = ?3 AND lease_token = ?4",
                 )?
-                .execute(params![now_ms() + delay.as_millis() as i64, error, id, token])?;
+                .execute(params![
+                    now_ms() + delay.as_millis() as i64,
+                    error,
+                    id,
+                    token
+                ])?;
                 Ok(())
             })
             .await?;
@@ -166,7 +180,8 @@ impl Queue for SqliteBackend {
                     payload: r.get(1)?,
                     attempts: r.get::<_, i64>(2)? as u32,
                     error: r.get(3)?,
-                    failed_at: chrono::DateTime::from_timestamp_millis(r.get(4)?).unwrap_or_default(),
+                    failed_at: chrono::DateTime::from_timestamp_millis(r.get(4)?)
+                        .unwrap_or_default(),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

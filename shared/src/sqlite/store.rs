@@ -73,7 +73,11 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreEr
 }
 
 fn status_list<S: std::fmt::Display>(statuses: &[S]) -> String {
-    statuses.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(",")
+    statuses
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn add_event(
@@ -87,7 +91,13 @@ fn add_event(
         "INSERT INTO events (notification_id, delivery_id, event, detail, at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![notification, delivery, event, detail, format_time(Utc::now())])?;
+    .execute(params![
+        notification,
+        delivery,
+        event,
+        detail,
+        format_time(Utc::now())
+    ])?;
     Ok(())
 }
 
@@ -101,11 +111,10 @@ fn move_notification(
         "UPDATE notifications SET status = ?1, updated_at = ?2 WHERE id = ?3 AND status IN ({})",
         status_list(&NotificationStatus::predecessors(next))
     );
-    let moved = conn.prepare_cached(&sql)?.execute(params![
-        next.as_str(),
-        format_time(Utc::now()),
-        id
-    ])? == 1;
+    let moved =
+        conn.prepare_cached(&sql)?
+            .execute(params![next.as_str(), format_time(Utc::now()), id])?
+            == 1;
     if moved {
         add_event(conn, id, None, next.as_str(), detail)?;
     }
@@ -204,7 +213,10 @@ impl Store for SqliteBackend {
         let id = id.to_string();
         self.read(move |conn| {
             let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?1");
-            let row = conn.prepare_cached(&sql)?.query_row([id], notification_from_row).optional()?;
+            let row = conn
+                .prepare_cached(&sql)?
+                .query_row([id], notification_from_row)
+                .optional()?;
             row.map(decode_notification).transpose()
         })
         .await
@@ -292,7 +304,12 @@ impl Store for SqliteBackend {
                     // Every delivery may have been settled at creation (all suppressed).
                     settle(conn, &id)?;
                 }
-                if moved && matches!(next, NotificationStatus::Canceled | NotificationStatus::Expired) {
+                if moved
+                    && matches!(
+                        next,
+                        NotificationStatus::Canceled | NotificationStatus::Expired
+                    )
+                {
                     let delivery_status = if next == NotificationStatus::Canceled {
                         DeliveryStatus::Canceled
                     } else {
@@ -323,8 +340,8 @@ impl Store for SqliteBackend {
             .run(move |conn| {
                 for d in &deliveries {
                     let (id, notification) = (d.id.to_string(), d.notification_id.to_string());
-                    let inserted = conn
-                        .prepare_cached(&format!(
+                    let inserted =
+                        conn.prepare_cached(&format!(
                             "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS})
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                         ))?
@@ -341,10 +358,15 @@ impl Store for SqliteBackend {
                             d.reason,
                             format_time(d.created_at),
                             format_time(d.updated_at),
-                        ])?
-                        == 1;
+                        ])? == 1;
                     if inserted {
-                        add_event(conn, &notification, Some(&id), d.status.as_str(), d.reason.as_deref())?;
+                        add_event(
+                            conn,
+                            &notification,
+                            Some(&id),
+                            d.status.as_str(),
+                            d.reason.as_deref(),
+                        )?;
                     }
                 }
                 Ok(())
@@ -356,7 +378,10 @@ impl Store for SqliteBackend {
         let id = id.to_string();
         self.read(move |conn| {
             let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1");
-            conn.prepare_cached(&sql)?.query_row([id], delivery_from_row).optional()?.transpose()
+            conn.prepare_cached(&sql)?
+                .query_row([id], delivery_from_row)
+                .optional()?
+                .transpose()
         })
         .await
     }
@@ -410,7 +435,10 @@ impl Store for SqliteBackend {
                 let Some(notification) = notification else {
                     return Ok(false);
                 };
-                let detail = outcome.reason.as_deref().or(outcome.provider_message_id.as_deref());
+                let detail = outcome
+                    .reason
+                    .as_deref()
+                    .or(outcome.provider_message_id.as_deref());
                 add_event(conn, &notification, Some(&id), next.as_str(), detail)?;
                 settle(conn, &notification)?;
                 Ok(true)
@@ -433,7 +461,13 @@ impl Store for SqliteBackend {
                     )
                     .optional()?;
                 if let Some(notification) = notification {
-                    add_event(conn, &notification, Some(&id), "attempt_failed", Some(&error))?;
+                    add_event(
+                        conn,
+                        &notification,
+                        Some(&id),
+                        "attempt_failed",
+                        Some(&error),
+                    )?;
                 }
                 Ok(())
             })
@@ -448,7 +482,12 @@ impl Store for SqliteBackend {
                  WHERE notification_id = ?1 ORDER BY seq",
             )?;
             let rows = statement.query_map([id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?, r.get(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get(3)?,
+                ))
             })?;
             rows.map(|row| {
                 let (at, event, delivery, detail) = row?;
@@ -546,8 +585,10 @@ impl Store for SqliteBackend {
         let (name, value) = (name.to_owned(), value.to_owned());
         self.writer()
             .run(move |conn| {
-                conn.prepare_cached("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)")?
-                    .execute(params![name, value])?;
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
+                )?
+                .execute(params![name, value])?;
                 Ok(conn
                     .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
                     .query_row([name], |r| r.get(0))?)
