@@ -89,10 +89,7 @@ pub struct ConfigError {
 }
 
 fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        setting,
-        message: message.into(),
-    }
+    ConfigError { setting, message: message.into() }
 }
 
 /// The checked configuration.
@@ -110,10 +107,7 @@ pub struct Settings {
 impl ServeArgs {
     pub fn check(&self) -> Result<Settings, ConfigError> {
         let addr: SocketAddr = self.addr.parse().map_err(|_| {
-            bad(
-                "HERALD_ADDR",
-                format!("'{}' is not an address like 127.0.0.1:8080", self.addr),
-            )
+            bad("HERALD_ADDR", format!("'{}' is not an address like 127.0.0.1:8080", self.addr))
         })?;
         if let Some(key) = &self.admin_key
             && (key.len() < 24 || key.chars().any(char::is_whitespace))
@@ -134,10 +128,7 @@ impl ServeArgs {
             return Err(bad("HERALD_MAX_ATTEMPTS", "1 to 50"));
         }
         if self.retry_base_ms == 0 || self.retry_max_ms < self.retry_base_ms {
-            return Err(bad(
-                "HERALD_RETRY_BASE_MS",
-                "above 0 and at most HERALD_RETRY_MAX_MS",
-            ));
+            return Err(bad("HERALD_RETRY_BASE_MS", "above 0 and at most HERALD_RETRY_MAX_MS"));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err(bad("HERALD_MAX_BODY_BYTES", "1 KiB to 16 MiB"));
@@ -187,21 +178,13 @@ impl ServeArgs {
         let Some(host) = self.smtp_host.clone().filter(|h| !h.is_empty()) else {
             return Ok(None);
         };
-        let tls = self
-            .smtp_tls
-            .parse()
-            .map_err(|m: String| bad("HERALD_SMTP_TLS", m))?;
+        let tls = self.smtp_tls.parse().map_err(|m: String| bad("HERALD_SMTP_TLS", m))?;
         let from = self
             .smtp_from
             .as_deref()
             .ok_or_else(|| bad("HERALD_SMTP_FROM", "required when HERALD_SMTP_HOST is set"))?
             .parse()
-            .map_err(|e| {
-                bad(
-                    "HERALD_SMTP_FROM",
-                    format!("not a valid sender address: {e}"),
-                )
-            })?;
+            .map_err(|e| bad("HERALD_SMTP_FROM", format!("not a valid sender address: {e}")))?;
         if self.smtp_username.is_some() != self.smtp_password.is_some() {
             return Err(bad(
                 "HERALD_SMTP_USERNAME",
@@ -209,10 +192,7 @@ impl ServeArgs {
             ));
         }
         if tls == SmtpTls::None && self.smtp_username.is_some() {
-            return Err(bad(
-                "HERALD_SMTP_TLS",
-                "refusing to send SMTP credentials without TLS",
-            ));
+            return Err(bad("HERALD_SMTP_TLS", "refusing to send SMTP credentials without TLS"));
         }
         Ok(Some(SmtpConfig {
             host,

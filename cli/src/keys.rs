@@ -27,15 +27,8 @@ pub enum KeysCommand {
 
 pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Create {
-            app,
-            name,
-            scopes,
-            data,
-        } => {
-            validate_app_id(&app)
-                .map_err(anyhow::Error::msg)
-                .context("--app")?;
+        KeysCommand::Create { app, name, scopes, data } => {
+            validate_app_id(&app).map_err(anyhow::Error::msg).context("--app")?;
             let scopes = scopes
                 .iter()
                 .map(|s| s.trim().parse::<Scope>())
@@ -53,13 +46,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                 "key {} for app '{}' with scopes {}: store it now, it is not shown again",
                 minted.record.id,
                 app,
-                minted
-                    .record
-                    .scopes
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
+                minted.record.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
             );
             Ok(())
         }

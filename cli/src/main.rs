@@ -8,11 +8,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "herald",
-    version,
-    about = "Herald, the unified notification service"
-)]
+#[command(name = "herald", version, about = "Herald, the unified notification service")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

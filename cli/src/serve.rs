@@ -33,11 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let released = backend.release_all_leases().await?;
     let requeued = requeue_stranded(&backend, &backend, chrono::Utc::now()).await?;
     if released + requeued as u64 > 0 {
-        tracing::info!(
-            released,
-            requeued,
-            "recovered work left by the previous run"
-        );
+        tracing::info!(released, requeued, "recovered work left by the previous run");
     }
     bootstrap_admin_key(&backend, &settings).await?;
     let providers = providers(&backend, &settings).await?;
@@ -65,10 +61,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     tracing::info!("draining in-flight work");
     shutdown.cancel();
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while workers.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(DRAIN_TIMEOUT, async { while workers.join_next().await.is_some() {} })
+            .await;
     if drained.is_err() {
         tracing::warn!("some work did not finish in time; it resumes at the next start");
     }
@@ -79,9 +74,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -94,10 +87,7 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
     let path = dir.join("herald.lock");
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     file.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "HERALD_DATA_DIR: another herald serve is using {}",
-            dir.display()
-        )
+        anyhow::anyhow!("HERALD_DATA_DIR: another herald serve is using {}", dir.display())
     })?;
     Ok(file)
 }
@@ -122,18 +112,14 @@ async fn providers(store: &SqliteBackend, settings: &Settings) -> anyhow::Result
     let secret = match &settings.webhook_secret {
         Some(secret) => secret.clone(),
         None => {
-            let stored = store
-                .init_setting("webhook_secret", &WebhookSecret::generate())
-                .await?;
+            let stored = store.init_setting("webhook_secret", &WebhookSecret::generate()).await?;
             WebhookSecret::parse(&stored)
                 .map_err(anyhow::Error::msg)
                 .context("stored webhook secret")?
         }
     };
-    let mut providers = Providers::new(Arc::new(LogProvider::default())).with(
-        Channel::Webhook,
-        Arc::new(WebhookProvider::new(secret, settings.webhook_timeout)),
-    );
+    let mut providers = Providers::new(Arc::new(LogProvider::default()))
+        .with(Channel::Webhook, Arc::new(WebhookProvider::new(secret, settings.webhook_timeout)));
     if let Some(smtp) = &settings.smtp {
         let provider = SmtpProvider::new(smtp.clone()).map_err(anyhow::Error::msg)?;
         providers = providers.with(Channel::Email, Arc::new(provider));

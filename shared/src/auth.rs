@@ -20,13 +20,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
-        Scope::Send,
-        Scope::Read,
-        Scope::Manage,
-        Scope::Approve,
-        Scope::Admin,
-    ];
+    pub const ALL: [Scope; 5] =
+        [Scope::Send, Scope::Read, Scope::Manage, Scope::Approve, Scope::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -116,9 +111,7 @@ fn record_for(secret: String, app_id: &str, name: &str, scopes: Vec<Scope>) -> M
 pub fn validate_app_id(app_id: &str) -> Result<(), String> {
     let ok = !app_id.is_empty()
         && app_id.len() <= 64
-        && app_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && app_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {

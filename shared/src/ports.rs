@@ -72,10 +72,17 @@ pub struct DeliveryOutcome {
 pub trait Store: Send + Sync + 'static {
     /// Stores a new notification as `accepted`, honouring the idempotency claim
     /// atomically: of many concurrent requests with one key, exactly one creates.
+    ///
+    /// `outbox` holds the queue messages that must go out if and only if the
+    /// notification is created (a transactional outbox). A backend whose queue lives in
+    /// the same database (SQLite) writes them in the same transaction; one whose queue
+    /// does not (DynamoDB and SQS) sends them right after, and the start-up sweep of
+    /// `stranded_notifications` covers a crash in between.
     async fn accept(
         &self,
         notification: &Notification,
         claim: Option<&IdempotencyClaim>,
+        outbox: Vec<Job>,
     ) -> StoreResult<AcceptOutcome>;
 
     async fn notification(&self, id: &NotificationId) -> StoreResult<Option<Notification>>;
@@ -104,8 +111,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     /// Inserts deliveries that do not exist yet (same id = same delivery) and records
-    /// their initial status in the timeline.
-    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()>;
+    /// their initial status in the timeline; then queues `outbox` (deduplicated).
+    async fn insert_deliveries(&self, deliveries: &[Delivery], outbox: Vec<Job>)
+    -> StoreResult<()>;
+    /// Records a notification's fan-out in one step: inserts the deliveries, queues
+    /// `outbox`, moves the notification to `dispatched` and settles it if no delivery
+    /// is pending. Safe to repeat: existing deliveries and queued jobs are kept.
+    async fn record_dispatch(
+        &self,
+        id: &NotificationId,
+        deliveries: &[Delivery],
+        outbox: Vec<Job>,
+    ) -> StoreResult<bool>;
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
     async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>>;
     /// Moves a delivery to `next` if its current status allows it, and then settles the

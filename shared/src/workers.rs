@@ -53,11 +53,7 @@ pub fn spawn_all(pipeline: Pipeline, shutdown: CancellationToken) -> JoinSet<()>
     }
     for channel in Channel::ALL {
         for _ in 0..pipeline.config.send_workers {
-            workers.spawn(run(
-                pipeline.clone(),
-                QueueName::Send(channel),
-                shutdown.clone(),
-            ));
+            workers.spawn(run(pipeline.clone(), QueueName::Send(channel), shutdown.clone()));
         }
     }
     workers
@@ -66,11 +62,7 @@ pub fn spawn_all(pipeline: Pipeline, shutdown: CancellationToken) -> JoinSet<()>
 async fn run(pipeline: Pipeline, queue: QueueName, shutdown: CancellationToken) {
     let config = pipeline.config;
     while !shutdown.is_cancelled() {
-        let jobs = match pipeline
-            .queue
-            .lease(queue, config.batch, config.visibility)
-            .await
-        {
+        let jobs = match pipeline.queue.lease(queue, config.batch, config.visibility).await {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::error!(queue = queue.as_str(), error = %e, "could not lease jobs");
@@ -119,14 +111,9 @@ async fn handle_dispatch(
 ) -> Result<(), crate::ports::StoreError> {
     match NotificationId::parse(&job.payload) {
         Ok(id) => {
-            dispatch(&*pipeline.store, &*pipeline.queue, &id, chrono::Utc::now()).await?;
+            dispatch(&*pipeline.store, &id, chrono::Utc::now()).await?;
             pipeline.queue.ack(std::slice::from_ref(job)).await
         }
-        Err(_) => {
-            pipeline
-                .queue
-                .dead_letter(job, "the message is not a notification id")
-                .await
-        }
+        Err(_) => pipeline.queue.dead_letter(job, "the message is not a notification id").await,
     }
 }

@@ -25,16 +25,9 @@ pub fn herald_binary() -> PathBuf {
         return path.into();
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let bin = profile_dir.join("herald");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p herald-cli` first",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is missing: run `cargo build -p herald-cli` first", bin.display());
     bin
 }
 
@@ -55,13 +48,7 @@ impl Herald {
             env.push((k.to_string(), v.to_string()));
         }
         let (child, base_url) = spawn(data_dir.path(), &env).await;
-        Herald {
-            base_url,
-            client: reqwest::Client::new(),
-            child,
-            data_dir,
-            env,
-        }
+        Herald { base_url, client: reqwest::Client::new(), child, data_dir, env }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -83,10 +70,7 @@ impl Herald {
     pub async fn terminate(&mut self) -> bool {
         let pid = self.child.id().expect("running") as i32;
         // SAFETY-free: plain `kill` from the shell keeps us off libc bindings.
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status();
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
         let status = tokio::time::timeout(Duration::from_secs(40), self.child.wait())
             .await
             .expect("herald stops within 40 s")
@@ -102,31 +86,16 @@ impl Herald {
     }
 
     pub async fn post(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(key)
-            .json(body)
-            .send()
-            .await
-            .expect("POST")
+        self.client.post(self.url(path)).bearer_auth(key).json(body).send().await.expect("POST")
     }
 
     pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("GET")
+        self.client.get(self.url(path)).bearer_auth(key).send().await.expect("GET")
     }
 
     pub async fn get_json(&self, key: &str, path: &str) -> Value {
         let response = self.get(key, path).await;
-        assert!(
-            response.status().is_success(),
-            "GET {path}: {}",
-            response.status()
-        );
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
         response.json().await.expect("JSON")
     }
 
@@ -153,10 +122,7 @@ impl Herald {
             if !["accepted", "dispatched"].contains(&status.as_str()) {
                 return n;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{id} still {status}: {n:#}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "{id} still {status}: {n:#}");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -183,17 +149,10 @@ async fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
         .arg("serve")
         .env("HERALD_ADDR", "127.0.0.1:0")
         .env("HERALD_DATA_DIR", data_dir)
-        .env(
-            "HERALD_LOG",
-            std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .env("HERALD_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
-        .stderr(if std::env::var("TEST_LOG").is_ok() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
         .kill_on_drop(true);
     let mut child = command.spawn().expect("start herald serve");
     let stdout = child.stdout.take().expect("stdout");

@@ -41,11 +41,7 @@ impl SmtpSink {
             Some("ready"),
             "SMTP sink did not start (is aiosmtpd installed?)"
         );
-        SmtpSink {
-            port,
-            folder,
-            _child: child,
-        }
+        SmtpSink { port, folder, _child: child }
     }
 
     /// Every message received so far, as raw RFC 5322 text, oldest first.
@@ -56,9 +52,6 @@ impl SmtpSink {
             .filter(|p| p.extension().is_some_and(|x| x == "eml"))
             .collect();
         names.sort();
-        names
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
+        names.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
     }
 }

@@ -52,9 +52,7 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub async fn start(secret: &str) -> WebhookSink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind sink");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         Self::serve(listener, secret).await
     }
 
@@ -62,10 +60,7 @@ impl WebhookSink {
         let key = STANDARD
             .decode(secret.strip_prefix("whsec_").expect("whsec_ secret"))
             .expect("base64 secret");
-        let state = SinkState {
-            key: Arc::new(key),
-            record: Arc::default(),
-        };
+        let state = SinkState { key: Arc::new(key), record: Arc::default() };
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let app = Router::new()
             .route("/stats", get(stats))
@@ -150,20 +145,13 @@ async fn receive(
 
 /// Checks the three Standard Webhooks headers; returns the webhook id.
 fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<String, &'static str> {
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or("missing header")
-    };
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok()).ok_or("missing header");
     let id = header("webhook-id")?;
     let timestamp = header("webhook-timestamp")?;
     let signatures = header("webhook-signature")?;
     let sent: i64 = timestamp.parse().map_err(|_| "bad timestamp")?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
     if (now - sent).abs() > 300 {
         return Err("timestamp outside tolerance");
     }
@@ -172,13 +160,6 @@ fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<String, &'stat
     mac.update(body);
     let expected = STANDARD.encode(mac.finalize().into_bytes());
     // The header may carry several space-separated signatures (key rotation).
-    let valid = signatures
-        .split(' ')
-        .filter_map(|s| s.strip_prefix("v1,"))
-        .any(|s| s == expected);
-    if valid {
-        Ok(id.to_owned())
-    } else {
-        Err("bad signature")
-    }
+    let valid = signatures.split(' ').filter_map(|s| s.strip_prefix("v1,")).any(|s| s == expected);
+    if valid { Ok(id.to_owned()) } else { Err("bad signature") }
 }

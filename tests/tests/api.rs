@@ -15,10 +15,7 @@ fn email(to: &str) -> Value {
 
 async fn problem(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     assert_eq!(content_type, "application/problem+json", "status {status}");
     (status, response.json().await.unwrap())
 }
@@ -26,12 +23,7 @@ async fn problem(response: reqwest::Response) -> (u16, Value) {
 fn fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .map(|e| e["field"].as_str().unwrap().to_owned())
-                .collect()
-        })
+        .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect())
         .unwrap_or_default()
 }
 
@@ -40,25 +32,16 @@ async fn send_then_follow_status_to_sent() {
     let herald = Herald::start(&[]).await;
     let id = herald.send(ADMIN_KEY, &email("ann@example.com")).await;
     assert!(id.starts_with("ntf_"));
-    let n = herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(10))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(10)).await;
     assert_eq!(n["status"], "sent");
     assert_eq!(n["priority"], "medium");
     let deliveries = n["deliveries"].as_array().unwrap();
     assert_eq!(deliveries.len(), 1);
     assert!(deliveries[0]["id"].as_str().unwrap().starts_with("dlv_"));
     assert_eq!(deliveries[0]["status"], "sent");
-    assert_eq!(
-        deliveries[0]["provider"], "log",
-        "no SMTP configured: the log provider sends"
-    );
-    let events: Vec<&str> = n["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
+    assert_eq!(deliveries[0]["provider"], "log", "no SMTP configured: the log provider sends");
+    let events: Vec<&str> =
+        n["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["accepted", "queued", "dispatched", "sent", "sent"]);
 
     // The log provider shows what it would have sent.
@@ -85,34 +68,20 @@ async fn list_filters_and_paginates() {
     let sms = json!({"to": [{"phone": "+14155552671"}], "channels": ["sms"], "content": {"sms": {"text": "code 1234"}}});
     let sms_id = herald.send(ADMIN_KEY, &sms).await;
 
-    let page = herald
-        .get_json(ADMIN_KEY, "/v1/notifications?priority=high")
-        .await;
-    let ids: Vec<&str> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["id"].as_str().unwrap())
-        .collect();
+    let page = herald.get_json(ADMIN_KEY, "/v1/notifications?priority=high").await;
+    let ids: Vec<&str> =
+        page["data"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
     let newest_first: Vec<&str> = high.iter().rev().map(String::as_str).collect();
     assert_eq!(ids, newest_first);
 
-    let alerts = herald
-        .get_json(ADMIN_KEY, "/v1/notifications?category=alerts")
-        .await;
+    let alerts = herald.get_json(ADMIN_KEY, "/v1/notifications?category=alerts").await;
     assert_eq!(alerts["data"].as_array().unwrap().len(), 3);
-    let by_channel = herald
-        .get_json(ADMIN_KEY, "/v1/notifications?channel=sms")
-        .await;
+    let by_channel = herald.get_json(ADMIN_KEY, "/v1/notifications?channel=sms").await;
     assert_eq!(by_channel["data"][0]["id"], sms_id.as_str());
     assert_eq!(by_channel["data"].as_array().unwrap().len(), 1);
 
-    herald
-        .wait_final(ADMIN_KEY, &sms_id, Duration::from_secs(10))
-        .await;
-    let sent = herald
-        .get_json(ADMIN_KEY, "/v1/notifications?status=sent&channel=sms")
-        .await;
+    herald.wait_final(ADMIN_KEY, &sms_id, Duration::from_secs(10)).await;
+    let sent = herald.get_json(ADMIN_KEY, "/v1/notifications?status=sent&channel=sms").await;
     assert_eq!(sent["data"].as_array().unwrap().len(), 1);
 
     // Cursor pagination walks every notification exactly once.
@@ -121,11 +90,7 @@ async fn list_filters_and_paginates() {
     loop {
         let page = herald.get_json(ADMIN_KEY, &path).await;
         seen.extend(
-            page["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| n["id"].as_str().unwrap().to_owned()),
+            page["data"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()),
         );
         match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/v1/notifications?limit=2&cursor={cursor}"),
@@ -139,30 +104,17 @@ async fn list_filters_and_paginates() {
     assert_eq!(seen, sorted, "newest first, no repeats");
 
     // Time range: nothing was created in the future, everything after an hour ago.
-    let future = herald
-        .get_json(
-            ADMIN_KEY,
-            "/v1/notifications?created_after=2100-01-01T00:00:00Z",
-        )
-        .await;
+    let future =
+        herald.get_json(ADMIN_KEY, "/v1/notifications?created_after=2100-01-01T00:00:00Z").await;
     assert!(future["data"].as_array().unwrap().is_empty());
     let before_now = herald
-        .get_json(
-            ADMIN_KEY,
-            "/v1/notifications?created_before=2100-01-01T00:00:00Z&limit=200",
-        )
+        .get_json(ADMIN_KEY, "/v1/notifications?created_before=2100-01-01T00:00:00Z&limit=200")
         .await;
     assert_eq!(before_now["data"].as_array().unwrap().len(), 6);
 
-    let (status, p) = problem(
-        herald
-            .get(
-                ADMIN_KEY,
-                "/v1/notifications?status=nope&limit=0&colour=red",
-            )
-            .await,
-    )
-    .await;
+    let (status, p) =
+        problem(herald.get(ADMIN_KEY, "/v1/notifications?status=nope&limit=0&colour=red").await)
+            .await;
     assert_eq!(status, 422);
     let mut f = fields(&p);
     f.sort();
@@ -192,12 +144,7 @@ async fn idempotency_key_replays_and_conflicts() {
 
     let (status, p) = problem(send(email("bob@example.com")).await.unwrap()).await;
     assert_eq!(status, 409);
-    assert!(
-        p["type"]
-            .as_str()
-            .unwrap()
-            .ends_with("/idempotency-key-reused")
-    );
+    assert!(p["type"].as_str().unwrap().ends_with("/idempotency-key-reused"));
 
     let list = herald.get_json(ADMIN_KEY, "/v1/notifications").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
@@ -212,10 +159,7 @@ async fn idempotency_key_replays_and_conflicts() {
         .await
         .unwrap();
     let (status, p) = problem(bad_key).await;
-    assert_eq!(
-        (status, fields(&p)),
-        (422, vec!["Idempotency-Key".to_owned()])
-    );
+    assert_eq!((status, fields(&p)), (422, vec!["Idempotency-Key".to_owned()]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -236,31 +180,14 @@ async fn fifty_concurrent_requests_with_one_key_make_one_notification() {
     for response in responses {
         let response = response.unwrap();
         assert_eq!(response.status(), 202);
-        ids.insert(
-            response.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.insert(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 1, "every response names the same notification");
-    let list = herald
-        .get_json(ADMIN_KEY, "/v1/notifications?limit=200")
-        .await;
-    assert_eq!(
-        list["data"].as_array().unwrap().len(),
-        1,
-        "exactly one notification exists"
-    );
+    let list = herald.get_json(ADMIN_KEY, "/v1/notifications?limit=200").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "exactly one notification exists");
     let id = ids.into_iter().next().unwrap();
-    let n = herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(10))
-        .await;
-    assert_eq!(
-        n["deliveries"].as_array().unwrap().len(),
-        1,
-        "and it is delivered once"
-    );
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(10)).await;
+    assert_eq!(n["deliveries"].as_array().unwrap().len(), 1, "and it is delivered once");
 }
 
 /// Runs futures concurrently on the runtime (no extra crate needed).
@@ -280,11 +207,9 @@ where
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_before_sending_and_not_after() {
     // Retries are an hour apart, so a failed first attempt leaves the delivery queued.
-    let herald = Herald::start(&[
-        ("HERALD_RETRY_BASE_MS", "3600000"),
-        ("HERALD_RETRY_MAX_MS", "3600000"),
-    ])
-    .await;
+    let herald =
+        Herald::start(&[("HERALD_RETRY_BASE_MS", "3600000"), ("HERALD_RETRY_MAX_MS", "3600000")])
+            .await;
     let sink = WebhookSink::start(WEBHOOK_SECRET).await;
     let body = json!({"to": [{"webhook": {"url": sink.url("status=503")}}], "channels": ["webhook"], "content": {"webhook": {"x": 1}}});
     let id = herald.send(ADMIN_KEY, &body).await;
@@ -295,43 +220,21 @@ async fn cancel_before_sending_and_not_after() {
         .await,
         "first attempt made"
     );
-    let response = herald
-        .post(
-            ADMIN_KEY,
-            &format!("/v1/notifications/{id}/cancel"),
-            &json!({}),
-        )
-        .await;
+    let response =
+        herald.post(ADMIN_KEY, &format!("/v1/notifications/{id}/cancel"), &json!({})).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["status"],
-        "canceled"
-    );
+    assert_eq!(response.json::<Value>().await.unwrap()["status"], "canceled");
     let n = herald.notification(ADMIN_KEY, &id).await;
     assert_eq!(n["status"], "canceled");
     assert_eq!(n["deliveries"][0]["status"], "canceled");
     // Canceling twice is fine.
-    let again = herald
-        .post(
-            ADMIN_KEY,
-            &format!("/v1/notifications/{id}/cancel"),
-            &json!({}),
-        )
-        .await;
+    let again = herald.post(ADMIN_KEY, &format!("/v1/notifications/{id}/cancel"), &json!({})).await;
     assert_eq!(again.status(), 200);
 
     let sent = herald.send(ADMIN_KEY, &email("ann@example.com")).await;
-    herald
-        .wait_final(ADMIN_KEY, &sent, Duration::from_secs(10))
-        .await;
+    herald.wait_final(ADMIN_KEY, &sent, Duration::from_secs(10)).await;
     let (status, p) = problem(
-        herald
-            .post(
-                ADMIN_KEY,
-                &format!("/v1/notifications/{sent}/cancel"),
-                &json!({}),
-            )
-            .await,
+        herald.post(ADMIN_KEY, &format!("/v1/notifications/{sent}/cancel"), &json!({})).await,
     )
     .await;
     assert_eq!(status, 409);
@@ -344,46 +247,26 @@ async fn resend_makes_a_new_notification() {
     let sink = WebhookSink::start(WEBHOOK_SECRET).await;
     let body = json!({"to": [{"webhook": {"url": sink.url("")}}], "channels": ["webhook"], "content": {"webhook": {"n": 7}}});
     let id = herald.send(ADMIN_KEY, &body).await;
-    herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(10))
-        .await;
-    let response = herald
-        .post(
-            ADMIN_KEY,
-            &format!("/v1/notifications/{id}/resend"),
-            &json!({}),
-        )
-        .await;
+    herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(10)).await;
+    let response =
+        herald.post(ADMIN_KEY, &format!("/v1/notifications/{id}/resend"), &json!({})).await;
     assert_eq!(response.status(), 202);
     let resent: Value = response.json().await.unwrap();
     let new_id = resent["id"].as_str().unwrap();
     assert_ne!(new_id, id);
     assert_eq!(resent["resent_from"], id.as_str());
-    let n = herald
-        .wait_final(ADMIN_KEY, new_id, Duration::from_secs(10))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, new_id, Duration::from_secs(10)).await;
     assert_eq!(n["status"], "sent");
     assert_eq!(n["resent_from"], id.as_str());
-    assert_eq!(
-        sink.unique(),
-        2,
-        "the resend is a new delivery with its own webhook-id"
-    );
+    assert_eq!(sink.unique(), 2, "the resend is a new delivery with its own webhook-id");
     assert!(sink.received().iter().all(|r| r.body["data"]["n"] == 7));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_keys_scopes_and_app_isolation() {
     let herald = Herald::start(&[]).await;
-    let (status, _) = problem(
-        herald
-            .client
-            .get(herald.url("/v1/notifications"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) =
+        problem(herald.client.get(herald.url("/v1/notifications")).send().await.unwrap()).await;
     assert_eq!(status, 401);
     let (status, _) = problem(herald.get("hk_wrong", "/v1/notifications").await).await;
     assert_eq!(status, 401);
@@ -394,20 +277,11 @@ async fn api_keys_scopes_and_app_isolation() {
 
     let id = herald.send(&a_send, &email("ann@example.com")).await;
     // A send-only key cannot read; a read-only key cannot send or mint keys.
-    let (status, p) = problem(
-        herald
-            .get(&a_send, &format!("/v1/notifications/{id}"))
-            .await,
-    )
-    .await;
+    let (status, p) = problem(herald.get(&a_send, &format!("/v1/notifications/{id}")).await).await;
     assert_eq!(status, 403);
     assert!(p["detail"].as_str().unwrap().contains("'read'"));
-    let (status, _) = problem(
-        herald
-            .post(&a_read, "/v1/notifications", &email("x@example.com"))
-            .await,
-    )
-    .await;
+    let (status, _) =
+        problem(herald.post(&a_read, "/v1/notifications", &email("x@example.com")).await).await;
     assert_eq!(status, 403);
     let (status, _) = problem(
         herald
@@ -420,13 +294,7 @@ async fn api_keys_scopes_and_app_isolation() {
     )
     .await;
     assert_eq!(status, 403);
-    assert_eq!(
-        herald
-            .get(&a_read, &format!("/v1/notifications/{id}"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(herald.get(&a_read, &format!("/v1/notifications/{id}")).await.status(), 200);
 
     // App B sees nothing of app A: not by id, not in lists, cannot cancel or resend it.
     let (status, _) = problem(herald.get(&b_all, &format!("/v1/notifications/{id}")).await).await;
@@ -435,54 +303,30 @@ async fn api_keys_scopes_and_app_isolation() {
     assert!(list["data"].as_array().unwrap().is_empty());
     for action in ["cancel", "resend"] {
         let (status, _) = problem(
-            herald
-                .post(
-                    &b_all,
-                    &format!("/v1/notifications/{id}/{action}"),
-                    &json!({}),
-                )
-                .await,
+            herald.post(&b_all, &format!("/v1/notifications/{id}/{action}"), &json!({})).await,
         )
         .await;
         assert_eq!(status, 404, "{action}");
     }
     let b_id = herald.send(&b_all, &email("bob@example.com")).await;
     let a_list = herald.get_json(&a_read, "/v1/notifications").await;
-    let a_ids: Vec<&str> = a_list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["id"].as_str().unwrap())
-        .collect();
+    let a_ids: Vec<&str> =
+        a_list["data"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
     assert_eq!(a_ids, [id.as_str()]);
     assert!(!a_ids.contains(&b_id.as_str()));
     // The log provider's record is per app too.
-    herald
-        .wait_final(&b_all, &b_id, Duration::from_secs(10))
-        .await;
+    herald.wait_final(&b_all, &b_id, Duration::from_secs(10)).await;
     let b_log = herald.get_json(&b_all, "/v1/log-messages").await;
-    assert!(
-        b_log
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["app_id"] == "app-b")
-    );
+    assert!(b_log.as_array().unwrap().iter().all(|m| m["app_id"] == "app-b"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_validation_error_names_its_field() {
-    let herald = Herald::start(&[
-        ("HERALD_MAX_RECIPIENTS", "3"),
-        ("HERALD_MAX_BODY_BYTES", "65536"),
-    ])
-    .await;
+    let herald =
+        Herald::start(&[("HERALD_MAX_RECIPIENTS", "3"), ("HERALD_MAX_BODY_BYTES", "65536")]).await;
     let cases: Vec<(Value, &[&str])> = vec![
         (json!({"channels": ["email"], "content": {}}), &["to"]),
-        (
-            json!({"to": [], "channels": [], "content": {}}),
-            &["channels", "to"],
-        ),
+        (json!({"to": [], "channels": [], "content": {}}), &["channels", "to"]),
         (
             json!({"to": [{"email": "nope"}], "channels": ["email"], "content": {"email": {"subject": "s", "text": "t"}}}),
             &["to[0].email"],
@@ -499,10 +343,7 @@ async fn every_validation_error_names_its_field() {
             json!({"to": [{}], "channels": ["email"], "content": {"email": {"subject": "s", "text": "t"}}}),
             &["to[0]"],
         ),
-        (
-            json!({"to": [{"fax": "1"}], "channels": ["email"], "content": {}}),
-            &["to[0].fax"],
-        ),
+        (json!({"to": [{"fax": "1"}], "channels": ["email"], "content": {}}), &["to[0].fax"]),
         (
             json!({"to": [{"email": "a@b.co"}], "channels": ["pigeon"], "content": {}}),
             &["channels[0]"],
@@ -613,19 +454,14 @@ async fn every_validation_error_names_its_field() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_notifications_are_never_sent_late() {
-    let herald = Herald::start(&[
-        ("HERALD_RETRY_BASE_MS", "1500"),
-        ("HERALD_RETRY_MAX_MS", "1500"),
-    ])
-    .await;
+    let herald =
+        Herald::start(&[("HERALD_RETRY_BASE_MS", "1500"), ("HERALD_RETRY_MAX_MS", "1500")]).await;
     let sink = WebhookSink::start(WEBHOOK_SECRET).await;
     let expires = (chrono_like_now_plus(1)).to_string();
     let body = json!({"to": [{"webhook": {"url": sink.url("status=500")}}], "channels": ["webhook"],
         "expires_at": expires, "content": {"webhook": {}}});
     let id = herald.send(ADMIN_KEY, &body).await;
-    let n = herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(15))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(15)).await;
     let delivery = &n["deliveries"][0];
     assert_eq!(delivery["status"], "expired", "{n:#}");
     assert_eq!(n["status"], "failed");
@@ -649,32 +485,13 @@ fn chrono_like_now_plus(seconds: u64) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_health_and_readiness() {
     let herald = Herald::start(&[]).await;
-    let health: Value = herald
-        .client
-        .get(herald.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value =
+        herald.client.get(herald.url("/healthz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
-    let ready = herald
-        .client
-        .get(herald.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = herald.client.get(herald.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    let doc: Value = herald
-        .client
-        .get(herald.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value =
+        herald.client.get(herald.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/v1/notifications",
@@ -713,22 +530,11 @@ async fn bad_configuration_stops_start_up_with_the_setting_named() {
 async fn keys_create_mints_a_working_key_and_serve_prints_a_bootstrap_key() {
     let dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(herald_tests::herald::herald_binary())
-        .args([
-            "keys",
-            "create",
-            "--app",
-            "cli-app",
-            "--scopes",
-            "send,read",
-        ])
+        .args(["keys", "create", "--app", "cli-app", "--scopes", "send,read"])
         .env("HERALD_DATA_DIR", dir.path())
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("hk_"));
 
@@ -784,12 +590,7 @@ async fn keys_create_mints_a_working_key_and_serve_prints_a_bootstrap_key() {
         .find_map(|l| l.strip_prefix("herald: admin key: "))
         .expect("admin key printed")
         .to_owned();
-    let url = printed
-        .last()
-        .unwrap()
-        .strip_prefix("herald: listening on ")
-        .unwrap()
-        .to_owned();
+    let url = printed.last().unwrap().strip_prefix("herald: listening on ").unwrap().to_owned();
     let response = reqwest::Client::new()
         .post(format!("{url}/v1/keys"))
         .bearer_auth(&admin)

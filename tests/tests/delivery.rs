@@ -13,10 +13,7 @@ async fn smtp_herald(smtp: &SmtpSink, extra: &[(&str, &str)]) -> Herald {
         ("HERALD_SMTP_PORT", port.as_str()),
         ("HERALD_SMTP_TLS", "none"),
         ("HERALD_SMTP_FROM", "Herald <noreply@herald.test>"),
-        (
-            "HERALD_SMTP_LIST_UNSUBSCRIBE",
-            "<https://herald.test/unsubscribe/{delivery_id}>",
-        ),
+        ("HERALD_SMTP_LIST_UNSUBSCRIBE", "<https://herald.test/unsubscribe/{delivery_id}>"),
     ];
     env.extend_from_slice(extra);
     Herald::start(&env).await
@@ -32,18 +29,11 @@ async fn email_reaches_a_real_smtp_server() {
         "content": {"email": {"subject": "Your code", "text": "Code: 123456", "html": "<p>Code: <b>123456</b></p>"}}
     });
     let id = herald.send(ADMIN_KEY, &body).await;
-    let n = herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(15))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(15)).await;
     assert_eq!(n["status"], "sent", "{n:#}");
     let delivery = &n["deliveries"][0];
     assert_eq!(delivery["provider"], "smtp");
-    assert!(
-        delivery["provider_message_id"]
-            .as_str()
-            .unwrap()
-            .contains("queued as sink-1")
-    );
+    assert!(delivery["provider_message_id"].as_str().unwrap().contains("queued as sink-1"));
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1);
     let message = &messages[0];
@@ -55,9 +45,7 @@ async fn email_reaches_a_real_smtp_server() {
     assert!(message.contains("multipart/alternative"));
     let dlv = delivery["id"].as_str().unwrap();
     assert!(
-        message.contains(&format!(
-            "List-Unsubscribe: <https://herald.test/unsubscribe/{dlv}>"
-        )),
+        message.contains(&format!("List-Unsubscribe: <https://herald.test/unsubscribe/{dlv}>")),
         "{message}"
     );
     assert!(message.contains(&format!("Message-ID: <{dlv}@herald.test>")));
@@ -70,25 +58,13 @@ async fn smtp_rejections_fail_permanently_and_busy_servers_are_retried() {
     let send = |to: &str| json!({"to": [{"email": to}], "channels": ["email"], "content": {"email": {"subject": "s", "text": "t"}}});
     let rejected = herald.send(ADMIN_KEY, &send("reject@example.com")).await;
     let busy = herald.send(ADMIN_KEY, &send("busy@example.com")).await;
-    let n = herald
-        .wait_final(ADMIN_KEY, &rejected, Duration::from_secs(15))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &rejected, Duration::from_secs(15)).await;
     assert_eq!(n["status"], "failed");
     assert_eq!(n["deliveries"][0]["attempts"], 1, "a 550 is not retried");
-    assert!(
-        n["deliveries"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("550")
-    );
-    let n = herald
-        .wait_final(ADMIN_KEY, &busy, Duration::from_secs(15))
-        .await;
+    assert!(n["deliveries"][0]["reason"].as_str().unwrap().contains("550"));
+    let n = herald.wait_final(ADMIN_KEY, &busy, Duration::from_secs(15)).await;
     assert_eq!(n["status"], "failed");
-    assert_eq!(
-        n["deliveries"][0]["attempts"], 3,
-        "a 451 is retried until attempts run out"
-    );
+    assert_eq!(n["deliveries"][0]["attempts"], 3, "a 451 is retried until attempts run out");
     assert!(smtp.messages().is_empty());
 }
 
@@ -105,9 +81,7 @@ async fn webhooks_are_signed_and_carry_the_payload() {
         "metadata": {"tenant": "acme"}
     });
     let id = herald.send(ADMIN_KEY, &body).await;
-    let n = herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(10))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(10)).await;
     assert_eq!(n["status"], "sent");
     assert_eq!(sink.bad_signatures(), 0);
     let received = sink.received();
@@ -129,17 +103,10 @@ async fn a_receiver_with_another_secret_rejects_the_signature() {
     let sink = WebhookSink::start("whsec_b3RoZXItc2VjcmV0LW5vdC1oZXJhbGRzLXRlc3Qta2V5").await;
     let body = json!({"to": [{"webhook": {"url": sink.url("")}}], "channels": ["webhook"], "content": {"webhook": {}}});
     let id = herald.send(ADMIN_KEY, &body).await;
-    let n = herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(10))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(10)).await;
     assert_eq!(n["status"], "failed");
     assert_eq!(sink.bad_signatures(), 1);
-    assert!(
-        n["deliveries"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("401")
-    );
+    assert!(n["deliveries"][0]["reason"].as_str().unwrap().contains("401"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,26 +115,15 @@ async fn server_errors_are_retried_then_dead_lettered() {
     let sink = WebhookSink::start(WEBHOOK_SECRET).await;
     let body = json!({"to": [{"webhook": {"url": sink.url("status=500")}}], "channels": ["webhook"], "content": {"webhook": {}}});
     let id = herald.send(ADMIN_KEY, &body).await;
-    let n = herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(15))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(15)).await;
     assert_eq!(n["status"], "failed");
     let delivery = &n["deliveries"][0];
     assert_eq!(delivery["status"], "failed");
     assert_eq!(delivery["attempts"], 4);
-    assert!(
-        delivery["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("gave up after 4 attempts")
-    );
+    assert!(delivery["reason"].as_str().unwrap().starts_with("gave up after 4 attempts"));
     assert_eq!(sink.requests(), 4, "exactly four requests reached the sink");
-    let retries = n["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"] == "attempt_failed")
-        .count();
+    let retries =
+        n["timeline"].as_array().unwrap().iter().filter(|e| e["event"] == "attempt_failed").count();
     assert_eq!(retries, 3);
     let dead: Value = herald.get_json(ADMIN_KEY, "/v1/dead-letters").await;
     let dead = dead.as_array().unwrap();
@@ -179,43 +135,22 @@ async fn server_errors_are_retried_then_dead_lettered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_errors_fail_at_once_and_timeouts_are_retried() {
-    let herald = Herald::start(&[
-        ("HERALD_MAX_ATTEMPTS", "2"),
-        ("HERALD_WEBHOOK_TIMEOUT_MS", "200"),
-    ])
-    .await;
+    let herald =
+        Herald::start(&[("HERALD_MAX_ATTEMPTS", "2"), ("HERALD_WEBHOOK_TIMEOUT_MS", "200")]).await;
     let sink = WebhookSink::start(WEBHOOK_SECRET).await;
     let gone = json!({"to": [{"webhook": {"url": sink.url("status=410")}}], "channels": ["webhook"], "content": {"webhook": {}}});
     let slow = json!({"to": [{"webhook": {"url": sink.url("delay_ms=1000")}}], "channels": ["webhook"], "content": {"webhook": {}}});
     let gone = herald.send(ADMIN_KEY, &gone).await;
     let slow = herald.send(ADMIN_KEY, &slow).await;
-    let n = herald
-        .wait_final(ADMIN_KEY, &gone, Duration::from_secs(10))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &gone, Duration::from_secs(10)).await;
     assert_eq!(
-        (
-            n["status"].as_str(),
-            n["deliveries"][0]["attempts"].as_u64()
-        ),
+        (n["status"].as_str(), n["deliveries"][0]["attempts"].as_u64()),
         (Some("failed"), Some(1))
     );
-    assert!(
-        n["deliveries"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("410")
-    );
-    let n = herald
-        .wait_final(ADMIN_KEY, &slow, Duration::from_secs(10))
-        .await;
+    assert!(n["deliveries"][0]["reason"].as_str().unwrap().contains("410"));
+    let n = herald.wait_final(ADMIN_KEY, &slow, Duration::from_secs(10)).await;
     assert_eq!(n["deliveries"][0]["attempts"], 2);
-    assert!(
-        n["deliveries"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("timed out"),
-        "{n:#}"
-    );
+    assert!(n["deliveries"][0]["reason"].as_str().unwrap().contains("timed out"), "{n:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -232,9 +167,7 @@ async fn fallback_routing_moves_to_the_next_channel_on_failure() {
         "content": {"webhook": {}, "email": {"subject": "s", "text": "t"}}
     });
     let id = herald.send(ADMIN_KEY, &body).await;
-    let n = herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(10))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(10)).await;
     assert_eq!(n["status"], "sent");
     let outcome: Vec<(u64, &str, &str)> = n["deliveries"]
         .as_array()
@@ -259,12 +192,8 @@ async fn fallback_routing_moves_to_the_next_channel_on_failure() {
             (1, "webhook", "suppressed"),
         ]
     );
-    let suppressed = n["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["status"] == "suppressed")
-        .unwrap();
+    let suppressed =
+        n["deliveries"].as_array().unwrap().iter().find(|d| d["status"] == "suppressed").unwrap();
     assert_eq!(suppressed["reason"], "no_address");
 }
 
@@ -281,9 +210,7 @@ async fn graceful_shutdown_finishes_in_flight_sends() {
     assert!(herald.terminate().await, "clean exit on SIGTERM");
     assert_eq!(sink.count(), 1, "the in-flight send completed before exit");
     herald.restart().await;
-    let n = herald
-        .wait_final(ADMIN_KEY, &id, Duration::from_secs(10))
-        .await;
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(10)).await;
     assert_eq!(n["status"], "sent");
     assert_eq!(sink.count(), 1, "and it is not sent again after restart");
 }

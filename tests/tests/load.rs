@@ -45,14 +45,9 @@ async fn a_high_priority_notification_overtakes_a_low_backlog() {
     let lows: Vec<Value> = (0..5000).map(|n| webhook(&slow, "low", n)).collect();
     send_all(&herald, lows, 16).await;
     let delivered_before = sink.count();
-    assert!(
-        delivered_before < 2500,
-        "the backlog must still be there ({delivered_before} done)"
-    );
+    assert!(delivered_before < 2500, "the backlog must still be there ({delivered_before} done)");
 
-    herald
-        .send(ADMIN_KEY, &webhook(&sink.url("urgent=1"), "high", 0))
-        .await;
+    herald.send(ADMIN_KEY, &webhook(&sink.url("urgent=1"), "high", 0)).await;
     assert!(
         eventually(Duration::from_secs(30), || async {
             sink.received().iter().any(|r| r.body["priority"] == "high")
@@ -61,18 +56,12 @@ async fn a_high_priority_notification_overtakes_a_low_backlog() {
         "the high one arrives"
     );
     let received = sink.received();
-    let position = received
-        .iter()
-        .position(|r| r.body["priority"] == "high")
-        .unwrap();
+    let position = received.iter().position(|r| r.body["priority"] == "high").unwrap();
     println!(
         "high delivered as #{} of 5001 (lows done when it was sent: {delivered_before})",
         position + 1
     );
-    assert!(
-        position < 2500,
-        "high delivered at position {position}, after half the lows"
-    );
+    assert!(position < 2500, "high delivered at position {position}, after half the lows");
     // Only the sends already in flight when it arrived may finish in between.
     assert!(
         position < delivered_before + 100,
@@ -93,10 +82,7 @@ async fn kill_9_loses_and_duplicates_nothing() {
 
     let at_kill = sink.unique();
     Arc::get_mut(&mut herald).expect("sole owner").kill9().await;
-    assert!(
-        at_kill < 2000,
-        "the kill must land while work is in flight ({at_kill} done)"
-    );
+    assert!(at_kill < 2000, "the kill must land while work is in flight ({at_kill} done)");
     println!("killed after {at_kill} of 2000 deliveries");
 
     Arc::get_mut(&mut herald).unwrap().restart().await;
@@ -111,10 +97,7 @@ async fn kill_9_loses_and_duplicates_nothing() {
     let mut ids_by_notification: HashMap<String, HashSet<String>> = HashMap::new();
     for r in sink.received() {
         let notification = r.body["notification_id"].as_str().unwrap().to_owned();
-        ids_by_notification
-            .entry(notification)
-            .or_default()
-            .insert(r.webhook_id);
+        ids_by_notification.entry(notification).or_default().insert(r.webhook_id);
     }
     let accepted: HashSet<String> = accepted.into_iter().collect();
     let delivered: HashSet<String> = ids_by_notification.keys().cloned().collect();
@@ -128,10 +111,7 @@ async fn kill_9_loses_and_duplicates_nothing() {
     // receiver drops the repeat, as Standard Webhooks asks); nothing else may repeat.
     let repeats = sink.count() - sink.unique();
     println!("repeated requests (in flight at the kill): {repeats}");
-    assert!(
-        repeats <= 16,
-        "{repeats} repeats, more than the 16 sends in flight"
-    );
+    assert!(repeats <= 16, "{repeats} repeats, more than the 16 sends in flight");
 
     // And the server agrees: every notification is `sent`.
     let mut sent = 0;

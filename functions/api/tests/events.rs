@@ -18,11 +18,7 @@ fn event(name: &str) -> lambda_http::Request {
 }
 
 async fn call(app: &axum::Router, request: lambda_http::Request) -> (u16, Value) {
-    let response = app
-        .clone()
-        .oneshot(request.map(axum::body::Body::new))
-        .await
-        .unwrap();
+    let response = app.clone().oneshot(request.map(axum::body::Body::new)).await.unwrap();
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))

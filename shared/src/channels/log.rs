@@ -32,11 +32,7 @@ pub struct LogProvider {
 impl LogProvider {
     pub fn recent(&self, app_id: &str) -> Vec<LoggedMessage> {
         let recent = self.recent.lock().expect("log provider lock");
-        recent
-            .iter()
-            .filter(|m| m.app_id == app_id)
-            .cloned()
-            .collect()
+        recent.iter().filter(|m| m.app_id == app_id).cloned().collect()
     }
 }
 
@@ -72,8 +68,6 @@ impl Provider for LogProvider {
             recent.pop_front();
         }
         recent.push_back(logged);
-        Ok(Receipt {
-            provider_message_id: Some(format!("log-{}", message.delivery_id)),
-        })
+        Ok(Receipt { provider_message_id: Some(format!("log-{}", message.delivery_id)) })
     }
 }

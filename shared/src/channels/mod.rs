@@ -57,10 +57,7 @@ pub struct Providers {
 
 impl Providers {
     pub fn new(log: Arc<LogProvider>) -> Self {
-        Self {
-            by_channel: HashMap::new(),
-            fallback: log,
-        }
+        Self { by_channel: HashMap::new(), fallback: log }
     }
 
     pub fn with(mut self, channel: Channel, provider: Arc<dyn Provider>) -> Self {
@@ -69,10 +66,7 @@ impl Providers {
     }
 
     pub fn for_channel(&self, channel: Channel) -> Arc<dyn Provider> {
-        self.by_channel
-            .get(&channel)
-            .cloned()
-            .unwrap_or_else(|| self.fallback.clone())
+        self.by_channel.get(&channel).cloned().unwrap_or_else(|| self.fallback.clone())
     }
 
     pub fn log(&self) -> Arc<LogProvider> {

@@ -28,9 +28,7 @@ impl FromStr for SmtpTls {
             "none" => Ok(SmtpTls::None),
             "starttls" => Ok(SmtpTls::StartTls),
             "tls" => Ok(SmtpTls::Tls),
-            other => Err(format!(
-                "unknown SMTP TLS mode '{other}' (none, starttls or tls)"
-            )),
+            other => Err(format!("unknown SMTP TLS mode '{other}' (none, starttls or tls)")),
         }
     }
 }
@@ -81,9 +79,7 @@ impl SmtpProvider {
             return Err(ProviderError::Permanent("not an email address".into()));
         };
         let Some(email) = &message.content.email else {
-            return Err(ProviderError::Permanent(
-                "the notification has no email content".into(),
-            ));
+            return Err(ProviderError::Permanent("the notification has no email content".into()));
         };
         let to: Mailbox = to.as_str().parse().map_err(|e| permanent(&e))?;
         let domain = self.from.email.domain().to_owned();
@@ -100,14 +96,11 @@ impl SmtpProvider {
             ));
         }
         let built = match (&email.text, &email.html) {
-            (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(
-                text.clone(),
-                html.clone(),
-            )),
+            (Some(text), Some(html)) => {
+                builder.multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
+            }
             (None, Some(html)) => builder.singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(html.clone()),
+                SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone()),
             ),
             (text, None) => builder.singlepart(
                 SinglePart::builder()
@@ -130,13 +123,7 @@ impl Provider for SmtpProvider {
         match self.transport.send(email).await {
             Ok(response) => Ok(Receipt {
                 provider_message_id: Some(
-                    response
-                        .message()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                        .chars()
-                        .take(200)
-                        .collect(),
+                    response.message().collect::<Vec<_>>().join(" ").chars().take(200).collect(),
                 ),
             }),
             Err(e) if e.is_permanent() => Err(ProviderError::Permanent(format!("SMTP: {e}"))),

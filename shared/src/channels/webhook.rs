@@ -22,12 +22,8 @@ pub struct WebhookSecret {
 
 impl WebhookSecret {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let body = text
-            .strip_prefix(SECRET_PREFIX)
-            .ok_or("must start with 'whsec_'")?;
-        let key = STANDARD
-            .decode(body)
-            .map_err(|_| "is not valid base64 after 'whsec_'")?;
+        let body = text.strip_prefix(SECRET_PREFIX).ok_or("must start with 'whsec_'")?;
+        let key = STANDARD.decode(body).map_err(|_| "is not valid base64 after 'whsec_'")?;
         if !(24..=64).contains(&key.len()) {
             return Err("must hold 24 to 64 bytes".into());
         }
@@ -109,26 +105,16 @@ impl Provider for WebhookProvider {
             .send()
             .await
             .map_err(|e| {
-                let kind = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "could not connect"
-                };
+                let kind = if e.is_timeout() { "timed out" } else { "could not connect" };
                 ProviderError::Transient(format!("webhook {kind}: {}", without_url(&e)))
             })?;
         let status = response.status();
         if status.is_success() {
-            Ok(Receipt {
-                provider_message_id: Some(id),
-            })
+            Ok(Receipt { provider_message_id: Some(id) })
         } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-            Err(ProviderError::Transient(format!(
-                "webhook answered {status}"
-            )))
+            Err(ProviderError::Transient(format!("webhook answered {status}")))
         } else {
-            Err(ProviderError::Permanent(format!(
-                "webhook answered {status}"
-            )))
+            Err(ProviderError::Permanent(format!("webhook answered {status}")))
         }
     }
 }

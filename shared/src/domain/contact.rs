@@ -50,22 +50,15 @@ impl EmailAddress {
     pub fn parse(text: &str) -> Result<Self, InvalidContact> {
         let text = text.trim();
         if text.len() > 254 {
-            return Err(InvalidContact(
-                "email address is longer than 254 characters".into(),
-            ));
+            return Err(InvalidContact("email address is longer than 254 characters".into()));
         }
         if !email_address::EmailAddress::is_valid(text) || !text.contains('@') {
-            return Err(InvalidContact(format!(
-                "'{}' is not a valid email address",
-                redact(text)
-            )));
+            return Err(InvalidContact(format!("'{}' is not a valid email address", redact(text))));
         }
         // Display names ("Ann <ann@example.com>") are accepted by the parser; Herald
         // wants the bare address.
         if text.contains('<') || text.contains(' ') {
-            return Err(InvalidContact(
-                "give the bare address, without a display name".into(),
-            ));
+            return Err(InvalidContact("give the bare address, without a display name".into()));
         }
         Ok(Self(text.to_owned()))
     }
@@ -98,9 +91,7 @@ impl PhoneNumber {
         let parsed = phonenumber::parse(None, text)
             .map_err(|_| InvalidContact("not a valid E.164 phone number".into()))?;
         if !phonenumber::is_valid(&parsed) {
-            return Err(InvalidContact(
-                "not a valid phone number for its country".into(),
-            ));
+            return Err(InvalidContact("not a valid phone number for its country".into()));
         }
         Ok(Self(text.to_owned()))
     }
@@ -158,38 +149,19 @@ mod tests {
     fn emails() {
         assert!(EmailAddress::parse("ann@example.com").is_ok());
         assert!(EmailAddress::parse("ann.b+tag@mail.example.co.uk").is_ok());
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@example.com",
-            "Ann <ann@example.com>",
-            "a b@c.d",
-        ] {
-            assert!(
-                EmailAddress::parse(bad).is_err(),
-                "{bad} should be rejected"
-            );
+        for bad in ["", "ann", "ann@", "@example.com", "Ann <ann@example.com>", "a b@c.d"] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad} should be rejected");
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(EmailAddress::parse(&long).is_err());
-        assert_eq!(
-            EmailAddress::parse("ann@example.com").unwrap().redacted(),
-            "a***@example.com"
-        );
+        assert_eq!(EmailAddress::parse("ann@example.com").unwrap().redacted(), "a***@example.com");
     }
 
     #[test]
     fn phones() {
         assert!(PhoneNumber::parse("+14155552671").is_ok());
         assert!(PhoneNumber::parse("+8613800138000").is_ok());
-        for bad in [
-            "14155552671",
-            "+1 415 555 2671",
-            "+0123456",
-            "+1415555267123456",
-            "+1",
-        ] {
+        for bad in ["14155552671", "+1 415 555 2671", "+0123456", "+1415555267123456", "+1"] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad} should be rejected");
         }
     }
@@ -198,12 +170,7 @@ mod tests {
     fn urls() {
         assert!(WebhookUrl::parse("https://example.com/hook").is_ok());
         assert!(WebhookUrl::parse("http://127.0.0.1:9000/x").is_ok());
-        for bad in [
-            "ftp://example.com",
-            "not a url",
-            "https://user:pw@example.com/",
-            "/relative",
-        ] {
+        for bad in ["ftp://example.com", "not a url", "https://user:pw@example.com/", "/relative"] {
             assert!(WebhookUrl::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -29,9 +29,7 @@ macro_rules! prefixed_id {
                 let body = text
                     .strip_prefix(concat!($prefix, "_"))
                     .ok_or(InvalidId { expected: $prefix })?;
-                Ulid::from_string(body)
-                    .map(Self)
-                    .map_err(|_| InvalidId { expected: $prefix })
+                Ulid::from_string(body).map(Self).map_err(|_| InvalidId { expected: $prefix })
             }
         }
 

@@ -154,10 +154,7 @@ impl Recipient {
         match channel {
             Channel::Email => self.email.clone().map(Address::Email),
             Channel::Sms => self.phone.clone().map(Address::Phone),
-            Channel::Webhook => self
-                .webhook
-                .as_ref()
-                .map(|w| Address::Webhook(w.url.clone())),
+            Channel::Webhook => self.webhook.as_ref().map(|w| Address::Webhook(w.url.clone())),
         }
     }
 }
@@ -181,11 +178,7 @@ impl Address {
             Address::Email(e) => e.redacted(),
             Address::Phone(p) => {
                 let s = p.as_str();
-                format!(
-                    "{}***{}",
-                    &s[..3.min(s.len())],
-                    &s[s.len().saturating_sub(2)..]
-                )
+                format!("{}***{}", &s[..3.min(s.len())], &s[s.len().saturating_sub(2)..])
             }
             Address::Webhook(u) => url::Url::parse(u.as_str())
                 .map(|u| format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("")))

@@ -57,19 +57,12 @@ impl NotificationStatus {
     }
 
     pub fn is_final(self) -> bool {
-        !matches!(
-            self,
-            NotificationStatus::Accepted | NotificationStatus::Dispatched
-        )
+        !matches!(self, NotificationStatus::Accepted | NotificationStatus::Dispatched)
     }
 
     /// The statuses a notification may be in for a move to `next` to be legal.
     pub fn predecessors(next: NotificationStatus) -> Vec<NotificationStatus> {
-        Self::ALL
-            .iter()
-            .copied()
-            .filter(|s| s.can_become(next))
-            .collect()
+        Self::ALL.iter().copied().filter(|s| s.can_become(next)).collect()
     }
 }
 
@@ -107,11 +100,7 @@ impl DeliveryStatus {
     }
 
     pub fn predecessors(next: DeliveryStatus) -> Vec<DeliveryStatus> {
-        Self::ALL
-            .iter()
-            .copied()
-            .filter(|s| s.can_become(next))
-            .collect()
+        Self::ALL.iter().copied().filter(|s| s.can_become(next)).collect()
     }
 }
 
@@ -133,10 +122,7 @@ mod tests {
                 assert!(NotificationStatus::ALL.iter().all(|n| !s.can_become(*n)));
             }
         }
-        assert_eq!(
-            NotificationStatus::predecessors(Canceled),
-            vec![Accepted, Dispatched]
-        );
+        assert_eq!(NotificationStatus::predecessors(Canceled), vec![Accepted, Dispatched]);
     }
 
     #[test]

@@ -45,9 +45,7 @@ impl Caller {
         if self.0.allows(scope) {
             Ok(())
         } else {
-            Err(Problem::forbidden(format!(
-                "this API key lacks the '{scope}' scope"
-            )))
+            Err(Problem::forbidden(format!("this API key lacks the '{scope}' scope")))
         }
     }
 

@@ -15,12 +15,7 @@ pub fn decode<T: DeserializeOwned>(
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::too_large("the request body is larger than this server accepts")
         } else {
-            Problem::new(
-                rejection.status(),
-                "bad-body",
-                "Unreadable body",
-                rejection.body_text(),
-            )
+            Problem::new(rejection.status(), "bad-body", "Unreadable body", rejection.body_text())
         }
     })?;
     let is_json = headers
@@ -38,9 +33,7 @@ pub fn decode<T: DeserializeOwned>(
     }
     let mut deserializer = serde_json::Deserializer::from_slice(&body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
-    deserializer
-        .end()
-        .map_err(|e| Problem::field("(body)", format!("trailing data: {e}")))?;
+    deserializer.end().map_err(|e| Problem::field("(body)", format!("trailing data: {e}")))?;
     Ok((value, body))
 }
 
@@ -57,10 +50,7 @@ fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> Problem {
         return Problem::field("(body)", format!("not valid JSON: {message}"));
     }
     // A missing field is reported at its parent's path; name the field itself.
-    let field = match message
-        .strip_prefix("missing field `")
-        .and_then(|m| m.split('`').next())
-    {
+    let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
         Some(missing) if path == "." => missing.to_owned(),
         Some(missing) => format!("{path}.{missing}"),
         None if path == "." => "(body)".to_owned(),

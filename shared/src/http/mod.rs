@@ -34,13 +34,7 @@ impl AppState {
         log: Arc<LogProvider>,
         limits: Limits,
     ) -> Self {
-        Self {
-            store,
-            queue,
-            log,
-            limits,
-            keys: Arc::default(),
-        }
+        Self { store, queue, log, limits, keys: Arc::default() }
     }
 }
 
@@ -71,10 +65,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     Router::new()
-        .route(
-            "/v1/notifications",
-            post(notifications::send).get(notifications::list),
-        )
+        .route("/v1/notifications", post(notifications::send).get(notifications::list))
         .route("/v1/notifications/{id}", get(notifications::get))
         .route("/v1/notifications/{id}/cancel", post(notifications::cancel))
         .route("/v1/notifications/{id}/resend", post(notifications::resend))

@@ -100,15 +100,11 @@ fn idempotency_claim(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<Idemp
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .map_err(|_| Problem::field("Idempotency-Key", "must be printable ASCII"))?;
+    let key =
+        value.to_str().map_err(|_| Problem::field("Idempotency-Key", "must be printable ASCII"))?;
     validate::idempotency_key(key).map_err(|m| Problem::field("Idempotency-Key", m))?;
     let body_hash = hex::encode(Sha256::digest(body));
-    Ok(Some(IdempotencyClaim {
-        key: key.to_owned(),
-        body_hash,
-    }))
+    Ok(Some(IdempotencyClaim { key: key.to_owned(), body_hash }))
 }
 
 async fn accept(
@@ -116,21 +112,15 @@ async fn accept(
     notification: Notification,
     claim: Option<IdempotencyClaim>,
 ) -> ApiResult<Response> {
-    let accepted = intake::accept(&*state.store, &*state.queue, notification, claim.as_ref())
-        .await
-        .map_err(|e| match e {
+    let accepted =
+        intake::accept(&*state.store, notification, claim.as_ref()).await.map_err(|e| match e {
             IntakeError::KeyReused => Problem::conflict("idempotency-key-reused", e.to_string()),
             IntakeError::Store(e) => Problem::internal(&e),
         })?;
-    let body = SendResponse {
-        id: accepted.id,
-        status: accepted.status,
-    };
+    let body = SendResponse { id: accepted.id, status: accepted.status };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if accepted.replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -180,11 +170,7 @@ pub async fn get(
     let notification = owned(&state, &caller, &id).await?;
     let deliveries = state.store.deliveries(&notification.id).await?;
     let timeline = state.store.timeline(&notification.id).await?;
-    Ok(Json(NotificationDetail {
-        notification,
-        deliveries,
-        timeline,
-    }))
+    Ok(Json(NotificationDetail { notification, deliveries, timeline }))
 }
 
 const DEFAULT_PAGE: usize = 50;
@@ -192,10 +178,7 @@ const MAX_PAGE: usize = 200;
 
 fn parse_filter(query: &HashMap<String, String>) -> ApiResult<NotificationFilter> {
     let mut errors = Errors::default();
-    let mut filter = NotificationFilter {
-        limit: DEFAULT_PAGE,
-        ..Default::default()
-    };
+    let mut filter = NotificationFilter { limit: DEFAULT_PAGE, ..Default::default() };
     for (name, value) in query {
         let bad = |errors: &mut Errors, m: String| errors.add(name.clone(), m);
         match name.as_str() {
@@ -215,10 +198,7 @@ fn parse_filter(query: &HashMap<String, String>) -> ApiResult<NotificationFilter
             "created_after" | "created_before" => match DateTime::parse_from_rfc3339(value) {
                 Ok(t) if name == "created_after" => filter.created_after = Some(t.to_utc()),
                 Ok(t) => filter.created_before = Some(t.to_utc()),
-                Err(_) => bad(
-                    &mut errors,
-                    "an RFC 3339 time, e.g. 2026-01-31T12:00:00Z".into(),
-                ),
+                Err(_) => bad(&mut errors, "an RFC 3339 time, e.g. 2026-01-31T12:00:00Z".into()),
             },
             "limit" => match value.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => filter.limit = n,
@@ -231,11 +211,7 @@ fn parse_filter(query: &HashMap<String, String>) -> ApiResult<NotificationFilter
             _ => bad(&mut errors, "unknown query parameter".into()),
         }
     }
-    if errors.0.is_empty() {
-        Ok(filter)
-    } else {
-        Err(Problem::invalid(errors.0))
-    }
+    if errors.0.is_empty() { Ok(filter) } else { Err(Problem::invalid(errors.0)) }
 }
 
 /// List notifications, newest first.
@@ -256,10 +232,7 @@ pub async fn list(
     let mut filter = parse_filter(&query)?;
     let limit = filter.limit;
     filter.limit += 1; // one more tells whether another page exists
-    let mut data = state
-        .store
-        .list_notifications(caller.app_id(), &filter)
-        .await?;
+    let mut data = state.store.list_notifications(caller.app_id(), &filter).await?;
     let next_cursor = if data.len() > limit {
         data.truncate(limit);
         data.last().map(|n| n.id.to_string())
@@ -284,16 +257,11 @@ pub async fn cancel(
     let notification = owned(&state, &caller, &id).await?;
     let status = notification.status;
     if status == NotificationStatus::Canceled {
-        return Ok(Json(SendResponse {
-            id: notification.id,
-            status,
-        }));
+        return Ok(Json(SendResponse { id: notification.id, status }));
     }
     let not_cancelable = |why: &str| Problem::conflict("not-cancelable", why.to_owned());
     if status.is_final() {
-        return Err(not_cancelable(&format!(
-            "the notification is already {status}"
-        )));
+        return Err(not_cancelable(&format!("the notification is already {status}")));
     }
     let deliveries = state.store.deliveries(&notification.id).await?;
     if deliveries.iter().any(|d| d.status.reached_recipient()) {
@@ -304,14 +272,9 @@ pub async fn cancel(
         .transition_notification(&notification.id, NotificationStatus::Canceled, None)
         .await?;
     if !moved {
-        return Err(not_cancelable(
-            "the notification changed status meanwhile; read it again",
-        ));
+        return Err(not_cancelable("the notification changed status meanwhile; read it again"));
     }
-    Ok(Json(SendResponse {
-        id: notification.id,
-        status: NotificationStatus::Canceled,
-    }))
+    Ok(Json(SendResponse { id: notification.id, status: NotificationStatus::Canceled }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -357,13 +320,8 @@ pub async fn resend(
         ..original.clone()
     };
     let id = copy.id.clone();
-    intake::accept(&*state.store, &*state.queue, copy, None)
-        .await
-        .map_err(|e| Problem::internal(&e))?;
-    let body = ResendResponse {
-        id,
-        status: NotificationStatus::Accepted,
-        resent_from: original.id,
-    };
+    intake::accept(&*state.store, copy, None).await.map_err(|e| Problem::internal(&e))?;
+    let body =
+        ResendResponse { id, status: NotificationStatus::Accepted, resent_from: original.id };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -64,12 +64,7 @@ pub async fn dead_letters(
 }
 
 pub async fn not_found() -> Problem {
-    Problem::new(
-        StatusCode::NOT_FOUND,
-        "not-found",
-        "Not found",
-        "no such route",
-    )
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route")
 }
 
 pub async fn method_not_allowed() -> Problem {

@@ -14,10 +14,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 256 * 1024,
-            max_recipients: 1000,
-        }
+        Self { max_body_bytes: 256 * 1024, max_recipients: 1000 }
     }
 }
 
@@ -33,10 +30,7 @@ pub struct Errors(pub Vec<FieldError>);
 
 impl Errors {
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { field: field.into(), message: message.into() });
     }
 }
 
@@ -47,11 +41,7 @@ pub fn recipients(errors: &mut Errors, to: &[Recipient], limits: &Limits) {
     if to.len() > limits.max_recipients {
         errors.add(
             "to",
-            format!(
-                "at most {} recipients per request (got {})",
-                limits.max_recipients,
-                to.len()
-            ),
+            format!("at most {} recipients per request (got {})", limits.max_recipients, to.len()),
         );
     }
     for (i, recipient) in to.iter().enumerate() {
@@ -68,10 +58,7 @@ pub fn channels(errors: &mut Errors, channels: &[Channel], content: &Content) {
     let mut seen = HashSet::new();
     for (i, channel) in channels.iter().enumerate() {
         if !seen.insert(channel) {
-            errors.add(
-                format!("channels[{i}]"),
-                format!("'{channel}' is listed twice"),
-            );
+            errors.add(format!("channels[{i}]"), format!("'{channel}' is listed twice"));
         }
         if !content.has(*channel) {
             errors.add(
@@ -89,10 +76,7 @@ pub fn content(errors: &mut Errors, content: &Content) {
             errors.add("content.email.subject", "must not be empty");
         }
         if email.subject.chars().count() > MAX_SUBJECT {
-            errors.add(
-                "content.email.subject",
-                format!("at most {MAX_SUBJECT} characters"),
-            );
+            errors.add("content.email.subject", format!("at most {MAX_SUBJECT} characters"));
         }
         if email.subject.contains(['\r', '\n']) {
             errors.add("content.email.subject", "must be one line");
@@ -112,10 +96,7 @@ pub fn content(errors: &mut Errors, content: &Content) {
     if let Some(sms) = &content.sms {
         let length = sms.text.chars().count();
         if length == 0 || length > MAX_SMS {
-            errors.add(
-                "content.sms.text",
-                format!("must be 1 to {MAX_SMS} characters"),
-            );
+            errors.add("content.sms.text", format!("must be 1 to {MAX_SMS} characters"));
         }
     }
 }
@@ -145,10 +126,7 @@ pub fn metadata(
 ) {
     let size = metadata.map(|m| serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX));
     if size.is_some_and(|s| s > MAX_METADATA_BYTES) {
-        errors.add(
-            "metadata",
-            format!("at most {MAX_METADATA_BYTES} bytes of JSON"),
-        );
+        errors.add("metadata", format!("at most {MAX_METADATA_BYTES} bytes of JSON"));
     }
 }
 
@@ -156,9 +134,7 @@ pub fn metadata(
 pub fn idempotency_key(key: &str) -> Result<(), String> {
     let printable = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !printable {
-        return Err(format!(
-            "1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters, no spaces"
-        ));
+        return Err(format!("1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters, no spaces"));
     }
     Ok(())
 }

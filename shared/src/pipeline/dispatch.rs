@@ -7,7 +7,7 @@ use crate::domain::{
     Channel, Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId,
     NotificationStatus, Recipient, Routing,
 };
-use crate::ports::{Queue, Store, StoreError};
+use crate::ports::{Store, StoreError};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,6 @@ pub enum DispatchOutcome {
 
 pub async fn dispatch(
     store: &dyn Store,
-    queue: &dyn Queue,
     id: &NotificationId,
     now: DateTime<Utc>,
 ) -> Result<DispatchOutcome, StoreError> {
@@ -35,27 +34,18 @@ pub async fn dispatch(
     }
     if notification.is_expired_at(now) {
         let detail = Some("expires_at passed before dispatch".to_owned());
-        store
-            .transition_notification(id, NotificationStatus::Expired, detail)
-            .await?;
+        store.transition_notification(id, NotificationStatus::Expired, detail).await?;
         return Ok(DispatchOutcome::Expired);
     }
     let deliveries = plan_deliveries(&notification, now);
-    store.insert_deliveries(&deliveries).await?;
     let jobs: Vec<_> = deliveries
         .iter()
         .filter(|d| d.status == DeliveryStatus::Queued)
         .map(|d| send_job(&d.id, d.channel, notification.priority))
         .collect();
     let queued = jobs.len();
-    queue.enqueue(jobs).await?;
-    store
-        .transition_notification(id, NotificationStatus::Dispatched, None)
-        .await?;
-    Ok(DispatchOutcome::Dispatched {
-        queued,
-        suppressed: deliveries.len() - queued,
-    })
+    store.record_dispatch(id, &deliveries, jobs).await?;
+    Ok(DispatchOutcome::Dispatched { queued, suppressed: deliveries.len() - queued })
 }
 
 /// The deliveries a notification starts with. With `all` routing, one per recipient and
@@ -87,21 +77,10 @@ pub fn next_fallback(
         return None;
     }
     let recipient = notification.to.get(failed.recipient_index)?;
-    let position = notification
-        .channels
-        .iter()
-        .position(|c| *c == failed.channel)?;
+    let position = notification.channels.iter().position(|c| *c == failed.channel)?;
     notification.channels[position + 1..]
         .iter()
-        .map(|&channel| {
-            new_delivery(
-                notification,
-                failed.recipient_index,
-                recipient,
-                channel,
-                now,
-            )
-        })
+        .map(|&channel| new_delivery(notification, failed.recipient_index, recipient, channel, now))
         .find(|d| d.status == DeliveryStatus::Queued)
 }
 
@@ -188,10 +167,8 @@ mod tests {
     fn all_routing_makes_one_delivery_per_recipient_and_channel() {
         let n = notification(Routing::All, vec![both(), email_only()]);
         let planned = plan_deliveries(&n, Utc::now());
-        let statuses: Vec<_> = planned
-            .iter()
-            .map(|d| (d.recipient_index, d.channel, d.status))
-            .collect();
+        let statuses: Vec<_> =
+            planned.iter().map(|d| (d.recipient_index, d.channel, d.status)).collect();
         assert_eq!(
             statuses,
             vec![
@@ -208,10 +185,8 @@ mod tests {
     fn fallback_routing_starts_with_the_first_reachable_channel() {
         let n = notification(Routing::Fallback, vec![both(), email_only()]);
         let planned = plan_deliveries(&n, Utc::now());
-        let statuses: Vec<_> = planned
-            .iter()
-            .map(|d| (d.recipient_index, d.channel, d.status))
-            .collect();
+        let statuses: Vec<_> =
+            planned.iter().map(|d| (d.recipient_index, d.channel, d.status)).collect();
         assert_eq!(
             statuses,
             vec![
@@ -228,14 +203,8 @@ mod tests {
     #[test]
     fn planning_twice_gives_the_same_deliveries() {
         let n = notification(Routing::All, vec![both()]);
-        let a: Vec<_> = plan_deliveries(&n, Utc::now())
-            .into_iter()
-            .map(|d| d.id)
-            .collect();
-        let b: Vec<_> = plan_deliveries(&n, Utc::now())
-            .into_iter()
-            .map(|d| d.id)
-            .collect();
+        let a: Vec<_> = plan_deliveries(&n, Utc::now()).into_iter().map(|d| d.id).collect();
+        let b: Vec<_> = plan_deliveries(&n, Utc::now()).into_iter().map(|d| d.id).collect();
         assert_eq!(a, b);
     }
 }

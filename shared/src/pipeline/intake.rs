@@ -23,27 +23,20 @@ pub struct Accepted {
 
 pub async fn accept(
     store: &dyn Store,
-    queue: &dyn Queue,
     notification: Notification,
     claim: Option<&IdempotencyClaim>,
 ) -> Result<Accepted, IntakeError> {
-    match store.accept(&notification, claim).await? {
-        AcceptOutcome::Created => {
-            queue
-                .enqueue(vec![dispatch_job(&notification.id, notification.priority)])
-                .await?;
-            Ok(Accepted {
-                id: notification.id,
-                status: NotificationStatus::Accepted,
-                replayed: false,
-            })
-        }
-        // The first response said `accepted`; a repeat says the same.
-        AcceptOutcome::Replayed(id) => Ok(Accepted {
-            id,
+    let outbox = vec![dispatch_job(&notification.id, notification.priority)];
+    match store.accept(&notification, claim, outbox).await? {
+        AcceptOutcome::Created => Ok(Accepted {
+            id: notification.id,
             status: NotificationStatus::Accepted,
-            replayed: true,
+            replayed: false,
         }),
+        // The first response said `accepted`; a repeat says the same.
+        AcceptOutcome::Replayed(id) => {
+            Ok(Accepted { id, status: NotificationStatus::Accepted, replayed: true })
+        }
         AcceptOutcome::KeyReused => Err(IntakeError::KeyReused),
     }
 }
@@ -60,15 +53,10 @@ pub async fn requeue_stranded(
     let mut total = 0;
     let mut after: Option<NotificationId> = None;
     loop {
-        let stranded = store
-            .stranded_notifications(before, after.as_ref(), PAGE)
-            .await?;
+        let stranded = store.stranded_notifications(before, after.as_ref(), PAGE).await?;
         let count = stranded.len();
         after = stranded.last().map(|n| n.id.clone());
-        let jobs = stranded
-            .iter()
-            .map(|n| dispatch_job(&n.id, n.priority))
-            .collect();
+        let jobs = stranded.iter().map(|n| dispatch_job(&n.id, n.priority)).collect();
         queue.enqueue(jobs).await?;
         total += count;
         if count < PAGE {

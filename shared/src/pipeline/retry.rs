@@ -31,10 +31,7 @@ impl RetryPolicy {
     /// random ("equal jitter"), so retries spread out but never come back at once.
     pub fn delay_after(&self, attempts: u32) -> Duration {
         let exponent = attempts.saturating_sub(1).min(20);
-        let step = self
-            .base_delay
-            .saturating_mul(1 << exponent)
-            .min(self.max_delay);
+        let step = self.base_delay.saturating_mul(1 << exponent).min(self.max_delay);
         let half = step / 2;
         half + rand::rng().random_range(Duration::ZERO..=half)
     }
@@ -55,10 +52,7 @@ mod tests {
             let delay = policy.delay_after(attempts);
             let step = Duration::from_millis(100 * (1 << (attempts - 1).min(20)))
                 .min(Duration::from_secs(1));
-            assert!(
-                delay >= step / 2 && delay <= step,
-                "attempt {attempts}: {delay:?}"
-            );
+            assert!(delay >= step / 2 && delay <= step, "attempt {attempts}: {delay:?}");
         }
         assert!(!policy.gives_up_after(4));
         assert!(policy.gives_up_after(5));

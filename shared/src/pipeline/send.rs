@@ -30,17 +30,13 @@ pub struct SendContext<'a> {
 
 pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, StoreError> {
     let Ok(id) = DeliveryId::parse(&job.payload) else {
-        cx.queue
-            .dead_letter(job, "the message is not a delivery id")
-            .await?;
+        cx.queue.dead_letter(job, "the message is not a delivery id").await?;
         return Ok(SendOutcome::DeadLettered);
     };
     let loaded = match cx.store.delivery(&id).await? {
-        Some(delivery) if !delivery.status.is_settled() => cx
-            .store
-            .notification(&delivery.notification_id)
-            .await?
-            .map(|n| (delivery, n)),
+        Some(delivery) if !delivery.status.is_settled() => {
+            cx.store.notification(&delivery.notification_id).await?.map(|n| (delivery, n))
+        }
         _ => None,
     };
     let Some((delivery, notification)) = loaded else {
@@ -67,9 +63,7 @@ async fn attempt(
             attempts: job.attempts.saturating_sub(1),
             ..Default::default()
         };
-        cx.store
-            .transition_delivery(&delivery.id, DeliveryStatus::Expired, outcome)
-            .await?;
+        cx.store.transition_delivery(&delivery.id, DeliveryStatus::Expired, outcome).await?;
         return Ok(SendOutcome::Expired);
     }
     let provider = cx.providers.for_channel(delivery.channel);
@@ -91,19 +85,13 @@ async fn attempt(
                 reason: None,
                 attempts: job.attempts,
             };
-            cx.store
-                .transition_delivery(&delivery.id, DeliveryStatus::Sent, outcome)
-                .await?;
+            cx.store.transition_delivery(&delivery.id, DeliveryStatus::Sent, outcome).await?;
             Ok(SendOutcome::Sent)
         }
         Err(ProviderError::Transient(error)) if !cx.retry.gives_up_after(job.attempts) => {
             tracing::debug!(delivery = %delivery.id, attempts = job.attempts, %error, "will retry");
-            cx.store
-                .record_attempt(&delivery.id, job.attempts, &error)
-                .await?;
-            cx.queue
-                .retry(job, cx.retry.delay_after(job.attempts), &error)
-                .await?;
+            cx.store.record_attempt(&delivery.id, job.attempts, &error).await?;
+            cx.queue.retry(job, cx.retry.delay_after(job.attempts), &error).await?;
             Ok(SendOutcome::Retrying)
         }
         Err(ProviderError::Transient(error)) => {
@@ -131,16 +119,8 @@ async fn fail(
 ) -> Result<(), StoreError> {
     tracing::info!(delivery = %delivery.id, to = %delivery.address.redacted(), %reason, "delivery failed");
     if let Some(next) = next_fallback(notification, delivery, Utc::now()) {
-        cx.store
-            .insert_deliveries(std::slice::from_ref(&next))
-            .await?;
-        cx.queue
-            .enqueue(vec![send_job(
-                &next.id,
-                next.channel,
-                notification.priority,
-            )])
-            .await?;
+        let job = send_job(&next.id, next.channel, notification.priority);
+        cx.store.insert_deliveries(std::slice::from_ref(&next), vec![job]).await?;
     }
     let outcome = DeliveryOutcome {
         provider: Some(provider.to_owned()),
@@ -148,8 +128,6 @@ async fn fail(
         reason: Some(reason),
         attempts: job.attempts,
     };
-    cx.store
-        .transition_delivery(&delivery.id, DeliveryStatus::Failed, outcome)
-        .await?;
+    cx.store.transition_delivery(&delivery.id, DeliveryStatus::Failed, outcome).await?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The local backend: one SQLite file in WAL mode holds the store and the queues.
 
 mod queue;
+
+use queue::{insert_jobs, queues_of};
 mod store;
 
 pub use store::IDEMPOTENCY_WINDOW;

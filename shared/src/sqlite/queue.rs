@@ -6,14 +6,11 @@ use crate::domain::Priority;
 use crate::ports::{DeadLetter, Job, LeasedJob, Queue, QueueName, StoreResult};
 use async_trait::async_trait;
 use rand::RngCore;
-use rusqlite::params;
+use rusqlite::{Connection, params};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn new_token() -> String {
@@ -22,36 +19,51 @@ fn new_token() -> String {
     hex::encode(bytes)
 }
 
+/// Writes jobs inside the caller's transaction; a job whose dedup key is already
+/// waiting in its queue is skipped.
+pub(super) fn insert_jobs(conn: &Connection, jobs: &[Job]) -> StoreResult<()> {
+    let now = now_ms();
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO jobs (queue, priority, dedup_key, payload, visible_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for job in jobs {
+        insert.execute(params![
+            job.queue.as_str(),
+            job.priority.rank(),
+            job.dedup_key,
+            job.payload,
+            now + job.delay.as_millis() as i64,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) fn queues_of(jobs: &[Job]) -> Vec<QueueName> {
+    let mut queues: Vec<QueueName> = jobs.iter().map(|j| j.queue).collect();
+    queues.dedup();
+    queues
+}
+
+impl SqliteBackend {
+    /// Wakes idle workers of `queues`; call after the commit that added their jobs.
+    pub(super) fn wake(&self, queues: &[QueueName]) {
+        for queue in queues {
+            self.wakeup(*queue).notify_waiters();
+        }
+    }
+}
+
 #[async_trait]
 impl Queue for SqliteBackend {
     async fn enqueue(&self, jobs: Vec<Job>) -> StoreResult<()> {
         if jobs.is_empty() {
             return Ok(());
         }
-        let queues: Vec<QueueName> = jobs.iter().map(|j| j.queue).collect();
-        self.writer()
-            .run(move |conn| {
-                let now = now_ms();
-                let mut insert = conn.prepare_cached(
-                    "INSERT OR IGNORE INTO jobs (queue, priority, dedup_key, payload, visible_at, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                for job in &jobs {
-                    insert.execute(params![
-                        job.queue.as_str(),
-                        job.priority.rank(),
-                        job.dedup_key,
-                        job.payload,
-                        now + job.delay.as_millis() as i64,
-                        now
-                    ])?;
-                }
-                Ok(())
-            })
-            .await?;
-        for queue in queues {
-            self.wakeup(queue).notify_waiters();
-        }
+        let queues = queues_of(&jobs);
+        self.writer().run(move |conn| insert_jobs(conn, &jobs)).await?;
+        self.wake(&queues);
         Ok(())
     }
 

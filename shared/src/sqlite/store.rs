@@ -1,13 +1,13 @@
 //! `Store` on SQLite.
 
-use super::SqliteBackend;
+use super::{SqliteBackend, insert_jobs, queues_of};
 use crate::auth::{ApiKeyRecord, Scope};
 use crate::domain::{
     Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
     TimelineEvent,
 };
 use crate::ports::{
-    AcceptOutcome, DeliveryOutcome, IdempotencyClaim, NotificationFilter, Store, StoreError,
+    AcceptOutcome, DeliveryOutcome, IdempotencyClaim, Job, NotificationFilter, Store, StoreError,
     StoreResult,
 };
 use crate::time::{format_time, parse_time};
@@ -73,11 +73,7 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreEr
 }
 
 fn status_list<S: std::fmt::Display>(statuses: &[S]) -> String {
-    statuses
-        .iter()
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(",")
+    statuses.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(",")
 }
 
 fn add_event(
@@ -91,13 +87,7 @@ fn add_event(
         "INSERT INTO events (notification_id, delivery_id, event, detail, at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![
-        notification,
-        delivery,
-        event,
-        detail,
-        format_time(Utc::now())
-    ])?;
+    .execute(params![notification, delivery, event, detail, format_time(Utc::now())])?;
     Ok(())
 }
 
@@ -112,8 +102,7 @@ fn move_notification(
         status_list(&NotificationStatus::predecessors(next))
     );
     let moved =
-        conn.prepare_cached(&sql)?
-            .execute(params![next.as_str(), format_time(Utc::now()), id])?
+        conn.prepare_cached(&sql)?.execute(params![next.as_str(), format_time(Utc::now()), id])?
             == 1;
     if moved {
         add_event(conn, id, None, next.as_str(), detail)?;
@@ -142,18 +131,49 @@ fn settle(conn: &Connection, notification: &str) -> StoreResult<bool> {
     }
 }
 
+fn insert_delivery_rows(conn: &Connection, deliveries: &[Delivery]) -> StoreResult<()> {
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?;
+    for d in deliveries {
+        let (id, notification) = (d.id.to_string(), d.notification_id.to_string());
+        let inserted = insert.execute(params![
+            id,
+            notification,
+            d.recipient_index as i64,
+            d.channel.as_str(),
+            serde_json::to_string(&d.address)?,
+            d.status.as_str(),
+            d.attempts as i64,
+            d.provider,
+            d.provider_message_id,
+            d.reason,
+            format_time(d.created_at),
+            format_time(d.updated_at),
+        ])? == 1;
+        if inserted {
+            add_event(conn, &notification, Some(&id), d.status.as_str(), d.reason.as_deref())?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteBackend {
     async fn accept(
         &self,
         notification: &Notification,
         claim: Option<&IdempotencyClaim>,
+        outbox: Vec<Job>,
     ) -> StoreResult<AcceptOutcome> {
+        let queues = queues_of(&outbox);
         let n = notification.clone();
         let body = serde_json::to_string(&n)?;
         let channels = serde_json::to_string(&n.channels)?;
         let claim = claim.cloned();
-        self.writer()
+        let outcome = self
+            .writer()
             .run(move |conn| {
                 let id = n.id.to_string();
                 let created_at = format_time(n.created_at);
@@ -204,19 +224,22 @@ impl Store for SqliteBackend {
                     body
                 ])?;
                 add_event(conn, &id, None, n.status.as_str(), None)?;
+                insert_jobs(conn, &outbox)?;
                 Ok(AcceptOutcome::Created)
             })
-            .await
+            .await?;
+        if outcome == AcceptOutcome::Created {
+            self.wake(&queues);
+        }
+        Ok(outcome)
     }
 
     async fn notification(&self, id: &NotificationId) -> StoreResult<Option<Notification>> {
         let id = id.to_string();
         self.read(move |conn| {
             let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?1");
-            let row = conn
-                .prepare_cached(&sql)?
-                .query_row([id], notification_from_row)
-                .optional()?;
+            let row =
+                conn.prepare_cached(&sql)?.query_row([id], notification_from_row).optional()?;
             row.map(decode_notification).transpose()
         })
         .await
@@ -305,10 +328,7 @@ impl Store for SqliteBackend {
                     settle(conn, &id)?;
                 }
                 if moved
-                    && matches!(
-                        next,
-                        NotificationStatus::Canceled | NotificationStatus::Expired
-                    )
+                    && matches!(next, NotificationStatus::Canceled | NotificationStatus::Expired)
                 {
                     let delivery_status = if next == NotificationStatus::Canceled {
                         DeliveryStatus::Canceled
@@ -334,54 +354,54 @@ impl Store for SqliteBackend {
             .await
     }
 
-    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
+    async fn insert_deliveries(
+        &self,
+        deliveries: &[Delivery],
+        outbox: Vec<Job>,
+    ) -> StoreResult<()> {
         let deliveries = deliveries.to_vec();
+        let queues = queues_of(&outbox);
         self.writer()
             .run(move |conn| {
-                for d in &deliveries {
-                    let (id, notification) = (d.id.to_string(), d.notification_id.to_string());
-                    let inserted =
-                        conn.prepare_cached(&format!(
-                            "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS})
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                        ))?
-                        .execute(params![
-                            id,
-                            notification,
-                            d.recipient_index as i64,
-                            d.channel.as_str(),
-                            serde_json::to_string(&d.address)?,
-                            d.status.as_str(),
-                            d.attempts as i64,
-                            d.provider,
-                            d.provider_message_id,
-                            d.reason,
-                            format_time(d.created_at),
-                            format_time(d.updated_at),
-                        ])? == 1;
-                    if inserted {
-                        add_event(
-                            conn,
-                            &notification,
-                            Some(&id),
-                            d.status.as_str(),
-                            d.reason.as_deref(),
-                        )?;
-                    }
-                }
-                Ok(())
+                insert_delivery_rows(conn, &deliveries)?;
+                insert_jobs(conn, &outbox)
             })
-            .await
+            .await?;
+        self.wake(&queues);
+        Ok(())
+    }
+
+    async fn record_dispatch(
+        &self,
+        id: &NotificationId,
+        deliveries: &[Delivery],
+        outbox: Vec<Job>,
+    ) -> StoreResult<bool> {
+        let id = id.to_string();
+        let deliveries = deliveries.to_vec();
+        let queues = queues_of(&outbox);
+        let moved = self
+            .writer()
+            .run(move |conn| {
+                insert_delivery_rows(conn, &deliveries)?;
+                insert_jobs(conn, &outbox)?;
+                let moved = move_notification(conn, &id, NotificationStatus::Dispatched, None)?;
+                if moved {
+                    // Every delivery may have been settled at creation (all suppressed).
+                    settle(conn, &id)?;
+                }
+                Ok(moved)
+            })
+            .await?;
+        self.wake(&queues);
+        Ok(moved)
     }
 
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
         let id = id.to_string();
         self.read(move |conn| {
             let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1");
-            conn.prepare_cached(&sql)?
-                .query_row([id], delivery_from_row)
-                .optional()?
-                .transpose()
+            conn.prepare_cached(&sql)?.query_row([id], delivery_from_row).optional()?.transpose()
         })
         .await
     }
@@ -435,10 +455,7 @@ impl Store for SqliteBackend {
                 let Some(notification) = notification else {
                     return Ok(false);
                 };
-                let detail = outcome
-                    .reason
-                    .as_deref()
-                    .or(outcome.provider_message_id.as_deref());
+                let detail = outcome.reason.as_deref().or(outcome.provider_message_id.as_deref());
                 add_event(conn, &notification, Some(&id), next.as_str(), detail)?;
                 settle(conn, &notification)?;
                 Ok(true)
@@ -455,19 +472,12 @@ impl Store for SqliteBackend {
                         "UPDATE deliveries SET attempts = ?1, reason = ?2, updated_at = ?3
                          WHERE id = ?4 RETURNING notification_id",
                     )?
-                    .query_row(
-                        params![attempts as i64, error, format_time(Utc::now()), id],
-                        |r| r.get(0),
-                    )
+                    .query_row(params![attempts as i64, error, format_time(Utc::now()), id], |r| {
+                        r.get(0)
+                    })
                     .optional()?;
                 if let Some(notification) = notification {
-                    add_event(
-                        conn,
-                        &notification,
-                        Some(&id),
-                        "attempt_failed",
-                        Some(&error),
-                    )?;
+                    add_event(conn, &notification, Some(&id), "attempt_failed", Some(&error))?;
                 }
                 Ok(())
             })
@@ -482,12 +492,7 @@ impl Store for SqliteBackend {
                  WHERE notification_id = ?1 ORDER BY seq",
             )?;
             let rows = statement.query_map([id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get(3)?,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?, r.get(3)?))
             })?;
             rows.map(|row| {
                 let (at, event, delivery, detail) = row?;

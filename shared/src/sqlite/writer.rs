@@ -52,9 +52,7 @@ impl Writer {
         self.ops
             .send(op)
             .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
-        outcome
-            .await
-            .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?
+        outcome.await.map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?
     }
 }
 
@@ -62,14 +60,15 @@ fn in_savepoint<T>(
     conn: &Connection,
     write: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT op")?;
+    conn.prepare_cached("SAVEPOINT op")?.execute([])?;
     match write(conn) {
         Ok(value) => {
-            conn.execute_batch("RELEASE op")?;
+            conn.prepare_cached("RELEASE op")?.execute([])?;
             Ok(value)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            conn.prepare_cached("ROLLBACK TO op")?.execute([])?;
+            conn.prepare_cached("RELEASE op")?.execute([])?;
             Err(e)
         }
     }
