@@ -4,6 +4,7 @@
 #   2. end to end: deliveries per second to a loopback webhook receiver that checks
 #      every signature.
 # usage: bench/run.sh [seconds per run, default 10] [connections, default 64]
+# (intake also runs at 16 and 32 connections)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${1:-10}"
@@ -39,11 +40,13 @@ PIDS+=("$!")
 sleep 0.3
 sink_unique() { curl -s "http://127.0.0.1:$SINK_PORT/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["unique"])'; }
 
-echo "== intake: email via the log provider, $CONNECTIONS connections, ${SECONDS_PER_RUN}s"
-start_herald
 export BODY='{"to":[{"email":"ann@example.com"}],"channels":["email"],"priority":"high","content":{"email":{"subject":"Your code","text":"Your code is 123456"}}}'
-wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s bench/send.lua "http://127.0.0.1:$HERALD_PORT/v1/notifications" | grep RESULT
-stop_herald
+for conns in 16 32 "$CONNECTIONS"; do
+  echo "== intake: email via the log provider, $conns connections, ${SECONDS_PER_RUN}s"
+  start_herald
+  wrk -t2 -c"$conns" -d"${SECONDS_PER_RUN}s" --latency -s bench/send.lua "http://127.0.0.1:$HERALD_PORT/v1/notifications" | grep RESULT
+  stop_herald
+done
 
 echo "== end to end: signed webhooks to a loopback receiver, $CONNECTIONS connections, ${SECONDS_PER_RUN}s of sends"
 start_herald
