@@ -1,7 +1,7 @@
 //! API keys: minted once, shown once, stored only as a SHA-256 hash (the keys carry 192
 //! bits of randomness, so a fast hash is enough), bound to one app, with scopes.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -102,7 +102,8 @@ fn record_for(secret: String, app_id: &str, name: &str, scopes: Vec<Scope>) -> M
         name: name.to_owned(),
         hash,
         scopes,
-        created_at: Utc::now(),
+        // Stored with millisecond precision, like every time Herald keeps.
+        created_at: Utc::now().trunc_subsecs(3),
     };
     MintedKey { secret, record }
 }

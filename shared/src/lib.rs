@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod channels;
+pub mod contract;
 pub mod domain;
 pub mod http;
 pub mod pipeline;

@@ -6,7 +6,17 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
-use ulid::Ulid;
+use std::sync::Mutex;
+use ulid::{Generator, Ulid};
+
+/// ULIDs from one process that share a millisecond still sort in creation order, so
+/// "newest first" lists are exact.
+fn monotonic_ulid() -> Ulid {
+    static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
+    let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // On overflow of the random part within one millisecond, fall back to a fresh ULID.
+    generator.get_or_insert_with(Generator::new).generate().unwrap_or_else(|_| Ulid::new())
+}
 
 macro_rules! prefixed_id {
     ($name:ident, $prefix:literal) => {
@@ -18,7 +28,7 @@ macro_rules! prefixed_id {
             pub const PREFIX: &'static str = $prefix;
 
             pub fn new() -> Self {
-                Self(Ulid::new())
+                Self(monotonic_ulid())
             }
 
             pub fn ulid(&self) -> Ulid {
@@ -104,6 +114,14 @@ mod tests {
         let text = id.to_string();
         assert!(text.starts_with("ntf_"));
         assert_eq!(NotificationId::parse(&text).unwrap(), id);
+    }
+
+    #[test]
+    fn ids_sort_in_creation_order() {
+        let ids: Vec<_> = (0..1000).map(|_| NotificationId::new()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
     }
 
     #[test]

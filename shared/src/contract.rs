@@ -1,0 +1,315 @@
+//! The contract every Store and Queue backend must meet, as async functions that take
+//! the backend under test. Each backend's test file calls every one of them, so the
+//! SQLite backend and the AWS ones are held to the same behaviour.
+
+use crate::auth::{Scope, mint_key};
+use crate::domain::{
+    Channel, Content, DeliveryStatus, Notification, NotificationId, NotificationStatus, Priority,
+    Recipient, Routing,
+};
+use crate::pipeline::dispatch::plan_deliveries;
+use crate::pipeline::{dispatch_job, send_job};
+use crate::ports::{
+    AcceptOutcome, DeliveryOutcome, IdempotencyClaim, Job, NotificationFilter, Queue, QueueName,
+    Store,
+};
+use chrono::{Duration as Age, SubsecRound, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn notification(app: &str, priority: Priority) -> Notification {
+    let now = Utc::now().trunc_subsecs(3);
+    Notification {
+        id: NotificationId::new(),
+        app_id: app.to_owned(),
+        status: NotificationStatus::Accepted,
+        priority,
+        category: Some("alerts".into()),
+        to: vec![
+            serde_json::from_value::<Recipient>(serde_json::json!(
+                {"email": "ann@example.com", "webhook": {"url": "https://example.com/h"}}
+            ))
+            .unwrap(),
+        ],
+        channels: vec![Channel::Email, Channel::Webhook],
+        routing: Routing::All,
+        content: Content::default(),
+        expires_at: None,
+        metadata: None,
+        resent_from: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn job(queue: QueueName, priority: Priority, payload: &str) -> Job {
+    Job {
+        queue,
+        priority,
+        dedup_key: Some(payload.to_owned()),
+        payload: payload.to_owned(),
+        delay: Duration::ZERO,
+    }
+}
+
+const LONG: Duration = Duration::from_secs(60);
+
+// ----- Queue -------------------------------------------------------------------------
+
+pub async fn queue_serves_strict_priority(queue: &dyn Queue) {
+    let q = QueueName::Send(Channel::Sms);
+    queue
+        .enqueue(vec![
+            job(q, Priority::Low, "low-1"),
+            job(q, Priority::Medium, "medium-1"),
+            job(q, Priority::Low, "low-2"),
+            job(q, Priority::High, "high-1"),
+        ])
+        .await
+        .unwrap();
+    let leased = queue.lease(q, 10, LONG).await.unwrap();
+    let order: Vec<&str> = leased.iter().map(|j| j.payload.as_str()).collect();
+    assert_eq!(order, ["high-1", "medium-1", "low-1", "low-2"]);
+    queue.ack(&leased).await.unwrap();
+    assert_eq!(queue.depth(q).await.unwrap(), 0);
+}
+
+pub async fn queue_leases_hide_jobs_until_they_expire(queue: &dyn Queue) {
+    let q = QueueName::Send(Channel::Email);
+    queue.enqueue(vec![job(q, Priority::Medium, "a")]).await.unwrap();
+    let first = queue.lease(q, 10, Duration::from_millis(300)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempts, 1);
+    assert!(queue.lease(q, 10, LONG).await.unwrap().is_empty(), "leased jobs are invisible");
+    // The holder "crashes": after the visibility timeout the job comes back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = queue.lease(q, 10, LONG).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempts, 2);
+    // The first holder's late acknowledgement must not delete the re-leased job.
+    queue.ack(&first).await.unwrap();
+    assert_eq!(queue.depth(q).await.unwrap(), 1);
+    queue.ack(&second).await.unwrap();
+    assert_eq!(queue.depth(q).await.unwrap(), 0);
+}
+
+pub async fn queue_retries_after_a_delay(queue: &dyn Queue) {
+    let q = QueueName::Send(Channel::Webhook);
+    queue.enqueue(vec![job(q, Priority::High, "r")]).await.unwrap();
+    let leased = queue.lease(q, 1, LONG).await.unwrap();
+    queue.retry(&leased[0], Duration::from_millis(300), "503").await.unwrap();
+    assert!(queue.lease(q, 1, LONG).await.unwrap().is_empty(), "not before the delay");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = queue.lease(q, 1, LONG).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    queue.ack(&again).await.unwrap();
+}
+
+pub async fn queue_dead_letters_keep_the_job(queue: &dyn Queue) {
+    let q = QueueName::Dispatch;
+    queue.enqueue(vec![job(q, Priority::Low, "doomed")]).await.unwrap();
+    let leased = queue.lease(q, 1, LONG).await.unwrap();
+    queue.dead_letter(&leased[0], "gave up").await.unwrap();
+    assert_eq!(queue.depth(q).await.unwrap(), 0);
+    let dead = queue.dead_letters(10).await.unwrap();
+    let entry = dead.iter().find(|d| d.payload == "doomed").expect("dead letter kept");
+    assert_eq!(
+        (entry.queue.as_str(), entry.error.as_str(), entry.attempts),
+        ("dispatch", "gave up", 1)
+    );
+}
+
+pub async fn queue_deduplicates_waiting_jobs_and_delays(queue: &dyn Queue) {
+    let q = QueueName::Send(Channel::Sms);
+    let once = job(q, Priority::Medium, "same");
+    queue.enqueue(vec![once.clone(), once.clone()]).await.unwrap();
+    queue.enqueue(vec![once]).await.unwrap();
+    assert_eq!(queue.depth(q).await.unwrap(), 1);
+    let later = Job { delay: Duration::from_millis(300), ..job(q, Priority::High, "later") };
+    queue.enqueue(vec![later]).await.unwrap();
+    let now: Vec<_> = queue.lease(q, 10, LONG).await.unwrap();
+    assert_eq!(now.iter().map(|j| j.payload.as_str()).collect::<Vec<_>>(), ["same"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let due = queue.lease(q, 10, LONG).await.unwrap();
+    assert_eq!(due.iter().map(|j| j.payload.as_str()).collect::<Vec<_>>(), ["later"]);
+    queue.ack(&now).await.unwrap();
+    queue.ack(&due).await.unwrap();
+}
+
+// ----- Store -------------------------------------------------------------------------
+
+pub async fn store_accepts_once_per_idempotency_key(store: Arc<dyn Store>) {
+    let claim = IdempotencyClaim { key: "k1".into(), body_hash: "h1".into() };
+    let first = notification("app-1", Priority::Medium);
+    assert_eq!(store.accept(&first, Some(&claim), vec![]).await.unwrap(), AcceptOutcome::Created);
+    let repeat = notification("app-1", Priority::Medium);
+    assert_eq!(
+        store.accept(&repeat, Some(&claim), vec![]).await.unwrap(),
+        AcceptOutcome::Replayed(first.id.clone())
+    );
+    let other_body = IdempotencyClaim { key: "k1".into(), body_hash: "h2".into() };
+    assert_eq!(
+        store.accept(&repeat, Some(&other_body), vec![]).await.unwrap(),
+        AcceptOutcome::KeyReused
+    );
+    assert!(store.notification(&repeat.id).await.unwrap().is_none());
+    // Keys are per app.
+    let other_app = notification("app-2", Priority::Medium);
+    assert_eq!(
+        store.accept(&other_app, Some(&claim), vec![]).await.unwrap(),
+        AcceptOutcome::Created
+    );
+
+    // Of many concurrent requests with one key, exactly one creates.
+    let race = IdempotencyClaim { key: "race".into(), body_hash: "h".into() };
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (store, race) = (store.clone(), race.clone());
+        tasks.push(tokio::spawn(async move {
+            store.accept(&notification("app-1", Priority::High), Some(&race), vec![]).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        if task.await.unwrap() == AcceptOutcome::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+
+    // Keys older than the window can be purged, and then the key is free again.
+    assert!(store.purge_idempotency_keys(Utc::now() + Age::seconds(1)).await.unwrap() >= 3);
+    let fresh = notification("app-1", Priority::Medium);
+    assert_eq!(store.accept(&fresh, Some(&claim), vec![]).await.unwrap(), AcceptOutcome::Created);
+}
+
+pub async fn store_writes_the_outbox_with_the_notification(store: &dyn Store, queue: &dyn Queue) {
+    let n = notification("app-1", Priority::High);
+    let outbox = vec![dispatch_job(&n.id, n.priority)];
+    store.accept(&n, None, outbox).await.unwrap();
+    let leased = queue.lease(QueueName::Dispatch, 100, LONG).await.unwrap();
+    assert!(leased.iter().any(|j| j.payload == n.id.to_string()));
+    queue.ack(&leased).await.unwrap();
+}
+
+pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Queue) {
+    let n = notification("app-1", Priority::Medium);
+    store.accept(&n, None, vec![]).await.unwrap();
+    assert!(!store.transition_notification(&n.id, NotificationStatus::Sent, None).await.unwrap());
+
+    let deliveries = plan_deliveries(&n, Utc::now());
+    assert_eq!(deliveries.len(), 2);
+    let jobs: Vec<_> = deliveries.iter().map(|d| send_job(&d.id, d.channel, n.priority)).collect();
+    assert!(store.record_dispatch(&n.id, &deliveries, jobs.clone()).await.unwrap());
+    // Dispatching again (a redelivery) changes nothing and queues nothing new.
+    assert!(!store.record_dispatch(&n.id, &deliveries, jobs).await.unwrap());
+    assert_eq!(store.deliveries(&n.id).await.unwrap().len(), 2);
+    assert_eq!(queue.depth(QueueName::Send(Channel::Email)).await.unwrap(), 1);
+    assert_eq!(queue.depth(QueueName::Send(Channel::Webhook)).await.unwrap(), 1);
+
+    let sent =
+        || DeliveryOutcome { provider: Some("log".into()), attempts: 1, ..Default::default() };
+    let (first, second) = (&deliveries[0].id, &deliveries[1].id);
+    assert!(store.transition_delivery(first, DeliveryStatus::Sent, sent()).await.unwrap());
+    assert!(
+        !store.transition_delivery(first, DeliveryStatus::Sent, sent()).await.unwrap(),
+        "sent once"
+    );
+    assert!(!store.transition_delivery(first, DeliveryStatus::Queued, sent()).await.unwrap());
+    let pending = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(pending.status, NotificationStatus::Dispatched, "one delivery still queued");
+
+    store.record_attempt(second, 1, "timed out").await.unwrap();
+    let failed =
+        DeliveryOutcome { reason: Some("gave up".into()), attempts: 2, ..Default::default() };
+    assert!(store.transition_delivery(second, DeliveryStatus::Failed, failed).await.unwrap());
+    let done = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(
+        done.status,
+        NotificationStatus::Sent,
+        "settled: one delivery reached its recipient"
+    );
+    assert!(
+        !store.transition_notification(&n.id, NotificationStatus::Canceled, None).await.unwrap()
+    );
+
+    let stored = store.delivery(second).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.attempts, stored.reason.as_deref()),
+        (DeliveryStatus::Failed, 2, Some("gave up"))
+    );
+    let events: Vec<String> =
+        store.timeline(&n.id).await.unwrap().into_iter().map(|e| e.event).collect();
+    assert_eq!(
+        events,
+        ["accepted", "queued", "queued", "dispatched", "sent", "attempt_failed", "failed", "sent"]
+    );
+
+    // Canceling cancels the queued deliveries with it.
+    let c = notification("app-1", Priority::Low);
+    store.accept(&c, None, vec![]).await.unwrap();
+    store.record_dispatch(&c.id, &plan_deliveries(&c, Utc::now()), vec![]).await.unwrap();
+    assert!(
+        store.transition_notification(&c.id, NotificationStatus::Canceled, None).await.unwrap()
+    );
+    let statuses: Vec<_> =
+        store.deliveries(&c.id).await.unwrap().into_iter().map(|d| d.status).collect();
+    assert_eq!(statuses, [DeliveryStatus::Canceled, DeliveryStatus::Canceled]);
+}
+
+pub async fn store_lists_by_app_with_filters(store: &dyn Store) {
+    let app = format!("list-{}", NotificationId::new());
+    let mut ids = Vec::new();
+    for priority in [Priority::High, Priority::Low, Priority::High] {
+        let n = notification(&app, priority);
+        store.accept(&n, None, vec![]).await.unwrap();
+        ids.push(n.id);
+    }
+    store.accept(&notification("someone-else", Priority::High), None, vec![]).await.unwrap();
+    let all = NotificationFilter { limit: 10, ..Default::default() };
+    let listed: Vec<_> =
+        store.list_notifications(&app, &all).await.unwrap().into_iter().map(|n| n.id).collect();
+    assert_eq!(listed, ids.iter().rev().cloned().collect::<Vec<_>>(), "own app only, newest first");
+    let high = NotificationFilter { priority: Some(Priority::High), ..all.clone() };
+    assert_eq!(store.list_notifications(&app, &high).await.unwrap().len(), 2);
+    let page = NotificationFilter { limit: 1, before_id: Some(ids[2].clone()), ..all.clone() };
+    let next: Vec<_> =
+        store.list_notifications(&app, &page).await.unwrap().into_iter().map(|n| n.id).collect();
+    assert_eq!(next, [ids[1].clone()]);
+    let by_channel = NotificationFilter { channel: Some(Channel::Sms), ..all.clone() };
+    assert!(store.list_notifications(&app, &by_channel).await.unwrap().is_empty());
+    let future = NotificationFilter { created_after: Some(Utc::now() + Age::hours(1)), ..all };
+    assert!(store.list_notifications(&app, &future).await.unwrap().is_empty());
+}
+
+pub async fn store_finds_stranded_notifications_page_by_page(store: &dyn Store) {
+    let before = Utc::now() + Age::seconds(1);
+    let mut total = 0;
+    let mut after = None;
+    loop {
+        let page = store.stranded_notifications(before, after.as_ref(), 2).await.unwrap();
+        total += page.len();
+        assert!(page.iter().all(|n| n.status == NotificationStatus::Accepted));
+        after = page.last().map(|n| n.id.clone());
+        if page.len() < 2 {
+            break;
+        }
+    }
+    let n = notification("stranded", Priority::Low);
+    store.accept(&n, None, vec![]).await.unwrap();
+    let again =
+        store.stranded_notifications(Utc::now() + Age::seconds(1), None, 10_000).await.unwrap();
+    assert_eq!(again.len(), total + 1);
+}
+
+pub async fn store_keeps_api_keys_hashed_and_settings(store: &dyn Store) {
+    let key = mint_key("app-9", "ci", vec![Scope::Send, Scope::Read]);
+    store.insert_api_key(&key.record).await.unwrap();
+    let found = store.api_key_by_hash(&key.record.hash).await.unwrap().unwrap();
+    assert_eq!(found, key.record);
+    assert!(store.api_key_by_hash(&key.secret).await.unwrap().is_none(), "looked up by hash only");
+    assert_eq!(store.init_setting("s", "first").await.unwrap(), "first");
+    assert_eq!(store.init_setting("s", "second").await.unwrap(), "first", "set once");
+    assert_eq!(store.setting("s").await.unwrap().as_deref(), Some("first"));
+}

@@ -1,0 +1,70 @@
+//! The Store and Queue contract on the SQLite backend, plus what only the local host
+//! relies on (releasing a dead run's leases).
+
+use herald_core::contract;
+use herald_core::ports::{Queue, QueueName, Store};
+use herald_core::sqlite::SqliteBackend;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn backend() -> (SqliteBackend, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (SqliteBackend::open(&dir.path().join("herald.db")).unwrap(), dir)
+}
+
+macro_rules! contract_tests {
+    ($($name:ident => |$b:ident| $call:expr;)+) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $name() {
+            let ($b, _dir) = backend();
+            $call.await;
+        }
+    )+};
+}
+
+contract_tests! {
+    queue_serves_strict_priority => |b| contract::queue_serves_strict_priority(&b);
+    queue_leases_hide_jobs_until_they_expire => |b| contract::queue_leases_hide_jobs_until_they_expire(&b);
+    queue_retries_after_a_delay => |b| contract::queue_retries_after_a_delay(&b);
+    queue_dead_letters_keep_the_job => |b| contract::queue_dead_letters_keep_the_job(&b);
+    queue_deduplicates_waiting_jobs_and_delays => |b| contract::queue_deduplicates_waiting_jobs_and_delays(&b);
+    store_accepts_once_per_idempotency_key => |b| contract::store_accepts_once_per_idempotency_key(Arc::new(b));
+    store_writes_the_outbox_with_the_notification => |b| contract::store_writes_the_outbox_with_the_notification(&b, &b);
+    store_enforces_the_status_machines => |b| contract::store_enforces_the_status_machines(&b, &b);
+    store_lists_by_app_with_filters => |b| contract::store_lists_by_app_with_filters(&b);
+    store_finds_stranded_notifications_page_by_page => |b| contract::store_finds_stranded_notifications_page_by_page(&b);
+    store_keeps_api_keys_hashed_and_settings => |b| contract::store_keeps_api_keys_hashed_and_settings(&b);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_releases_the_leases_of_a_dead_run() {
+    let (b, dir) = backend();
+    let q = QueueName::Dispatch;
+    let job = |p: &str| herald_core::ports::Job {
+        queue: q,
+        priority: herald_core::domain::Priority::Medium,
+        dedup_key: None,
+        payload: p.into(),
+        delay: Duration::ZERO,
+    };
+    b.enqueue(vec![job("a"), job("b")]).await.unwrap();
+    let held = b.lease(q, 2, Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(held.len(), 2);
+    drop(b); // the process "dies" holding both leases
+
+    let reopened = SqliteBackend::open(&dir.path().join("herald.db")).unwrap();
+    assert_eq!(reopened.release_all_leases().await.unwrap(), 2);
+    let back = reopened.lease(q, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(back.len(), 2, "both jobs come back at once, not after an hour");
+    assert!(back.iter().all(|j| j.attempts == 2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_survives_reopening() {
+    let (b, dir) = backend();
+    let n = contract::notification("app", herald_core::domain::Priority::High);
+    b.accept(&n, None, vec![]).await.unwrap();
+    drop(b);
+    let reopened = SqliteBackend::open(&dir.path().join("herald.db")).unwrap();
+    assert_eq!(reopened.notification(&n.id).await.unwrap().unwrap(), n);
+}
