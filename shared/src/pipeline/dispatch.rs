@@ -124,25 +124,14 @@ fn first_address(recipient: &Recipient) -> crate::domain::Address {
 mod tests {
     use super::*;
     use crate::domain::notification::WebhookTarget;
-    use crate::domain::{Content, EmailAddress, Priority, WebhookUrl};
+    use crate::domain::{EmailAddress, Priority, WebhookUrl};
 
     fn notification(routing: Routing, to: Vec<Recipient>) -> Notification {
-        let now = Utc::now();
         Notification {
-            id: NotificationId::new(),
-            app_id: "app".into(),
-            status: NotificationStatus::Accepted,
-            priority: Priority::Medium,
-            category: None,
             to,
-            channels: vec![Channel::Webhook, Channel::Email],
             routing,
-            content: Content::default(),
-            expires_at: None,
-            metadata: None,
-            resent_from: None,
-            created_at: now,
-            updated_at: now,
+            channels: vec![Channel::Webhook, Channel::Email],
+            ..crate::contract::notification("app", Priority::Medium)
         }
     }
 
