@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 /// The most writes folded into one transaction; bounds the latency of the first one.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 128;
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Op = Box<dyn FnOnce(&Connection) -> Reply + Send>;
