@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test Herald has, installing what they need first. Used by CI (.ci/run).
+# Runs every test Herald has, installing and starting what they need first (an SMTP
+# server, the moto AWS emulator). Used by CI (.ci/run).
 #   scripts/test.sh            all checks and tests
 #   TEST_LOG=debug scripts/test.sh   with the servers' logs on stderr
 set -euo pipefail
@@ -13,6 +14,19 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "test dependencies (Python: aiosmtpd, a real SMTP server for the email tests)"
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd>=1.4'
+
+step "AWS emulator (moto server on loopback, for the SQS contract tests)"
+python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1'
+MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"${TMPDIR:-/tmp}/herald-moto.log" 2>&1 &
+MOTO_PID=$!
+trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null && break
+  sleep 0.2
+done
+curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null || { echo "moto did not start"; cat "${TMPDIR:-/tmp}/herald-moto.log"; exit 1; }
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 
 step "format and lint"
 cargo fmt --all --check

@@ -24,10 +24,11 @@ macro_rules! contract_tests {
 
 contract_tests! {
     queue_serves_strict_priority => |b| contract::queue_serves_strict_priority(&b);
-    queue_leases_hide_jobs_until_they_expire => |b| contract::queue_leases_hide_jobs_until_they_expire(&b);
+    queue_leases_hide_jobs_until_they_expire => |b| contract::queue_leases_hide_jobs_until_they_expire(&b, true);
     queue_retries_after_a_delay => |b| contract::queue_retries_after_a_delay(&b);
     queue_dead_letters_keep_the_job => |b| contract::queue_dead_letters_keep_the_job(&b);
-    queue_deduplicates_waiting_jobs_and_delays => |b| contract::queue_deduplicates_waiting_jobs_and_delays(&b);
+    queue_delays_jobs => |b| contract::queue_delays_jobs(&b);
+    queue_takes_large_batches => |b| contract::queue_takes_large_batches(&b);
     store_accepts_once_per_idempotency_key => |b| contract::store_accepts_once_per_idempotency_key(Arc::new(b));
     store_writes_the_outbox_with_the_notification => |b| contract::store_writes_the_outbox_with_the_notification(&b, &b);
     store_enforces_the_status_machines => |b| contract::store_enforces_the_status_machines(&b, &b);
@@ -67,4 +68,22 @@ async fn the_database_survives_reopening() {
     drop(b);
     let reopened = SqliteBackend::open(&dir.path().join("herald.db")).unwrap();
     assert_eq!(reopened.notification(&n.id).await.unwrap().unwrap(), n);
+}
+
+/// The local queue also drops a job whose dedup key is already waiting (SQS standard
+/// queues do not; the pipeline is idempotent either way).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_queue_deduplicates_waiting_jobs() {
+    let (b, _dir) = backend();
+    let q = QueueName::Send(herald_core::domain::Channel::Sms);
+    let job = herald_core::ports::Job {
+        queue: q,
+        priority: herald_core::domain::Priority::Medium,
+        dedup_key: Some("same".into()),
+        payload: "same".into(),
+        delay: Duration::ZERO,
+    };
+    b.enqueue(vec![job.clone(), job.clone()]).await.unwrap();
+    b.enqueue(vec![job]).await.unwrap();
+    assert_eq!(b.depth(q).await.unwrap(), 1);
 }

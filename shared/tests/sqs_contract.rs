@@ -1,0 +1,46 @@
+//! The Queue contract on SQS, through the real AWS SDK against the moto server on
+//! loopback (`scripts/test.sh` starts it and sets `AWS_ENDPOINT_URL`).
+#![cfg(feature = "aws")]
+
+use herald_core::aws::sqs::SqsQueue;
+use herald_core::contract;
+
+/// A fresh set of queues per test, so tests never see each other's messages.
+async fn queue() -> SqsQueue {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL must point at an SQS emulator: run scripts/test.sh, which starts moto",
+    );
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {endpoint}");
+    // SAFETY: set before any other thread of this test reads the environment.
+    unsafe {
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    }
+    let client = aws_sdk_sqs::Client::new(&herald_core::aws::sdk_config().await);
+    let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+    SqsQueue::create_all(&client, &prefix, 5).await.unwrap();
+    SqsQueue::connect(client, &prefix).await.unwrap()
+}
+
+macro_rules! contract_tests {
+    ($($name:ident),+ $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $name() {
+            contract::$name(&queue().await).await;
+        }
+    )+};
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_leases_hide_jobs_until_they_expire() {
+    contract::queue_leases_hide_jobs_until_they_expire(&queue().await, false).await;
+}
+
+contract_tests!(
+    queue_serves_strict_priority,
+    queue_retries_after_a_delay,
+    queue_dead_letters_keep_the_job,
+    queue_delays_jobs,
+    queue_takes_large_batches,
+);
