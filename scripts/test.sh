@@ -28,6 +28,10 @@ done
 curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null || { echo "moto did not start"; cat "${TMPDIR:-/tmp}/herald-moto.log"; exit 1; }
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 
+step "lint the SAM template (cfn-lint, offline)"
+command -v cfn-lint >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'cfn-lint>=1'
+cfn-lint template.yaml
+
 step "format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
