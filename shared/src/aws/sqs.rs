@@ -23,6 +23,11 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("SQS: {e}"))
 }
 
+/// SDK errors print only their outermost layer; the context names the real cause.
+fn sdk_error(e: impl std::error::Error) -> StoreError {
+    backend(aws_sdk_sqs::error::DisplayErrorContext(e))
+}
+
 /// The physical SQS queue behind a logical queue and priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Lane {
@@ -162,7 +167,7 @@ impl SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| backend(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                .map_err(sdk_error)?;
             if let Some(failure) = sent.failed.first() {
                 return Err(backend(format!("batch entry failed: {}", failure.code)));
             }
@@ -204,45 +209,56 @@ impl Queue for SqsQueue {
         visibility: Duration,
     ) -> StoreResult<Vec<LeasedJob>> {
         let mut leased = Vec::new();
+        // Drain each lane before the next, so a lower lane is only served when every
+        // higher one came back short.
         for lane in Lane::for_lease(queue) {
-            let wanted = max.saturating_sub(leased.len()).min(BATCH);
-            if wanted == 0 {
-                break;
-            }
-            let received = self
-                .client
-                .receive_message()
-                .queue_url(&self.urls(lane)?.queue)
-                .max_number_of_messages(wanted as i32)
-                .visibility_timeout(seconds(visibility))
-                .wait_time_seconds(0)
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-                .message_attribute_names("priority")
-                .send()
-                .await
-                .map_err(|e| backend(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-            for message in received.messages.unwrap_or_default() {
-                let attempts = message
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
-                let priority = message
-                    .message_attributes
-                    .as_ref()
-                    .and_then(|a| a.get("priority"))
-                    .and_then(|v| v.string_value.as_deref())
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(lane.priority.unwrap_or_default());
-                leased.push(LeasedJob {
-                    id: 0,
-                    queue,
-                    priority,
-                    payload: message.body.unwrap_or_default(),
-                    attempts,
-                    lease_token: message.receipt_handle.unwrap_or_default(),
-                });
+            loop {
+                let wanted = max.saturating_sub(leased.len()).min(BATCH);
+                if wanted == 0 {
+                    return Ok(leased);
+                }
+                let received = self
+                    .client
+                    .receive_message()
+                    .queue_url(&self.urls(lane)?.queue)
+                    .max_number_of_messages(wanted as i32)
+                    .visibility_timeout(seconds(visibility))
+                    .wait_time_seconds(0)
+                    .message_system_attribute_names(
+                        MessageSystemAttributeName::ApproximateReceiveCount,
+                    )
+                    .message_attribute_names("priority")
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                let messages = received.messages.unwrap_or_default();
+                let lane_has_more = messages.len() == wanted;
+                for message in messages {
+                    let attempts = message
+                        .attributes
+                        .as_ref()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1);
+                    let priority = message
+                        .message_attributes
+                        .as_ref()
+                        .and_then(|a| a.get("priority"))
+                        .and_then(|v| v.string_value.as_deref())
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(lane.priority.unwrap_or_default());
+                    leased.push(LeasedJob {
+                        id: 0,
+                        queue,
+                        priority,
+                        payload: message.body.unwrap_or_default(),
+                        attempts,
+                        lease_token: message.receipt_handle.unwrap_or_default(),
+                    });
+                }
+                if !lane_has_more {
+                    break;
+                }
             }
         }
         Ok(leased)
@@ -275,7 +291,7 @@ impl Queue for SqsQueue {
                     .set_entries(Some(entries))
                     .send()
                     .await
-                    .map_err(|e| backend(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                    .map_err(sdk_error)?;
             }
         }
         Ok(())
@@ -289,7 +305,7 @@ impl Queue for SqsQueue {
             .visibility_timeout(seconds(delay))
             .send()
             .await
-            .map_err(|e| backend(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
         Ok(())
     }
 
@@ -308,7 +324,7 @@ impl Queue for SqsQueue {
             )
             .send()
             .await
-            .map_err(|e| backend(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
         self.ack(std::slice::from_ref(job)).await
     }
 
@@ -329,7 +345,7 @@ impl Queue for SqsQueue {
                 .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
                 .send()
                 .await
-                .map_err(|e| backend(aws_sdk_sqs::error::DisplayErrorContext(e)))?
+                .map_err(sdk_error)?
                 .attributes
                 .unwrap_or_default();
             total += attributes.values().filter_map(|v| v.parse::<u64>().ok()).sum::<u64>();
@@ -351,7 +367,7 @@ impl Queue for SqsQueue {
                 .message_attribute_names("All")
                 .send()
                 .await
-                .map_err(|e| backend(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                .map_err(sdk_error)?;
             for message in received.messages.unwrap_or_default() {
                 let attribute = |name: &str| {
                     message
