@@ -323,10 +323,6 @@ impl Store for SqliteBackend {
         self.writer()
             .run(move |conn| {
                 let moved = move_notification(conn, &id, next, detail.as_deref())?;
-                if moved && next == NotificationStatus::Dispatched {
-                    // Every delivery may have been settled at creation (all suppressed).
-                    settle(conn, &id)?;
-                }
                 if moved
                     && matches!(next, NotificationStatus::Canceled | NotificationStatus::Expired)
                 {
