@@ -1,5 +1,6 @@
 //! The AWS backends, behind the same ports as the local ones.
 
+pub mod dynamo;
 pub mod sqs;
 
 /// An SDK configuration from the environment (region, credentials, and

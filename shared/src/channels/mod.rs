@@ -1,11 +1,19 @@
 //! Channel providers: the adapters that hand a rendered message to the outside world.
 
 mod log;
+#[cfg(feature = "aws")]
+mod ses;
 mod smtp;
+#[cfg(feature = "aws")]
+mod sns;
 mod webhook;
 
 pub use self::log::{LogProvider, LoggedMessage};
+#[cfg(feature = "aws")]
+pub use ses::{DELIVERY_TAG, SesProvider};
 pub use smtp::{SmtpConfig, SmtpProvider, SmtpTls};
+#[cfg(feature = "aws")]
+pub use sns::{SnsSmsProvider, sms_type};
 pub use webhook::{WebhookProvider, WebhookSecret, sign_payload};
 
 use crate::domain::{Address, Channel, Content, DeliveryId, NotificationId, Priority};

@@ -11,7 +11,7 @@ use ulid::{Generator, Ulid};
 
 /// ULIDs from one process that share a millisecond still sort in creation order, so
 /// "newest first" lists are exact.
-fn monotonic_ulid() -> Ulid {
+pub fn monotonic_ulid() -> Ulid {
     static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
     let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // On overflow of the random part within one millisecond, fall back to a fresh ULID.

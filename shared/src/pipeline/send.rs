@@ -6,7 +6,7 @@ use super::dispatch::next_fallback;
 use super::retry::RetryPolicy;
 use super::send_job;
 use crate::channels::{OutboundMessage, ProviderError, Providers};
-use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Notification};
+use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Notification, NotificationStatus};
 use crate::ports::{DeliveryOutcome, LeasedJob, Queue, Store, StoreError};
 use chrono::Utc;
 
@@ -43,6 +43,14 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
         cx.queue.ack(std::slice::from_ref(job)).await?;
         return Ok(SendOutcome::Skipped);
     };
+    if notification.status == NotificationStatus::Canceled {
+        // A store whose delivery index lags (DynamoDB) may not have canceled it yet.
+        cx.store
+            .transition_delivery(&delivery.id, DeliveryStatus::Canceled, Default::default())
+            .await?;
+        cx.queue.ack(std::slice::from_ref(job)).await?;
+        return Ok(SendOutcome::Skipped);
+    }
     let outcome = attempt(cx, job, &delivery, &notification).await?;
     if !matches!(outcome, SendOutcome::Retrying | SendOutcome::DeadLettered) {
         cx.queue.ack(std::slice::from_ref(job)).await?;

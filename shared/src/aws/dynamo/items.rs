@@ -1,0 +1,234 @@
+//! How each record is laid out as a DynamoDB item (the key design is in infra/README.md).
+//!
+//! Attribute names are plain words; expressions alias them (see `expr`), so DynamoDB's
+//! reserved words never bite.
+
+use super::expr::{n, s};
+use crate::auth::{ApiKeyRecord, Scope};
+use crate::domain::{Delivery, DeliveryId, Notification, NotificationId, TimelineEvent};
+use crate::ports::{StoreError, StoreResult};
+use crate::time::{format_time, parse_time};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) const PK: &str = "PK";
+pub(super) const SK: &str = "SK";
+pub(super) const GSI1PK: &str = "GSI1PK";
+pub(super) const GSI1SK: &str = "GSI1SK";
+pub(super) const GSI2PK: &str = "GSI2PK";
+pub(super) const GSI2SK: &str = "GSI2SK";
+/// Epoch seconds after which DynamoDB's TTL deletes the item.
+pub(super) const TTL: &str = "expires_at_epoch";
+/// The sort key of items that are alone in their partition.
+pub(super) const SINGLE: &str = "#";
+
+/// `accepted` notifications are spread over this many GSI2 partitions, so the
+/// stranded-notification index never concentrates intake on one partition.
+pub(super) const ACCEPTED_SHARDS: usize = 8;
+
+pub(super) fn notification_pk(id: &NotificationId) -> String {
+    format!("N#{id}")
+}
+
+pub(super) fn delivery_pk(id: &DeliveryId) -> String {
+    format!("D#{id}")
+}
+
+pub(super) fn idempotency_pk(app: &str, key: &str) -> String {
+    format!("I#{app}#{key}")
+}
+
+pub(super) fn api_key_pk(hash: &str) -> String {
+    format!("K#{hash}")
+}
+
+pub(super) fn setting_pk(name: &str) -> String {
+    format!("S#{name}")
+}
+
+pub(super) fn app_partition(app: &str) -> String {
+    format!("APP#{app}")
+}
+
+pub(super) fn accepted_shard(id: &NotificationId, shard: Option<usize>) -> String {
+    let shard = shard.unwrap_or((id.ulid().random() % ACCEPTED_SHARDS as u128) as usize);
+    format!("ACCEPTED#{shard}")
+}
+
+pub(super) fn key(pk: String) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(SINGLE))])
+}
+
+pub(super) fn ttl(at: DateTime<Utc>) -> AttributeValue {
+    n(at.timestamp())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("corrupt {what} in DynamoDB"))
+}
+
+pub(super) fn text<'a>(item: &'a Item, attribute: &str) -> StoreResult<&'a str> {
+    item.get(attribute)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| corrupt(attribute))
+}
+
+pub(super) fn optional_text(item: &Item, attribute: &str) -> Option<String> {
+    item.get(attribute).and_then(|v| v.as_s().ok()).cloned()
+}
+
+pub(super) fn number(item: &Item, attribute: &str) -> i64 {
+    item.get(attribute).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn time(item: &Item, attribute: &str) -> StoreResult<DateTime<Utc>> {
+    parse_time(text(item, attribute)?).ok_or_else(|| corrupt(attribute))
+}
+
+pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> StoreResult<Item> {
+    let mut item = key(notification_pk(&n.id));
+    let channels = n.channels.iter().map(|c| s(c.as_str())).collect();
+    item.extend([
+        ("body".to_owned(), s(serde_json::to_string(n)?)),
+        ("status".to_owned(), s(n.status.as_str())),
+        ("app_id".to_owned(), s(&n.app_id)),
+        ("priority".to_owned(), s(n.priority.as_str())),
+        ("channels".to_owned(), AttributeValue::L(channels)),
+        ("created_at".to_owned(), s(format_time(n.created_at))),
+        ("updated_at".to_owned(), s(format_time(n.updated_at))),
+        (GSI1PK.to_owned(), s(app_partition(&n.app_id))),
+        (GSI1SK.to_owned(), s(n.id.to_string())),
+        (GSI2PK.to_owned(), s(accepted_shard(&n.id, None))),
+        (GSI2SK.to_owned(), s(n.id.to_string())),
+        (TTL.to_owned(), ttl(expires)),
+    ]);
+    if let Some(category) = &n.category {
+        item.insert("category".to_owned(), s(category));
+    }
+    Ok(item)
+}
+
+pub(super) fn decode_notification(item: &Item) -> StoreResult<Notification> {
+    let mut notification: Notification = serde_json::from_str(text(item, "body")?)?;
+    notification.status = text(item, "status")?.parse().map_err(|_| corrupt("status"))?;
+    notification.updated_at = time(item, "updated_at")?;
+    Ok(notification)
+}
+
+pub(super) fn delivery_item(d: &Delivery, expires: DateTime<Utc>) -> StoreResult<Item> {
+    let mut item = key(delivery_pk(&d.id));
+    item.extend([
+        ("notification_id".to_owned(), s(d.notification_id.to_string())),
+        ("recipient_index".to_owned(), n(d.recipient_index as i64)),
+        ("channel".to_owned(), s(d.channel.as_str())),
+        ("address".to_owned(), s(serde_json::to_string(&d.address)?)),
+        ("status".to_owned(), s(d.status.as_str())),
+        ("attempts".to_owned(), n(d.attempts as i64)),
+        ("created_at".to_owned(), s(format_time(d.created_at))),
+        ("updated_at".to_owned(), s(format_time(d.updated_at))),
+        (GSI1PK.to_owned(), s(notification_pk(&d.notification_id))),
+        (GSI1SK.to_owned(), s(format!("D#{:08}#{}", d.recipient_index, d.id))),
+        (TTL.to_owned(), ttl(expires)),
+    ]);
+    for (name, value) in [
+        ("provider", &d.provider),
+        ("provider_message_id", &d.provider_message_id),
+        ("reason", &d.reason),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), s(value));
+        }
+    }
+    Ok(item)
+}
+
+pub(super) fn decode_delivery(item: &Item) -> StoreResult<Delivery> {
+    Ok(Delivery {
+        id: DeliveryId::parse(text(item, PK)?.trim_start_matches("D#"))
+            .map_err(|_| corrupt("delivery id"))?,
+        notification_id: NotificationId::parse(text(item, "notification_id")?)
+            .map_err(|_| corrupt("notification id"))?,
+        recipient_index: number(item, "recipient_index") as usize,
+        channel: text(item, "channel")?.parse().map_err(|_| corrupt("channel"))?,
+        address: serde_json::from_str(text(item, "address")?)?,
+        status: text(item, "status")?.parse().map_err(|_| corrupt("status"))?,
+        attempts: number(item, "attempts") as u32,
+        provider: optional_text(item, "provider"),
+        provider_message_id: optional_text(item, "provider_message_id"),
+        reason: optional_text(item, "reason"),
+        created_at: time(item, "created_at")?,
+        updated_at: time(item, "updated_at")?,
+    })
+}
+
+/// A timeline event, in its notification's partition. The sort key is a monotonic ULID,
+/// so a query returns events in the order they happened.
+pub(super) fn event_item(
+    notification: &NotificationId,
+    delivery: Option<&DeliveryId>,
+    event: &str,
+    detail: Option<&str>,
+    expires: DateTime<Utc>,
+) -> Item {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(notification_pk(notification))),
+        (SK.to_owned(), s(format!("E#{}", crate::domain::ids::monotonic_ulid()))),
+        ("event".to_owned(), s(event)),
+        ("at".to_owned(), s(format_time(Utc::now()))),
+        (TTL.to_owned(), ttl(expires)),
+    ]);
+    if let Some(delivery) = delivery {
+        item.insert("delivery_id".to_owned(), s(delivery.to_string()));
+    }
+    if let Some(detail) = detail {
+        item.insert("detail".to_owned(), s(detail));
+    }
+    item
+}
+
+pub(super) fn decode_event(item: &Item) -> StoreResult<TimelineEvent> {
+    Ok(TimelineEvent {
+        at: time(item, "at")?,
+        event: text(item, "event")?.to_owned(),
+        delivery_id: optional_text(item, "delivery_id").and_then(|d| DeliveryId::parse(&d).ok()),
+        detail: optional_text(item, "detail"),
+    })
+}
+
+pub(super) fn api_key_item(key: &ApiKeyRecord) -> Item {
+    let mut item = self::key(api_key_pk(&key.hash));
+    let scopes = key.scopes.iter().map(|scope| s(scope.as_str())).collect();
+    item.extend([
+        ("key_id".to_owned(), s(&key.id)),
+        ("app_id".to_owned(), s(&key.app_id)),
+        ("name".to_owned(), s(&key.name)),
+        ("hash".to_owned(), s(&key.hash)),
+        ("scopes".to_owned(), AttributeValue::L(scopes)),
+        ("created_at".to_owned(), s(format_time(key.created_at))),
+    ]);
+    item
+}
+
+pub(super) fn decode_api_key(item: &Item) -> StoreResult<ApiKeyRecord> {
+    let scopes = match item.get("scopes") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| {
+                v.as_s().ok().and_then(|s| s.parse::<Scope>().ok()).ok_or_else(|| corrupt("scope"))
+            })
+            .collect::<StoreResult<_>>()?,
+        _ => Vec::new(),
+    };
+    Ok(ApiKeyRecord {
+        id: text(item, "key_id")?.to_owned(),
+        app_id: text(item, "app_id")?.to_owned(),
+        name: text(item, "name")?.to_owned(),
+        hash: text(item, "hash")?.to_owned(),
+        scopes,
+        created_at: time(item, "created_at")?,
+    })
+}

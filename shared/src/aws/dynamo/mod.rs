@@ -1,0 +1,114 @@
+//! `Store` on DynamoDB: one table, on-demand, items keyed by `PK`/`SK` with two
+//! overloaded global secondary indexes. Conditional writes and transactions make
+//! idempotency and state transitions atomic; TTL expires idempotency keys and old data.
+//! The key design is documented in infra/README.md.
+
+mod expr;
+mod items;
+mod store;
+
+use crate::ports::{Queue, StoreError, StoreResult};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+use chrono::Duration;
+use std::sync::Arc;
+
+pub use store::MAX_TRANSACTION_RETRIES;
+
+/// How long notifications, deliveries and timelines are kept before TTL removes them.
+pub const DEFAULT_RETENTION: Duration = Duration::days(30);
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    /// Where the outbox goes: DynamoDB cannot hold the queue, so jobs are sent to it
+    /// right after the write that makes them due (see `Store::accept`).
+    queue: Arc<dyn Queue>,
+    retention: Duration,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("DynamoDB: {e}"))
+}
+
+/// SDK errors print only their outermost layer; the context names the real cause.
+fn sdk_error(e: impl std::error::Error) -> StoreError {
+    backend(DisplayErrorContext(e))
+}
+
+fn built<T>(result: Result<T, BuildError>) -> StoreResult<T> {
+    result.map_err(backend)
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, queue: Arc<dyn Queue>) -> Self {
+        Self { client, table: table.into(), queue, retention: DEFAULT_RETENTION }
+    }
+
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Creates the table as the SAM template does (keys, indexes, stream, TTL), for
+    /// emulators and tests.
+    pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
+        let attribute = |name: &str| {
+            built(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build(),
+            )
+        };
+        let key = |name: &str, kind: KeyType| {
+            built(KeySchemaElement::builder().attribute_name(name).key_type(kind).build())
+        };
+        let index = |name: &str, pk: &str, sk: &str| -> StoreResult<GlobalSecondaryIndex> {
+            built(
+                GlobalSecondaryIndex::builder()
+                    .index_name(name)
+                    .key_schema(key(pk, KeyType::Hash)?)
+                    .key_schema(key(sk, KeyType::Range)?)
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .build(),
+            )
+        };
+        let mut request = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(items::PK, KeyType::Hash)?)
+            .key_schema(key(items::SK, KeyType::Range)?)
+            .global_secondary_indexes(index("GSI1", items::GSI1PK, items::GSI1SK)?)
+            .global_secondary_indexes(index("GSI2", items::GSI2PK, items::GSI2SK)?)
+            .stream_specification(built(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build(),
+            )?);
+        for name in
+            [items::PK, items::SK, items::GSI1PK, items::GSI1SK, items::GSI2PK, items::GSI2SK]
+        {
+            request = request.attribute_definitions(attribute(name)?);
+        }
+        request.send().await.map_err(sdk_error)?;
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(built(
+                TimeToLiveSpecification::builder().enabled(true).attribute_name(items::TTL).build(),
+            )?)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,846 @@
+//! The `Store` port on DynamoDB.
+
+use super::expr::{Expr, n, s};
+use super::items::*;
+use super::{DynamoStore, backend, built, sdk_error};
+use crate::auth::ApiKeyRecord;
+use crate::domain::{
+    Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
+    TimelineEvent,
+};
+use crate::ports::{
+    AcceptOutcome, DeliveryOutcome, IdempotencyClaim, Job, NotificationFilter, Store, StoreResult,
+};
+use crate::sqlite::IDEMPOTENCY_WINDOW;
+use crate::time::format_time;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use std::time::Duration;
+
+/// How often a transaction that lost a race (`TransactionConflict`) or whose
+/// optimistic read went stale is tried again before giving up.
+pub const MAX_TRANSACTION_RETRIES: u32 = 8;
+/// A transaction holds at most 100 items; deliveries go two items each.
+const DELIVERIES_PER_TRANSACTION: usize = 50;
+/// Conditional writes in flight at once when a transaction cannot be used.
+const PARALLEL_WRITES: usize = 16;
+
+/// Why a transaction did not commit.
+enum TxError {
+    /// One or more conditions failed; `true` marks the items whose condition failed.
+    ConditionFailed(Vec<bool>),
+    Store(crate::ports::StoreError),
+}
+
+impl From<crate::ports::StoreError> for TxError {
+    fn from(e: crate::ports::StoreError) -> Self {
+        TxError::Store(e)
+    }
+}
+
+fn tx_store_error(e: TxError) -> crate::ports::StoreError {
+    match e {
+        TxError::Store(e) => e,
+        TxError::ConditionFailed(_) => backend("a transaction condition failed unexpectedly"),
+    }
+}
+
+/// A list's `IN (...)` operand for the given statuses.
+fn status_operand<S: std::fmt::Display>(e: &mut Expr, statuses: &[S]) -> String {
+    statuses.iter().map(|st| e.value(s(st.to_string()))).collect::<Vec<_>>().join(", ")
+}
+
+impl DynamoStore {
+    fn expires(&self) -> DateTime<Utc> {
+        Utc::now() + self.retention
+    }
+
+    fn put(&self, item: Item, condition: Option<(&str, Expr)>) -> StoreResult<TransactWriteItem> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some((condition, e)) = condition {
+            put = put
+                .condition_expression(condition)
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values());
+        }
+        Ok(TransactWriteItem::builder().put(built(put.build())?).build())
+    }
+
+    fn update(
+        &self,
+        pk: String,
+        update: &str,
+        condition: Option<&str>,
+        e: &Expr,
+    ) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
+        Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+    }
+
+    /// Runs a transaction, retrying the races DynamoDB reports as conflicts.
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), TxError> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            if let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+                error.as_service_error()
+            {
+                let codes: Vec<&str> = canceled
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or(""))
+                    .collect();
+                if codes.contains(&"ConditionalCheckFailed") {
+                    return Err(TxError::ConditionFailed(
+                        codes.iter().map(|c| *c == "ConditionalCheckFailed").collect(),
+                    ));
+                }
+                if codes.iter().any(|c| *c == "TransactionConflict" || *c == "ThrottlingError")
+                    && attempt < MAX_TRANSACTION_RETRIES
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
+                    continue;
+                }
+            }
+            return Err(TxError::Store(sdk_error(error)));
+        }
+    }
+
+    async fn get(&self, pk: String) -> StoreResult<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.item)
+    }
+
+    /// Queries a partition (of the table, or of an index) page by page until `limit`
+    /// items pass the filter or the partition is exhausted.
+    #[allow(clippy::too_many_arguments)]
+    async fn query(
+        &self,
+        index: Option<&str>,
+        key_condition: &str,
+        filter: Option<&str>,
+        e: &Expr,
+        forward: bool,
+        limit: Option<usize>,
+    ) -> StoreResult<Vec<Item>> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = limit.map(|l| (l - found.len()).clamp(1, 1000) as i32);
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(key_condition)
+                .set_filter_expression(filter.map(str::to_owned))
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .scan_index_forward(forward)
+                // Index reads are eventually consistent; table reads need not be.
+                .consistent_read(index.is_none())
+                .set_limit(if filter.is_some() { None } else { page })
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            found.extend(output.items.unwrap_or_default());
+            if let Some(limit) = limit
+                && found.len() >= limit
+            {
+                found.truncate(limit);
+                return Ok(found);
+            }
+            match output.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => return Ok(found),
+            }
+        }
+    }
+
+    async fn notification_item(&self, id: &NotificationId) -> StoreResult<Option<Item>> {
+        self.get(notification_pk(id)).await
+    }
+
+    /// A delivery's row plus its timeline event, both only if the delivery is new;
+    /// with `count_pending`, the notification's pending/reached counters too.
+    fn delivery_writes(
+        &self,
+        d: &Delivery,
+        count_pending: bool,
+    ) -> StoreResult<Vec<TransactWriteItem>> {
+        let mut not_exists = Expr::default();
+        let condition = format!("attribute_not_exists({})", not_exists.name(PK));
+        let mut writes = vec![
+            self.put(delivery_item(d, self.expires())?, Some((&condition, not_exists)))?,
+            self.put(
+                event_item(
+                    &d.notification_id,
+                    Some(&d.id),
+                    d.status.as_str(),
+                    d.reason.as_deref(),
+                    self.expires(),
+                ),
+                None,
+            )?,
+        ];
+        if count_pending {
+            let mut e = Expr::default();
+            let update = format!(
+                "ADD {} {}, {} {}",
+                e.name("pending"),
+                e.value(n(i64::from(!d.status.is_settled()))),
+                e.name("reached"),
+                e.value(n(i64::from(d.status.reached_recipient())))
+            );
+            let condition = format!("attribute_exists({})", e.name(PK));
+            writes.push(self.update(
+                notification_pk(&d.notification_id),
+                &update,
+                Some(&condition),
+                &e,
+            )?);
+        }
+        Ok(writes)
+    }
+
+    /// Inserts the deliveries that do not exist yet. The first time, a few large
+    /// transactions do it; a repeat (a redelivered dispatch) falls back to one small
+    /// transaction per delivery and skips the ones already there.
+    async fn insert_new_deliveries(
+        &self,
+        deliveries: &[Delivery],
+        count_pending: bool,
+    ) -> StoreResult<()> {
+        for chunk in deliveries.chunks(DELIVERIES_PER_TRANSACTION / 2) {
+            let mut writes = Vec::new();
+            for d in chunk {
+                writes.extend(self.delivery_writes(d, count_pending)?);
+            }
+            match self.transact(writes).await {
+                Ok(()) => continue,
+                Err(TxError::ConditionFailed(_)) => {}
+                Err(TxError::Store(e)) => return Err(e),
+            }
+            // Owned writes per delivery: the futures borrow nothing but `self`.
+            let singles = chunk
+                .iter()
+                .map(|d| self.delivery_writes(d, count_pending))
+                .collect::<StoreResult<Vec<_>>>()?;
+            futures::stream::iter(singles)
+                .map(|writes| async move {
+                    match self.transact(writes).await {
+                        Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
+                        Err(TxError::Store(e)) => Err(e),
+                    }
+                })
+                .buffer_unordered(PARALLEL_WRITES)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Moves a notification from one of `next`'s predecessors to `next`, with its
+    /// timeline event, in one transaction. `extra` adds to the update (counters).
+    async fn move_notification(
+        &self,
+        id: &NotificationId,
+        next: NotificationStatus,
+        detail: Option<&str>,
+        require: Option<&str>,
+        mut e: Expr,
+        extra_set: &str,
+    ) -> StoreResult<bool> {
+        let status = e.name("status");
+        let predecessors = status_operand(&mut e, &NotificationStatus::predecessors(next));
+        let mut update = format!(
+            "SET {status} = {}, {} = {}{extra_set}",
+            e.value(s(next.as_str())),
+            e.name("updated_at"),
+            e.value(s(format_time(Utc::now())))
+        );
+        if next != NotificationStatus::Accepted {
+            // Leaving `accepted` takes the notification out of the stranded index.
+            update.push_str(&format!(" REMOVE {}", e.name(GSI2PK)));
+        }
+        let mut condition = format!("{status} IN ({predecessors})");
+        if let Some(require) = require {
+            condition.push_str(" AND ");
+            condition.push_str(require);
+        }
+        let writes = vec![
+            self.update(notification_pk(id), &update, Some(&condition), &e)?,
+            self.put(event_item(id, None, next.as_str(), detail, self.expires()), None)?,
+        ];
+        match self.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(TxError::ConditionFailed(_)) => Ok(false),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Once a dispatched notification has no pending delivery, it is `sent` if any
+    /// delivery reached its recipient and `failed` otherwise.
+    async fn settle(&self, id: &NotificationId) -> StoreResult<bool> {
+        let Some(item) = self.notification_item(id).await? else {
+            return Ok(false);
+        };
+        if text(&item, "status")? != NotificationStatus::Dispatched.as_str()
+            || number(&item, "pending") > 0
+        {
+            return Ok(false);
+        }
+        let (next, detail) = if number(&item, "reached") > 0 {
+            (NotificationStatus::Sent, None)
+        } else {
+            (NotificationStatus::Failed, Some("no delivery reached its recipient"))
+        };
+        let mut e = Expr::default();
+        let require = format!("{} <= {}", e.name("pending"), e.value(n(0)));
+        self.move_notification(id, next, detail, Some(&require), e, "").await
+    }
+
+    /// Sends a dispatched notification's outbox unless a previous run already did,
+    /// then marks it sent. Between the two a crash can only repeat jobs, never lose
+    /// them, and send is idempotent per delivery.
+    async fn flush_dispatch_outbox(
+        &self,
+        id: &NotificationId,
+        outbox: Vec<Job>,
+    ) -> StoreResult<()> {
+        self.queue.enqueue(outbox).await?;
+        let mut e = Expr::default();
+        let update =
+            format!("SET {} = {}", e.name("outbox_sent"), e.value(AttributeValue::Bool(true)));
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(notification_pk(id))))
+            .update_expression(update)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn delivery_items(&self, notification: &NotificationId) -> StoreResult<Vec<Item>> {
+        let mut e = Expr::default();
+        let condition = format!(
+            "{} = {} AND begins_with({}, {})",
+            e.name(GSI1PK),
+            e.value(s(notification_pk(notification))),
+            e.name(GSI1SK),
+            e.value(s("D#"))
+        );
+        self.query(Some("GSI1"), &condition, None, &e, true, None).await
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn accept(
+        &self,
+        notification: &Notification,
+        claim: Option<&IdempotencyClaim>,
+        outbox: Vec<Job>,
+    ) -> StoreResult<AcceptOutcome> {
+        let mut attempt = 0;
+        loop {
+            let mut writes = Vec::new();
+            if let Some(claim) = claim {
+                let mut e = Expr::default();
+                // A key past its window is free again even before TTL deletes it.
+                let condition = format!(
+                    "attribute_not_exists({}) OR {} < {}",
+                    e.name(PK),
+                    e.name("created_at"),
+                    e.value(s(format_time(Utc::now() - IDEMPOTENCY_WINDOW)))
+                );
+                let mut item = key(idempotency_pk(&notification.app_id, &claim.key));
+                item.extend([
+                    ("body_hash".to_owned(), s(&claim.body_hash)),
+                    ("notification_id".to_owned(), s(notification.id.to_string())),
+                    ("created_at".to_owned(), s(format_time(notification.created_at))),
+                    (TTL.to_owned(), ttl(notification.created_at + IDEMPOTENCY_WINDOW)),
+                ]);
+                writes.push(self.put(item, Some((&condition, e)))?);
+            }
+            let mut e = Expr::default();
+            let condition = format!("attribute_not_exists({})", e.name(PK));
+            writes.push(
+                self.put(notification_item(notification, self.expires())?, Some((&condition, e)))?,
+            );
+            let status = notification.status.as_str();
+            writes.push(
+                self.put(event_item(&notification.id, None, status, None, self.expires()), None)?,
+            );
+            match self.transact(writes).await {
+                Ok(()) => break,
+                Err(TxError::ConditionFailed(failed)) if claim.is_some() && failed[0] => {
+                    let claim = claim.expect("checked above");
+                    let pk = idempotency_pk(&notification.app_id, &claim.key);
+                    match self.get(pk).await? {
+                        Some(earlier) if text(&earlier, "body_hash")? == claim.body_hash => {
+                            let id = NotificationId::parse(text(&earlier, "notification_id")?)
+                                .map_err(|_| backend("corrupt idempotency record"))?;
+                            return Ok(AcceptOutcome::Replayed(id));
+                        }
+                        Some(_) => return Ok(AcceptOutcome::KeyReused),
+                        // Purged in between: try again.
+                        None if attempt < MAX_TRANSACTION_RETRIES => attempt += 1,
+                        None => return Err(backend("idempotency key kept changing")),
+                    }
+                }
+                Err(e) => return Err(tx_store_error(e)),
+            }
+        }
+        // The outbox goes out after the write; a crash in between leaves the
+        // notification `accepted`, which the stranded sweep re-queues.
+        self.queue.enqueue(outbox).await?;
+        Ok(AcceptOutcome::Created)
+    }
+
+    async fn notification(&self, id: &NotificationId) -> StoreResult<Option<Notification>> {
+        self.notification_item(id).await?.as_ref().map(decode_notification).transpose()
+    }
+
+    async fn list_notifications(
+        &self,
+        app_id: &str,
+        filter: &NotificationFilter,
+    ) -> StoreResult<Vec<Notification>> {
+        let mut e = Expr::default();
+        let mut key_condition =
+            format!("{} = {}", e.name(GSI1PK), e.value(s(app_partition(app_id))));
+        if let Some(before) = &filter.before_id {
+            key_condition.push_str(&format!(
+                " AND {} < {}",
+                e.name(GSI1SK),
+                e.value(s(before.to_string()))
+            ));
+        }
+        let mut filters = Vec::new();
+        if let Some(status) = filter.status {
+            filters.push(format!("{} = {}", e.name("status"), e.value(s(status.as_str()))));
+        }
+        if let Some(priority) = filter.priority {
+            filters.push(format!("{} = {}", e.name("priority"), e.value(s(priority.as_str()))));
+        }
+        if let Some(channel) = filter.channel {
+            filters.push(format!(
+                "contains({}, {})",
+                e.name("channels"),
+                e.value(s(channel.as_str()))
+            ));
+        }
+        if let Some(category) = &filter.category {
+            filters.push(format!("{} = {}", e.name("category"), e.value(s(category))));
+        }
+        if let Some(after) = filter.created_after {
+            filters.push(format!("{} >= {}", e.name("created_at"), e.value(s(format_time(after)))));
+        }
+        if let Some(before) = filter.created_before {
+            filters.push(format!("{} < {}", e.name("created_at"), e.value(s(format_time(before)))));
+        }
+        let filter_text = (!filters.is_empty()).then(|| filters.join(" AND "));
+        let found = self
+            .query(
+                Some("GSI1"),
+                &key_condition,
+                filter_text.as_deref(),
+                &e,
+                false,
+                Some(filter.limit),
+            )
+            .await?;
+        found.iter().map(decode_notification).collect()
+    }
+
+    async fn stranded_notifications(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&NotificationId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>> {
+        // Ids sort by creation time, so "created before" is a key range.
+        let upper = format!(
+            "{}_{}",
+            NotificationId::PREFIX,
+            ulid::Ulid::from_parts(before.timestamp_millis().max(0) as u64, 0)
+        );
+        let lower = after.map(|id| id.to_string()).unwrap_or_else(|| "ntf_".to_owned());
+        let mut found = Vec::new();
+        for shard in 0..ACCEPTED_SHARDS {
+            let mut e = Expr::default();
+            let condition = format!(
+                "{} = {} AND {} BETWEEN {} AND {}",
+                e.name(GSI2PK),
+                e.value(s(accepted_shard(&NotificationId::new(), Some(shard)))),
+                e.name(GSI2SK),
+                e.value(s(&lower)),
+                e.value(s(&upper))
+            );
+            let items =
+                self.query(Some("GSI2"), &condition, None, &e, true, Some(limit + 1)).await?;
+            for item in &items {
+                let notification = decode_notification(item)?;
+                let is_after = after.is_none_or(|a| notification.id > *a);
+                if is_after && notification.status == NotificationStatus::Accepted {
+                    found.push(notification);
+                }
+            }
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn transition_notification(
+        &self,
+        id: &NotificationId,
+        next: NotificationStatus,
+        detail: Option<String>,
+    ) -> StoreResult<bool> {
+        let moved =
+            self.move_notification(id, next, detail.as_deref(), None, Expr::default(), "").await?;
+        if moved && matches!(next, NotificationStatus::Canceled | NotificationStatus::Expired) {
+            let delivery_status = if next == NotificationStatus::Canceled {
+                DeliveryStatus::Canceled
+            } else {
+                DeliveryStatus::Expired
+            };
+            // The index may lag a just-written delivery; send also checks the
+            // notification's status, so such a delivery is canceled there instead.
+            for item in self.delivery_items(id).await? {
+                let delivery = decode_delivery(&item)?;
+                if delivery.status == DeliveryStatus::Queued {
+                    self.transition_delivery(&delivery.id, delivery_status, Default::default())
+                        .await?;
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    async fn insert_deliveries(
+        &self,
+        deliveries: &[Delivery],
+        outbox: Vec<Job>,
+    ) -> StoreResult<()> {
+        self.insert_new_deliveries(deliveries, true).await?;
+        // Always sent: after a crash between the insert and here, the repeat of the
+        // caller's step must still queue the job. Duplicates are harmless (send skips
+        // a settled delivery).
+        self.queue.enqueue(outbox).await
+    }
+
+    async fn record_dispatch(
+        &self,
+        id: &NotificationId,
+        deliveries: &[Delivery],
+        outbox: Vec<Job>,
+    ) -> StoreResult<bool> {
+        let Some(item) = self.notification_item(id).await? else {
+            return Ok(false);
+        };
+        let status = text(&item, "status")?;
+        if status != NotificationStatus::Accepted.as_str() {
+            let unsent = !item.contains_key("outbox_sent");
+            if status == NotificationStatus::Dispatched.as_str() && unsent {
+                // A previous run recorded the fan-out and crashed before queueing it.
+                self.flush_dispatch_outbox(id, outbox).await?;
+            }
+            return Ok(false);
+        }
+        self.insert_new_deliveries(deliveries, false).await?;
+        let pending = deliveries.iter().filter(|d| !d.status.is_settled()).count();
+        let reached = deliveries.iter().filter(|d| d.status.reached_recipient()).count();
+        let mut e = Expr::default();
+        let counters = format!(
+            ", {} = {}, {} = {}",
+            e.name("pending"),
+            e.value(n(pending as i64)),
+            e.name("reached"),
+            e.value(n(reached as i64))
+        );
+        let moved = self
+            .move_notification(id, NotificationStatus::Dispatched, None, None, e, &counters)
+            .await?;
+        if !moved {
+            return Ok(false);
+        }
+        if pending == 0 {
+            // Every delivery was settled at creation (all suppressed, say).
+            self.settle(id).await?;
+        }
+        self.flush_dispatch_outbox(id, outbox).await?;
+        Ok(true)
+    }
+
+    async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        self.get(delivery_pk(id)).await?.as_ref().map(decode_delivery).transpose()
+    }
+
+    async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>> {
+        let mut deliveries: Vec<Delivery> = self
+            .delivery_items(notification)
+            .await?
+            .iter()
+            .map(decode_delivery)
+            .collect::<StoreResult<_>>()?;
+        deliveries.sort_by(|a, b| {
+            (a.recipient_index, a.created_at, &a.id).cmp(&(b.recipient_index, b.created_at, &b.id))
+        });
+        Ok(deliveries)
+    }
+
+    async fn transition_delivery(
+        &self,
+        id: &DeliveryId,
+        next: DeliveryStatus,
+        outcome: DeliveryOutcome,
+    ) -> StoreResult<bool> {
+        let mut attempt = 0;
+        let notification = loop {
+            let Some(current) = self.delivery(id).await? else {
+                return Ok(false);
+            };
+            if !current.status.can_become(next) {
+                return Ok(false);
+            }
+            // Optimistic: the update only applies if the status is still the one read,
+            // so the counter deltas computed from it are right.
+            let mut e = Expr::default();
+            let status = e.name("status");
+            let mut sets = vec![
+                format!("{status} = {}", e.value(s(next.as_str()))),
+                format!(
+                    "{} = {}",
+                    e.name("attempts"),
+                    e.value(n(current.attempts.max(outcome.attempts) as i64))
+                ),
+                format!("{} = {}", e.name("updated_at"), e.value(s(format_time(Utc::now())))),
+            ];
+            for (name, value) in [
+                ("provider", &outcome.provider),
+                ("provider_message_id", &outcome.provider_message_id),
+                ("reason", &outcome.reason),
+            ] {
+                if let Some(value) = value {
+                    sets.push(format!("{} = {}", e.name(name), e.value(s(value))));
+                }
+            }
+            let mut update = format!("SET {}", sets.join(", "));
+            if outcome.reason.is_none() {
+                update.push_str(&format!(" REMOVE {}", e.name("reason")));
+            }
+            let condition = format!("{status} = {}", e.value(s(current.status.as_str())));
+            let mut writes = vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?];
+            let pending = -i64::from(!current.status.is_settled() && next.is_settled());
+            let reached =
+                i64::from(next.reached_recipient()) - i64::from(current.status.reached_recipient());
+            if pending != 0 || reached != 0 {
+                let mut c = Expr::default();
+                let update = format!(
+                    "ADD {} {}, {} {}",
+                    c.name("pending"),
+                    c.value(n(pending)),
+                    c.name("reached"),
+                    c.value(n(reached))
+                );
+                writes.push(self.update(
+                    notification_pk(&current.notification_id),
+                    &update,
+                    None,
+                    &c,
+                )?);
+            }
+            let detail = outcome.reason.as_deref().or(outcome.provider_message_id.as_deref());
+            writes.push(self.put(
+                event_item(
+                    &current.notification_id,
+                    Some(id),
+                    next.as_str(),
+                    detail,
+                    self.expires(),
+                ),
+                None,
+            )?);
+            match self.transact(writes).await {
+                Ok(()) => break current.notification_id,
+                Err(TxError::ConditionFailed(_)) if attempt < MAX_TRANSACTION_RETRIES => {
+                    attempt += 1
+                }
+                Err(e) => return Err(tx_store_error(e)),
+            }
+        };
+        self.settle(&notification).await?;
+        Ok(true)
+    }
+
+    async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str) -> StoreResult<()> {
+        let Some(current) = self.delivery(id).await? else {
+            return Ok(());
+        };
+        let mut e = Expr::default();
+        let update = format!(
+            "SET {} = {}, {} = {}, {} = {}",
+            e.name("attempts"),
+            e.value(n(attempts as i64)),
+            e.name("reason"),
+            e.value(s(error)),
+            e.name("updated_at"),
+            e.value(s(format_time(Utc::now())))
+        );
+        let writes = vec![
+            self.update(delivery_pk(id), &update, None, &e)?,
+            self.put(
+                event_item(
+                    &current.notification_id,
+                    Some(id),
+                    "attempt_failed",
+                    Some(error),
+                    self.expires(),
+                ),
+                None,
+            )?,
+        ];
+        self.transact(writes).await.map_err(tx_store_error)
+    }
+
+    async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>> {
+        let mut e = Expr::default();
+        let condition = format!(
+            "{} = {} AND begins_with({}, {})",
+            e.name(PK),
+            e.value(s(notification_pk(id))),
+            e.name(SK),
+            e.value(s("E#"))
+        );
+        let items = self.query(None, &condition, None, &e, true, None).await?;
+        items.iter().map(decode_event).collect()
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        let mut e = Expr::default();
+        let update = format!("ADD {} {}", e.name("count"), e.value(n(1)));
+        let writes = vec![
+            self.put(api_key_item(key), None)?,
+            self.update("META#api_keys".to_owned(), &update, None, &e)?,
+        ];
+        self.transact(writes).await.map_err(tx_store_error)
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.get(api_key_pk(hash)).await?.as_ref().map(decode_api_key).transpose()
+    }
+
+    async fn count_api_keys(&self) -> StoreResult<u64> {
+        Ok(self.get("META#api_keys".to_owned()).await?.map_or(0, |item| number(&item, "count"))
+            as u64)
+    }
+
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(self.get(setting_pk(name)).await?.and_then(|item| optional_text(&item, "value")))
+    }
+
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        let mut item = key(setting_pk(name));
+        item.insert("value".to_owned(), s(value));
+        let mut e = Expr::default();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(format!("attribute_not_exists({})", e.name(PK)))
+            .set_expression_attribute_names(e.names())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(value.to_owned()),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                self.setting(name).await?.ok_or_else(|| backend("setting vanished"))
+            }
+            Err(error) => Err(sdk_error(error)),
+        }
+    }
+
+    /// In AWS, TTL removes expired keys (and `accept` ignores any past the window
+    /// meanwhile); this scan is for operators and tests, not a scheduled job.
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut e = Expr::default();
+        let filter = format!(
+            "begins_with({}, {}) AND {} < {}",
+            e.name(PK),
+            e.value(s("I#")),
+            e.name("created_at"),
+            e.value(s(format_time(before)))
+        );
+        let mut purged = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(&filter)
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in page.items.unwrap_or_default() {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(item.into_iter().filter(|(k, _)| k == PK || k == SK).collect()))
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                purged += 1;
+            }
+            match page.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => return Ok(purged),
+            }
+        }
+    }
+}
