@@ -258,6 +258,13 @@ pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Q
         !store.transition_notification(&n.id, NotificationStatus::Canceled, None).await.unwrap()
     );
 
+    assert!(store.record_delivery_event(first, "opened", Some("pixel")).await.unwrap());
+    assert!(
+        !store
+            .record_delivery_event(&crate::domain::DeliveryId::new(), "opened", None)
+            .await
+            .unwrap()
+    );
     let stored = store.delivery(second).await.unwrap().unwrap();
     assert_eq!(
         (stored.status, stored.attempts, stored.reason.as_deref()),
@@ -267,7 +274,17 @@ pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Q
         store.timeline(&n.id).await.unwrap().into_iter().map(|e| e.event).collect();
     assert_eq!(
         events,
-        ["accepted", "queued", "queued", "dispatched", "sent", "attempt_failed", "failed", "sent"]
+        [
+            "accepted",
+            "queued",
+            "queued",
+            "dispatched",
+            "sent",
+            "attempt_failed",
+            "failed",
+            "sent",
+            "opened"
+        ]
     );
 
     // Canceling cancels the queued deliveries with it.

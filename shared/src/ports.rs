@@ -135,6 +135,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Records a failed attempt that will be retried.
     async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str) -> StoreResult<()>;
+    /// Adds an event that changes no status (a provider's `opened`, `clicked`,
+    /// `complained`) to the delivery's timeline; false if the delivery is unknown.
+    async fn record_delivery_event(
+        &self,
+        id: &DeliveryId,
+        event: &str,
+        detail: Option<&str>,
+    ) -> StoreResult<bool>;
 
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>>;
 

@@ -1,6 +1,7 @@
 //! The AWS backends, behind the same ports as the local ones.
 
 pub mod dynamo;
+pub mod lambda;
 pub mod sqs;
 
 /// An SDK configuration from the environment (region, credentials, and

@@ -107,6 +107,31 @@ impl SqsQueue {
         Ok(Self { client, urls })
     }
 
+    /// The job a Lambda event source handed over: `queue_arn` names the SQS queue it
+    /// came from (`arn:aws:sqs:…:{prefix}-send-email`). None for a queue not ours.
+    pub fn job_from_record(
+        &self,
+        queue_arn: &str,
+        body: String,
+        receipt_handle: String,
+        receive_count: Option<&str>,
+        priority: Option<&str>,
+    ) -> Option<LeasedJob> {
+        let name = queue_arn.rsplit(':').next()?;
+        let (lane, _) =
+            self.urls.iter().find(|(_, urls)| urls.queue.ends_with(&format!("/{name}")))?;
+        Some(LeasedJob {
+            id: 0,
+            queue: lane.queue,
+            priority: priority
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(lane.priority.unwrap_or_default()),
+            payload: body,
+            attempts: receive_count.and_then(|n| n.parse().ok()).unwrap_or(1),
+            lease_token: receipt_handle,
+        })
+    }
+
     /// Creates every queue and its dead-letter queue (redrive after `max_receives`), for
     /// emulators and tests; in AWS the template does this.
     pub async fn create_all(client: &Client, prefix: &str, max_receives: u32) -> StoreResult<()> {

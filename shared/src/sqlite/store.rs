@@ -480,6 +480,28 @@ impl Store for SqliteBackend {
             .await
     }
 
+    async fn record_delivery_event(
+        &self,
+        id: &DeliveryId,
+        event: &str,
+        detail: Option<&str>,
+    ) -> StoreResult<bool> {
+        let (id, event, detail) = (id.to_string(), event.to_owned(), detail.map(str::to_owned));
+        self.writer()
+            .run(move |conn| {
+                let notification: Option<String> = conn
+                    .prepare_cached("SELECT notification_id FROM deliveries WHERE id = ?1")?
+                    .query_row([&id], |r| r.get(0))
+                    .optional()?;
+                let Some(notification) = notification else {
+                    return Ok(false);
+                };
+                add_event(conn, &notification, Some(&id), &event, detail.as_deref())?;
+                Ok(true)
+            })
+            .await
+    }
+
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>> {
         let id = id.to_string();
         self.read(move |conn| {

@@ -56,6 +56,24 @@ impl DynamoStore {
         self
     }
 
+    /// Adds per-day counts (`day` → counter → increment) once per `batch` key: the
+    /// marker item and the increments commit together, so a retried batch adds nothing.
+    pub async fn add_daily_counters(
+        &self,
+        batch: &str,
+        counters: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+    ) -> StoreResult<bool> {
+        store::add_daily_counters(self, batch, counters).await
+    }
+
+    /// The counters of one day (`YYYY-MM-DD`).
+    pub async fn daily_counters(
+        &self,
+        day: &str,
+    ) -> StoreResult<std::collections::BTreeMap<String, i64>> {
+        store::daily_counters(self, day).await
+    }
+
     /// Creates the table as the SAM template does (keys, indexes, stream, TTL), for
     /// emulators and tests.
     pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {

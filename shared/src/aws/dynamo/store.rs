@@ -739,6 +739,26 @@ impl Store for DynamoStore {
         self.transact(writes).await.map_err(tx_store_error)
     }
 
+    async fn record_delivery_event(
+        &self,
+        id: &DeliveryId,
+        event: &str,
+        detail: Option<&str>,
+    ) -> StoreResult<bool> {
+        let Some(current) = self.delivery(id).await? else {
+            return Ok(false);
+        };
+        let item = event_item(&current.notification_id, Some(id), event, detail, self.expires());
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(true)
+    }
+
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>> {
         let mut e = Expr::default();
         let condition = format!(
@@ -843,4 +863,47 @@ impl Store for DynamoStore {
             }
         }
     }
+}
+
+pub(super) async fn add_daily_counters(
+    store: &DynamoStore,
+    batch: &str,
+    counters: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+) -> StoreResult<bool> {
+    let mut marker = key(format!("TRACKED#{batch}"));
+    marker.insert(TTL.to_owned(), ttl(Utc::now() + chrono::Duration::days(2)));
+    let mut e = Expr::default();
+    let condition = format!("attribute_not_exists({})", e.name(PK));
+    let mut writes = vec![store.put(marker, Some((&condition, e)))?];
+    for (day, counts) in counters {
+        let mut e = Expr::default();
+        let adds: Vec<String> = counts
+            .iter()
+            .map(|(name, by)| format!("{} {}", e.name(name), e.value(n(*by))))
+            .collect();
+        writes.push(store.update(
+            format!("STATS#{day}"),
+            &format!("ADD {}", adds.join(", ")),
+            None,
+            &e,
+        )?);
+    }
+    match store.transact(writes).await {
+        Ok(()) => Ok(true),
+        Err(TxError::ConditionFailed(_)) => Ok(false),
+        Err(TxError::Store(e)) => Err(e),
+    }
+}
+
+pub(super) async fn daily_counters(
+    store: &DynamoStore,
+    day: &str,
+) -> StoreResult<std::collections::BTreeMap<String, i64>> {
+    let Some(item) = store.get(format!("STATS#{day}")).await? else {
+        return Ok(Default::default());
+    };
+    Ok(item
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_n().ok()?.parse().ok()?)))
+        .collect())
 }

@@ -1,0 +1,137 @@
+//! SQS batches from Lambda's event source mapping, with partial batch responses: a
+//! message is reported as failed (and stays on its queue) only if its own stage failed
+//! or asked for a retry, so one bad message never makes the others run again.
+
+use super::Backends;
+use crate::aws::sqs::SqsQueue;
+use crate::domain::NotificationId;
+use crate::pipeline::dispatch::dispatch;
+use crate::pipeline::send::{SendContext, SendOutcome, send};
+use crate::ports::{DeadLetter, Job, LeasedJob, Queue, QueueName, StoreResult};
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Messages of one batch handled at once: SQS hands Lambda at most ten.
+const PARALLEL: usize = 10;
+
+/// The queue as a stage sees it inside a Lambda batch. Acknowledging is left to the
+/// event source mapping (it deletes every message not reported as failed), so `ack`
+/// costs no request; `retry` sets the message's visibility to the backoff delay and
+/// marks it failed so Lambda leaves it on the queue.
+struct BatchQueue {
+    sqs: Arc<SqsQueue>,
+    retried: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Queue for BatchQueue {
+    async fn enqueue(&self, jobs: Vec<Job>) -> StoreResult<()> {
+        self.sqs.enqueue(jobs).await
+    }
+    async fn lease(&self, _: QueueName, _: usize, _: Duration) -> StoreResult<Vec<LeasedJob>> {
+        Ok(Vec::new()) // Lambda leases; a stage never does.
+    }
+    async fn ack(&self, _jobs: &[LeasedJob]) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn retry(&self, job: &LeasedJob, delay: Duration, error: &str) -> StoreResult<()> {
+        self.sqs.retry(job, delay, error).await?;
+        self.retried.lock().expect("not poisoned").push(job.lease_token.clone());
+        Ok(())
+    }
+    async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()> {
+        self.sqs.dead_letter(job, error).await
+    }
+    async fn wait_for_work(&self, _: QueueName, _: Duration) {}
+    async fn depth(&self, queue: QueueName) -> StoreResult<u64> {
+        self.sqs.depth(queue).await
+    }
+    async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>> {
+        self.sqs.dead_letters(limit).await
+    }
+}
+
+fn job_of(backends: &Backends, message: &SqsMessage) -> Option<LeasedJob> {
+    backends.queue.job_from_record(
+        message.event_source_arn.as_deref()?,
+        message.body.clone()?,
+        message.receipt_handle.clone()?,
+        message.attributes.get("ApproximateReceiveCount").map(String::as_str),
+        message.message_attributes.get("priority").and_then(|a| a.string_value.as_deref()),
+    )
+}
+
+/// Runs `stage` on every message and reports the ones to keep.
+async fn handle_batch<F, Fut>(backends: &Backends, event: SqsEvent, stage: F) -> SqsBatchResponse
+where
+    F: Fn(Arc<BatchQueue>, LeasedJob) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let queue = Arc::new(BatchQueue { sqs: backends.queue.clone(), retried: Mutex::default() });
+    let results: Vec<(SqsMessage, Result<(), String>)> = futures::stream::iter(event.records)
+        .map(|message| {
+            let queue = queue.clone();
+            let job = job_of(backends, &message);
+            let run = job.map(|job| stage(queue, job));
+            async move {
+                let result = match run {
+                    Some(run) => run.await,
+                    None => Err("a message from a queue Herald does not know".to_owned()),
+                };
+                (message, result)
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    let retried = queue.retried.lock().expect("not poisoned").clone();
+    let mut response = SqsBatchResponse::default();
+    for (message, result) in results {
+        let retry = message.receipt_handle.as_ref().is_some_and(|r| retried.contains(r));
+        if let Err(error) = &result {
+            tracing::error!(message = message.message_id.as_deref().unwrap_or(""), %error, "message failed; SQS will redeliver it");
+        }
+        if result.is_err() || retry {
+            let item_identifier = message.message_id.unwrap_or_default();
+            response.batch_item_failures.push(BatchItemFailure { item_identifier });
+        }
+    }
+    response
+}
+
+/// The `dispatch` function: fans each notification out onto the channel queues.
+pub async fn handle_dispatch_batch(backends: &Backends, event: SqsEvent) -> SqsBatchResponse {
+    handle_batch(backends, event, |queue, job| async move {
+        let Ok(id) = NotificationId::parse(&job.payload) else {
+            return queue
+                .dead_letter(&job, "the message is not a notification id")
+                .await
+                .map_err(|e| e.to_string());
+        };
+        dispatch(backends.store.as_ref(), &id, chrono::Utc::now())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// The `send` function: hands each delivery to its channel's provider, once.
+pub async fn handle_send_batch(backends: &Backends, event: SqsEvent) -> SqsBatchResponse {
+    handle_batch(backends, event, |queue, job| async move {
+        let cx = SendContext {
+            store: backends.store.as_ref(),
+            queue: queue.as_ref(),
+            providers: &backends.providers,
+            retry: backends.retry,
+        };
+        match send(&cx, &job).await {
+            Ok(SendOutcome::Retrying) | Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}

@@ -1,0 +1,105 @@
+//! What the Lambda functions share: the backends built once per container from the
+//! environment, and the handlers that turn Lambda events into pipeline stages. Each
+//! function's `main.rs` only wires one handler to the runtime.
+
+mod batch;
+mod track;
+
+pub use batch::{handle_dispatch_batch, handle_send_batch};
+pub use track::{TrackSummary, handle_track};
+
+use super::dynamo::DynamoStore;
+use super::sqs::SqsQueue;
+use crate::channels::{
+    LogProvider, Providers, SesProvider, SnsSmsProvider, WebhookProvider, WebhookSecret,
+};
+use crate::domain::Channel;
+use crate::pipeline::retry::RetryPolicy;
+use crate::ports::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a function needs, built once per container and reused by every
+/// invocation (SDK clients keep their connection pools warm between invocations).
+#[derive(Clone)]
+pub struct Backends {
+    pub store: Arc<DynamoStore>,
+    pub queue: Arc<SqsQueue>,
+    pub providers: Providers,
+    pub retry: RetryPolicy,
+}
+
+fn required(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} must be set (the SAM template sets it)"))
+}
+
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Backends {
+    /// Reads `HERALD_TABLE`, `HERALD_QUEUE_PREFIX` and the provider settings
+    /// (`HERALD_EMAIL_FROM`, `HERALD_SES_CONFIGURATION_SET`, `HERALD_SMS_SENDER_ID`,
+    /// `HERALD_WEBHOOK_SECRET_PARAMETER`); region, credentials and `AWS_ENDPOINT_URL`
+    /// come from the usual AWS environment.
+    pub async fn from_env() -> Result<Self, String> {
+        let config = super::sdk_config().await;
+        let prefix = required("HERALD_QUEUE_PREFIX")?;
+        let queue = SqsQueue::connect(aws_sdk_sqs::Client::new(&config), &prefix)
+            .await
+            .map_err(|e| e.to_string())?;
+        let queue = Arc::new(queue);
+        let store = Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            required("HERALD_TABLE")?,
+            queue.clone(),
+        ));
+        let secret = webhook_secret(&config, store.as_ref()).await?;
+        let mut providers = Providers::new(Arc::new(LogProvider::default()))
+            .with(Channel::Webhook, Arc::new(WebhookProvider::new(secret, Duration::from_secs(10))))
+            .with(
+                Channel::Sms,
+                Arc::new(SnsSmsProvider::new(
+                    aws_sdk_sns::Client::new(&config),
+                    optional("HERALD_SMS_SENDER_ID"),
+                )),
+            );
+        if let Some(from) = optional("HERALD_EMAIL_FROM") {
+            let ses = SesProvider::new(
+                aws_sdk_sesv2::Client::new(&config),
+                from,
+                optional("HERALD_SES_CONFIGURATION_SET"),
+            )
+            .with_list_unsubscribe(optional("HERALD_LIST_UNSUBSCRIBE"));
+            providers = providers.with(Channel::Email, Arc::new(ses));
+        }
+        Ok(Self { store, queue, providers, retry: RetryPolicy::default() })
+    }
+}
+
+/// The webhook signing secret: from an SSM SecureString parameter when one is named
+/// (the template creates it), else generated once and kept in the table.
+async fn webhook_secret(
+    config: &aws_config::SdkConfig,
+    store: &DynamoStore,
+) -> Result<WebhookSecret, String> {
+    let text = match optional("HERALD_WEBHOOK_SECRET_PARAMETER") {
+        Some(name) => aws_sdk_ssm::Client::new(config)
+            .get_parameter()
+            .name(&name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| {
+                format!("SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e))
+            })?
+            .parameter
+            .and_then(|p| p.value)
+            .ok_or_else(|| format!("SSM parameter {name} has no value"))?,
+        None => store
+            .init_setting("webhook_secret", &WebhookSecret::generate())
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    WebhookSecret::parse(&text)
+}

@@ -1,0 +1,145 @@
+//! The `track` function. Two feeds reach it:
+//! - the table's stream: every status change of a notification or delivery bumps a
+//!   per-day counter (`notifications_sent`, `email_delivered`, …);
+//! - SES events through SNS: `Delivery` and permanent `Bounce` settle the delivery;
+//!   opens, clicks, complaints and the rest go on its timeline.
+
+use super::Backends;
+use crate::channels::DELIVERY_TAG;
+use crate::domain::{DeliveryId, DeliveryStatus};
+use crate::ports::{DeliveryOutcome, Store};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TrackSummary {
+    /// Status changes counted from the stream.
+    pub counted: usize,
+    /// SES events applied to a known delivery.
+    pub provider_events: usize,
+    /// SES events for deliveries Herald does not know (another sender's mail).
+    pub unknown: usize,
+}
+
+fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(value, |v, key| v.get(key))?.as_str()
+}
+
+pub async fn handle_track(backends: &Backends, event: Value) -> Result<TrackSummary, String> {
+    let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut summary = TrackSummary::default();
+    let mut counters: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let (mut first, mut last) = (None, None);
+    for record in &records {
+        if text(record, &["eventSource"]) == Some("aws:dynamodb") {
+            first = first.or(text(record, &["eventID"]));
+            last = text(record, &["eventID"]).or(last);
+            if let Some((day, counter)) = status_change(record) {
+                *counters.entry(day).or_default().entry(counter).or_default() += 1;
+                summary.counted += 1;
+            }
+        } else if text(record, &["EventSource"]) == Some("aws:sns") {
+            let message = text(record, &["Sns", "Message"]).unwrap_or("{}");
+            let ses: Value =
+                serde_json::from_str(message).map_err(|e| format!("SES event: {e}"))?;
+            if apply_ses_event(backends.store.as_ref(), &ses).await.map_err(|e| e.to_string())? {
+                summary.provider_events += 1;
+            } else {
+                summary.unknown += 1;
+            }
+        }
+    }
+    if !counters.is_empty() {
+        // A retried stream batch starts and ends at the same records: count it once.
+        let batch = format!("{}..{}", first.unwrap_or(""), last.unwrap_or(""));
+        backends.store.add_daily_counters(&batch, &counters).await.map_err(|e| e.to_string())?;
+    }
+    Ok(summary)
+}
+
+/// The counter a stream record bumps: a notification's or delivery's status changed.
+fn status_change(record: &Value) -> Option<(String, String)> {
+    let change = record.get("dynamodb")?;
+    if text(change, &["Keys", "SK", "S"]) != Some("#") {
+        return None;
+    }
+    let new_status = text(change, &["NewImage", "status", "S"])?;
+    if text(change, &["OldImage", "status", "S"]) == Some(new_status) {
+        return None;
+    }
+    let day = text(change, &["NewImage", "updated_at", "S"])?.get(..10)?.to_owned();
+    let pk = text(change, &["Keys", "PK", "S"])?;
+    let counter = if pk.starts_with("N#") {
+        format!("notifications_{new_status}")
+    } else if pk.starts_with("D#") {
+        format!("{}_{new_status}", text(change, &["NewImage", "channel", "S"])?)
+    } else {
+        return None;
+    };
+    Some((day, counter))
+}
+
+/// Applies one SES event (event publishing format) to the delivery named by its tag.
+async fn apply_ses_event(store: &dyn Store, ses: &Value) -> Result<bool, crate::ports::StoreError> {
+    let tag = ses.get("mail").and_then(|m| m.get("tags")).and_then(|t| t.get(DELIVERY_TAG));
+    let Some(id) =
+        tag.and_then(|t| t.get(0)).and_then(Value::as_str).and_then(|t| DeliveryId::parse(t).ok())
+    else {
+        return Ok(false);
+    };
+    let kind = text(ses, &["eventType"]).or(text(ses, &["notificationType"])).unwrap_or("");
+    let message_id = text(ses, &["mail", "messageId"]).map(str::to_owned);
+    let outcome = |reason: Option<String>| DeliveryOutcome {
+        provider: Some("ses".into()),
+        provider_message_id: message_id.clone(),
+        reason,
+        attempts: 0,
+    };
+    match kind {
+        "Delivery" => {
+            if !store.transition_delivery(&id, DeliveryStatus::Delivered, outcome(None)).await? {
+                return store.record_delivery_event(&id, "delivered", None).await;
+            }
+            Ok(true)
+        }
+        "Bounce" if text(ses, &["bounce", "bounceType"]) == Some("Permanent") => {
+            let reason = text(ses, &["bounce", "bouncedRecipients"])
+                .map(str::to_owned)
+                .or_else(|| {
+                    ses.pointer("/bounce/bouncedRecipients/0/diagnosticCode")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .or_else(|| text(ses, &["bounce", "bounceSubType"]).map(str::to_owned));
+            if !store.transition_delivery(&id, DeliveryStatus::Bounced, outcome(reason)).await? {
+                return store.record_delivery_event(&id, "bounced", None).await;
+            }
+            Ok(true)
+        }
+        "Bounce" => {
+            store
+                .record_delivery_event(&id, "soft_bounce", text(ses, &["bounce", "bounceSubType"]))
+                .await
+        }
+        "Complaint" => {
+            store
+                .record_delivery_event(
+                    &id,
+                    "complained",
+                    text(ses, &["complaint", "complaintFeedbackType"]),
+                )
+                .await
+        }
+        "Open" => store.record_delivery_event(&id, "opened", None).await,
+        "Click" => store.record_delivery_event(&id, "clicked", text(ses, &["click", "link"])).await,
+        "DeliveryDelay" => {
+            store
+                .record_delivery_event(&id, "delayed", text(ses, &["deliveryDelay", "delayType"]))
+                .await
+        }
+        "Reject" | "RenderingFailure" => {
+            store.record_delivery_event(&id, &kind.to_lowercase(), None).await
+        }
+        _ => Ok(true), // `Send` and future event types: nothing to record.
+    }
+}
