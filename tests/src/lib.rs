@@ -2,6 +2,7 @@
 //! stand in for the outside world (a webhook receiver that checks signatures, a real
 //! SMTP server).
 
+pub mod aws_proxy;
 pub mod herald;
 pub mod smtp;
 pub mod webhook;

@@ -1,15 +1,29 @@
 //! The `api` function's wiring, separate from `main` so tests can build the same
 //! service and feed it the API Gateway payloads in `events/api/`.
 
+use herald_core::aws::lambda::Backends;
 use herald_core::channels::LogProvider;
 use herald_core::http::{AppState, Limits, router};
 use herald_core::sqlite::SqliteBackend;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The router over the SQLite backend in `data_dir`. Until the DynamoDB and SQS
-/// backends land this is what the function serves; it suits `cargo lambda watch`.
-pub fn app(data_dir: &Path) -> Result<axum::Router, Box<dyn std::error::Error + Send + Sync>> {
+/// The router over DynamoDB and SQS: what the function serves in AWS.
+pub fn aws_app(backends: &Backends) -> axum::Router {
+    let state = AppState::new(
+        backends.store.clone(),
+        backends.queue.clone(),
+        Arc::new(LogProvider::default()),
+        Limits::default(),
+    );
+    router(state)
+}
+
+/// The router over a SQLite file in `data_dir`: what the function serves when no
+/// table is configured, which suits `cargo lambda watch` with nothing else running.
+pub fn local_app(
+    data_dir: &Path,
+) -> Result<axum::Router, Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all(data_dir)?;
     let backend = SqliteBackend::open(&data_dir.join("herald.db"))?;
     let state = AppState::new(

@@ -1,15 +1,16 @@
-//! The `api` Lambda function: API Gateway (HTTP API) events served by the same axum
-//! router as `herald serve`.
+//! The `api` function: API Gateway (HTTP API) events served by the same axum router as
+//! `herald serve`, over DynamoDB and SQS when `HERALD_TABLE` is set (as the SAM
+//! template does), else over SQLite in `HERALD_DATA_DIR` (default `/tmp/herald`).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time() // CloudWatch stamps each line
-        .init();
-    let data_dir = std::env::var("HERALD_DATA_DIR").unwrap_or_else(|_| "/tmp/herald".into());
+    herald_core::aws::lambda::init_tracing();
     // Built once per container, reused by every invocation.
-    let app = herald_fn_api::app(std::path::Path::new(&data_dir))?;
+    let app = if std::env::var_os("HERALD_TABLE").is_some() {
+        herald_fn_api::aws_app(&herald_core::aws::lambda::Backends::from_env().await?)
+    } else {
+        let data_dir = std::env::var("HERALD_DATA_DIR").unwrap_or_else(|_| "/tmp/herald".into());
+        herald_fn_api::local_app(std::path::Path::new(&data_dir))?
+    };
     lambda_http::run(app).await
 }

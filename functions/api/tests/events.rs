@@ -32,7 +32,7 @@ async fn api_gateway_events_reach_the_router() {
         .insert_api_key(&key_from_secret(KEY, "default", "events", vec![Scope::Admin]).record)
         .await
         .unwrap();
-    let app = herald_fn_api::app(dir.path()).unwrap();
+    let app = herald_fn_api::local_app(dir.path()).unwrap();
 
     let (status, body) = call(&app, event("post-notification.json")).await;
     assert_eq!(status, 202, "{body}");

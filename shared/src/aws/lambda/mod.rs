@@ -19,6 +19,15 @@ use crate::ports::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// JSON logs filtered by `RUST_LOG`, without timestamps (CloudWatch stamps each line).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .without_time()
+        .init();
+}
+
 /// Everything a function needs, built once per container and reused by every
 /// invocation (SDK clients keep their connection pools warm between invocations).
 #[derive(Clone)]

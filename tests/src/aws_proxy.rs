@@ -1,0 +1,96 @@
+//! A loopback HTTP proxy in front of the AWS emulator that counts the requests passing
+//! through it by service and operation, so a test can say how many AWS requests a
+//! notification costs.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+struct Forward {
+    upstream: String,
+    client: reqwest::Client,
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+pub struct CountingProxy {
+    pub url: String,
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl CountingProxy {
+    pub async fn start(upstream: &str) -> anyhow::Result<Self> {
+        let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let forward = Forward {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::new(),
+            counts: counts.clone(),
+        };
+        let app = axum::Router::new().fallback(proxy).with_state(forward);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self { url, counts })
+    }
+
+    /// `service:Operation` → requests since the last reset.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    pub fn reset(&self) {
+        self.counts.lock().unwrap().clear();
+    }
+}
+
+/// Names a request by the service in its SigV4 credential scope and the operation in
+/// its `X-Amz-Target` header (JSON protocols) or its path (REST protocols).
+fn operation(method: &Method, uri: &Uri, headers: &HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let service = header("authorization")
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("unknown");
+    let target = header("x-amz-target");
+    let operation = match target.rsplit('.').next() {
+        Some(op) if !target.is_empty() => op.to_owned(),
+        _ => format!("{method} {}", uri.path()),
+    };
+    format!("{service}:{operation}")
+}
+
+async fn proxy(
+    State(forward): State<Forward>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let name = operation(&method, &uri, &headers);
+    *forward.counts.lock().unwrap().entry(name).or_default() += 1;
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut request = forward.client.request(method, format!("{}{path}", forward.upstream));
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.body(body).send().await {
+        Ok(response) => {
+            let mut builder = axum::response::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                if name != "content-length" && name != "transfer-encoding" {
+                    builder = builder.header(name, value);
+                }
+            }
+            let bytes = response.bytes().await.unwrap_or_default();
+            builder.body(Body::from(bytes)).unwrap()
+        }
+        Err(e) => {
+            axum::response::Response::builder().status(502).body(Body::from(e.to_string())).unwrap()
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Herald's AWS shape end to end on the emulator: the `api` handler takes the API
+//! Gateway events in `events/api/`, the `dispatch` and `send` handlers are fed the
+//! messages actually received from the emulated SQS queues (as Lambda's event source
+//! mapping would), SES and SNS record the sends, `track` applies SES feedback and the
+//! table's stream, and a redelivered batch sends nothing twice. Every AWS request goes
+//! through a counting proxy, so the test also reports requests per notification.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use herald_core::auth::{Scope, key_from_secret};
+use herald_core::aws::dynamo::DynamoStore;
+use herald_core::aws::lambda::{Backends, handle_dispatch_batch, handle_send_batch, handle_track};
+use herald_core::aws::sqs::SqsQueue;
+use herald_core::domain::{DeliveryStatus, NotificationId, NotificationStatus};
+use herald_core::ports::Store;
+use herald_tests::aws_proxy::CountingProxy;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const KEY: &str = "hk_example_admin_key_0123456789abcdef";
+const REGION: &str = "us-east-1";
+
+fn events_file(path: &str) -> String {
+    let path = format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+async fn call_api(app: &axum::Router, event: &str) -> (u16, Value) {
+    let request = lambda_http::request::from_str(&events_file(event)).unwrap();
+    let response = app.clone().oneshot(request.map(axum::body::Body::new)).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Receives what is waiting on `queue` and wraps it as Lambda's SQS event.
+async fn receive_batch(sqs: &aws_sdk_sqs::Client, queue: &str, visibility: i32) -> SqsEvent {
+    let url = sqs.get_queue_url().queue_name(queue).send().await.unwrap().queue_url.unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .visibility_timeout(visibility)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = received
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, Value> = m
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_owned(), Value::String(v)))
+                .collect();
+            let message_attributes: serde_json::Map<String, Value> = m
+                .message_attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, json!({"stringValue": v.string_value, "dataType": v.data_type})))
+                .collect();
+            json!({
+                "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+                "attributes": attributes, "messageAttributes": message_attributes,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:{REGION}:123456789012:{queue}"),
+                "awsRegion": REGION,
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+/// What Lambda does after a handler returns: deletes every message not reported.
+async fn finish_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    batch: &SqsEvent,
+    response: &SqsBatchResponse,
+) {
+    let url = sqs.get_queue_url().queue_name(queue).send().await.unwrap().queue_url.unwrap();
+    for message in &batch.records {
+        let failed = response
+            .batch_item_failures
+            .iter()
+            .any(|f| Some(&f.item_identifier) == message.message_id.as_ref());
+        if !failed {
+            let handle = message.receipt_handle.clone().unwrap();
+            sqs.delete_message().queue_url(&url).receipt_handle(handle).send().await.unwrap();
+        }
+    }
+}
+
+async fn moto_data(endpoint: &str) -> Value {
+    reqwest::get(format!("{endpoint}/moto-api/data.json")).await.unwrap().json().await.unwrap()
+}
+
+fn sent_emails(data: &Value, to: &str) -> usize {
+    let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
+    messages.iter().filter(|m| m["destinations"]["ToAddresses"][0] == to).count()
+}
+
+fn sent_sms(data: &Value, to: &str) -> usize {
+    let messages = data["sns"]["SMS"].as_array().cloned().unwrap_or_default();
+    messages.iter().filter(|m| m["phone_number"] == to).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_goes_through_every_function_on_the_emulator() {
+    let moto = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL must point at the AWS emulator: run scripts/test.sh, which starts moto",
+    );
+    assert!(moto.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {moto}");
+    let proxy = CountingProxy::start(&moto).await.unwrap();
+    let prefix = format!("e2e{}", ulid::Ulid::new().to_string().to_lowercase());
+    // SAFETY: set before any other thread of this test reads the environment.
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT_URL", &proxy.url);
+        std::env::set_var("AWS_REGION", REGION);
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("HERALD_TABLE", &prefix);
+        std::env::set_var("HERALD_QUEUE_PREFIX", &prefix);
+        std::env::set_var("HERALD_EMAIL_FROM", "herald@example.com");
+        std::env::set_var("HERALD_SES_CONFIGURATION_SET", &prefix);
+    }
+
+    // What the SAM template creates, plus the verified sender SES requires.
+    let config = herald_core::aws::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    SqsQueue::create_all(&sqs, &prefix, 5).await.unwrap();
+    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&config), &prefix).await.unwrap();
+    let ses = aws_sdk_sesv2::Client::new(&config);
+    ses.create_email_identity().email_identity("herald@example.com").send().await.unwrap();
+    ses.create_configuration_set().configuration_set_name(&prefix).send().await.unwrap();
+
+    let backends = Backends::from_env().await.unwrap();
+    let admin = key_from_secret(KEY, "default", "e2e", vec![Scope::Admin]).record;
+    backends.store.insert_api_key(&admin).await.unwrap();
+    let app = herald_fn_api::aws_app(&backends);
+    let emails_before = sent_emails(&moto_data(&moto).await, "ann@example.com");
+    let sms_before = sent_sms(&moto_data(&moto).await, "+14155550123");
+    proxy.reset();
+
+    // api: two notifications (email at high priority, SMS at low); a replay is a no-op.
+    let (status, email) = call_api(&app, "api/post-notification.json").await;
+    assert_eq!(status, 202, "{email}");
+    let (status, again) = call_api(&app, "api/post-notification.json").await;
+    assert_eq!((status, &again["id"]), (202, &email["id"]), "idempotent replay");
+    let (status, sms) = call_api(&app, "api/post-notification-sms.json").await;
+    assert_eq!(status, 202, "{sms}");
+    let email_id = NotificationId::parse(email["id"].as_str().unwrap()).unwrap();
+    let sms_id = NotificationId::parse(sms["id"].as_str().unwrap()).unwrap();
+
+    // dispatch: fed what the priority queues actually hold.
+    for lane in ["dispatch-high", "dispatch-low"] {
+        let queue = format!("{prefix}-{lane}");
+        let batch = receive_batch(&sqs, &queue, 30).await;
+        assert_eq!(batch.records.len(), 1, "{lane} holds one notification");
+        let response = handle_dispatch_batch(&backends, batch.clone()).await;
+        assert!(response.batch_item_failures.is_empty());
+        finish_batch(&sqs, &queue, &batch, &response).await;
+    }
+
+    // send: the first run "crashes" before Lambda deletes the message (a visibility of
+    // one second, no delete); SQS redelivers it and the second run must send nothing.
+    let email_queue = format!("{prefix}-send-email");
+    let first = receive_batch(&sqs, &email_queue, 1).await;
+    assert_eq!(first.records.len(), 1);
+    assert!(handle_send_batch(&backends, first).await.batch_item_failures.is_empty());
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let redelivered = receive_batch(&sqs, &email_queue, 30).await;
+    assert_eq!(redelivered.records.len(), 1, "SQS redelivers the unacknowledged message");
+    assert_eq!(redelivered.records[0].attributes["ApproximateReceiveCount"], "2");
+    let response = handle_send_batch(&backends, redelivered.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    finish_batch(&sqs, &email_queue, &redelivered, &response).await;
+
+    let sms_queue = format!("{prefix}-send-sms");
+    let batch = receive_batch(&sqs, &sms_queue, 30).await;
+    let response = handle_send_batch(&backends, batch.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    finish_batch(&sqs, &sms_queue, &batch, &response).await;
+
+    // SES and SNS recorded exactly one send each.
+    let data = moto_data(&moto).await;
+    assert_eq!(sent_emails(&data, "ann@example.com") - emails_before, 1, "one email, not two");
+    assert_eq!(sent_sms(&data, "+14155550123") - sms_before, 1);
+    for id in [&email_id, &sms_id] {
+        let notification = backends.store.notification(id).await.unwrap().unwrap();
+        assert_eq!(notification.status, NotificationStatus::Sent);
+        let events: Vec<String> =
+            backends.store.timeline(id).await.unwrap().into_iter().map(|e| e.event).collect();
+        assert_eq!(events, ["accepted", "queued", "dispatched", "sent", "sent"], "{id}");
+    }
+    let email_delivery = backends.store.deliveries(&email_id).await.unwrap().remove(0);
+    assert_eq!(email_delivery.provider.as_deref(), Some("ses"));
+
+    // track: SES feedback (the events/ payload, tagged with this delivery's id) marks
+    // the email delivered and records an open.
+    for event in ["track/ses-delivery.json", "track/ses-open.json"] {
+        let tagged = events_file(event)
+            .replace("dlv_01KB0Z6Q8E5V2X4T7N9QWERTYU", &email_delivery.id.to_string());
+        let summary =
+            handle_track(&backends, serde_json::from_str(&tagged).unwrap()).await.unwrap();
+        assert_eq!(summary.provider_events, 1, "{event}");
+    }
+    let delivered = backends.store.delivery(&email_delivery.id).await.unwrap().unwrap();
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    let last = backends.store.timeline(&email_id).await.unwrap().pop().unwrap();
+    assert_eq!(last.event, "opened");
+
+    let requests = proxy.counts();
+    let total: u64 = requests.values().sum();
+    println!(
+        "AWS requests for 2 notifications (api + dispatch + send + track, incl. one replay and one redelivery): {total}"
+    );
+    for (operation, count) in &requests {
+        println!("  {operation}: {count}");
+    }
+
+    // track: the table's stream (the events/ batch) counts each status change once,
+    // even when Lambda retries the batch.
+    let stream: Value = serde_json::from_str(&events_file("track/dynamodb-stream.json")).unwrap();
+    assert_eq!(handle_track(&backends, stream.clone()).await.unwrap().counted, 2);
+    handle_track(&backends, stream).await.unwrap();
+    let counters = backends.store.daily_counters("2026-12-01").await.unwrap();
+    assert_eq!(counters.get("email_sent"), Some(&1));
+    assert_eq!(counters.get("notifications_sent"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sms_type_follows_priority() {
+    use herald_core::channels::sms_type;
+    use herald_core::domain::Priority;
+    assert_eq!(sms_type(Priority::High), "Transactional");
+    assert_eq!(sms_type(Priority::Medium), "Transactional");
+    assert_eq!(sms_type(Priority::Low), "Promotional");
+}
