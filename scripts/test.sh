@@ -15,7 +15,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "test dependencies (Python: aiosmtpd, a real SMTP server for the email tests)"
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd>=1.4'
 
-step "AWS emulator (moto server on loopback, for the SQS contract tests)"
+step "AWS emulator (moto server on loopback: SQS, DynamoDB, SES, SNS for the AWS tests)"
 python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1'
 MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"${TMPDIR:-/tmp}/herald-moto.log" 2>&1 &
@@ -28,9 +28,17 @@ done
 curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null || { echo "moto did not start"; cat "${TMPDIR:-/tmp}/herald-moto.log"; exit 1; }
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 
-step "lint the SAM template (cfn-lint, offline)"
+step "validate the SAM template (sam validate, sam validate --lint, cfn-lint; all offline)"
+command -v sam >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'aws-sam-cli>=1.140'
 command -v cfn-lint >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'cfn-lint>=1'
+export SAM_CLI_TELEMETRY=0
+AWS_DEFAULT_REGION=us-east-1 sam validate --template template.yaml
+AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml
 cfn-lint template.yaml
+# Least privilege: no IAM statement may grant on every resource.
+if grep -nE "^\s*-?\s*Resource:\s*['\"]?\*['\"]?\s*$" template.yaml; then
+  echo "template.yaml grants an IAM action on Resource \"*\""; exit 1
+fi
 
 step "format and lint"
 cargo fmt --all --check

@@ -33,9 +33,14 @@ async fn call_api(app: &axum::Router, event: &str) -> (u16, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
+/// moto's queue URL form; the harness, like Lambda's pollers, never looks URLs up.
+fn queue_url(queue: &str) -> String {
+    format!("{}/123456789012/{queue}", std::env::var("AWS_ENDPOINT_URL").unwrap())
+}
+
 /// Receives what is waiting on `queue` and wraps it as Lambda's SQS event.
 async fn receive_batch(sqs: &aws_sdk_sqs::Client, queue: &str, visibility: i32) -> SqsEvent {
-    let url = sqs.get_queue_url().queue_name(queue).send().await.unwrap().queue_url.unwrap();
+    let url = queue_url(queue);
     let received = sqs
         .receive_message()
         .queue_url(&url)
@@ -82,7 +87,7 @@ async fn finish_batch(
     batch: &SqsEvent,
     response: &SqsBatchResponse,
 ) {
-    let url = sqs.get_queue_url().queue_name(queue).send().await.unwrap().queue_url.unwrap();
+    let url = queue_url(queue);
     for message in &batch.records {
         let failed = response
             .batch_item_failures
@@ -124,7 +129,11 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
         std::env::set_var("AWS_ACCESS_KEY_ID", "test");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
         std::env::set_var("HERALD_TABLE", &prefix);
-        std::env::set_var("HERALD_QUEUE_PREFIX", &prefix);
+        // As the template does: queue URLs from a prefix, no lookups (moto's form).
+        std::env::set_var(
+            "HERALD_QUEUE_URL_PREFIX",
+            format!("{}/123456789012/{prefix}", proxy.url),
+        );
         std::env::set_var("HERALD_EMAIL_FROM", "herald@example.com");
         std::env::set_var("HERALD_SES_CONFIGURATION_SET", &prefix);
     }

@@ -132,6 +132,23 @@ impl SqsQueue {
         })
     }
 
+    /// Builds the queue URLs from `url_prefix` (`https://sqs.{region}.amazonaws.com/
+    /// {account}/{stack}`), with no request: the template passes it, so a cold start
+    /// spends nothing on twelve `GetQueueUrl` round trips.
+    pub fn with_url_prefix(client: Client, url_prefix: &str) -> Self {
+        let name_start = url_prefix.rfind('/').map_or(0, |i| i + 1);
+        let (base, prefix) = url_prefix.split_at(name_start);
+        let urls = Lane::all()
+            .into_iter()
+            .map(|lane| {
+                let queue = format!("{base}{}", lane.name(prefix));
+                let dead_letters = format!("{queue}-dlq");
+                (lane, Urls { queue, dead_letters })
+            })
+            .collect();
+        Self { client, urls }
+    }
+
     /// Creates every queue and its dead-letter queue (redrive after `max_receives`), for
     /// emulators and tests; in AWS the template does this.
     pub async fn create_all(client: &Client, prefix: &str, max_receives: u32) -> StoreResult<()> {

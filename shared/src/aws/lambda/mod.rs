@@ -47,22 +47,33 @@ fn optional(name: &str) -> Option<String> {
 }
 
 impl Backends {
-    /// Reads `HERALD_TABLE`, `HERALD_QUEUE_PREFIX` and the provider settings
+    /// Reads `HERALD_TABLE`, `HERALD_QUEUE_URL_PREFIX` (or `HERALD_QUEUE_PREFIX`, looked
+    /// up by name), `HERALD_PROVIDERS=none` (for functions
+    /// that never send) and the provider settings
     /// (`HERALD_EMAIL_FROM`, `HERALD_SES_CONFIGURATION_SET`, `HERALD_SMS_SENDER_ID`,
     /// `HERALD_WEBHOOK_SECRET_PARAMETER`); region, credentials and `AWS_ENDPOINT_URL`
     /// come from the usual AWS environment.
     pub async fn from_env() -> Result<Self, String> {
         let config = super::sdk_config().await;
-        let prefix = required("HERALD_QUEUE_PREFIX")?;
-        let queue = SqsQueue::connect(aws_sdk_sqs::Client::new(&config), &prefix)
-            .await
-            .map_err(|e| e.to_string())?;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let queue = match optional("HERALD_QUEUE_URL_PREFIX") {
+            Some(url_prefix) => SqsQueue::with_url_prefix(sqs, &url_prefix),
+            None => SqsQueue::connect(sqs, &required("HERALD_QUEUE_PREFIX")?)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
         let queue = Arc::new(queue);
         let store = Arc::new(DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&config),
             required("HERALD_TABLE")?,
             queue.clone(),
         ));
+        let retry = RetryPolicy::default();
+        if optional("HERALD_PROVIDERS").as_deref() == Some("none") {
+            // api, dispatch and track never send: no provider clients, no secrets.
+            let providers = Providers::new(Arc::new(LogProvider::default()));
+            return Ok(Self { store, queue, providers, retry });
+        }
         let secret = webhook_secret(&config, store.as_ref()).await?;
         let mut providers = Providers::new(Arc::new(LogProvider::default()))
             .with(Channel::Webhook, Arc::new(WebhookProvider::new(secret, Duration::from_secs(10))))
@@ -82,7 +93,7 @@ impl Backends {
             .with_list_unsubscribe(optional("HERALD_LIST_UNSUBSCRIBE"));
             providers = providers.with(Channel::Email, Arc::new(ses));
         }
-        Ok(Self { store, queue, providers, retry: RetryPolicy::default() })
+        Ok(Self { store, queue, providers, retry })
     }
 }
 

@@ -103,14 +103,11 @@ async fn apply_ses_event(store: &dyn Store, ses: &Value) -> Result<bool, crate::
             Ok(true)
         }
         "Bounce" if text(ses, &["bounce", "bounceType"]) == Some("Permanent") => {
-            let reason = text(ses, &["bounce", "bouncedRecipients"])
-                .map(str::to_owned)
-                .or_else(|| {
-                    ses.pointer("/bounce/bouncedRecipients/0/diagnosticCode")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .or_else(|| text(ses, &["bounce", "bounceSubType"]).map(str::to_owned));
+            let reason = ses
+                .pointer("/bounce/bouncedRecipients/0/diagnosticCode")
+                .and_then(Value::as_str)
+                .or_else(|| text(ses, &["bounce", "bounceSubType"]))
+                .map(str::to_owned);
             if !store.transition_delivery(&id, DeliveryStatus::Bounced, outcome(reason)).await? {
                 return store.record_delivery_event(&id, "bounced", None).await;
             }
