@@ -7,7 +7,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     herald_core::aws::lambda::init_tracing();
     // Built once per container, reused by every invocation.
     let app = if std::env::var_os("HERALD_TABLE").is_some() {
-        herald_fn_api::aws_app(&herald_core::aws::lambda::Backends::from_env().await?)
+        let backends = herald_core::aws::lambda::Backends::from_env().await?;
+        backends.ensure_admin_key().await?;
+        herald_fn_api::aws_app(&backends)
     } else {
         let data_dir = std::env::var("HERALD_DATA_DIR").unwrap_or_else(|_| "/tmp/herald".into());
         herald_fn_api::local_app(std::path::Path::new(&data_dir))?

@@ -10,6 +10,7 @@ pub use track::{TrackSummary, handle_track};
 
 use super::dynamo::DynamoStore;
 use super::sqs::SqsQueue;
+use crate::auth::Scope;
 use crate::channels::{
     LogProvider, Providers, SesProvider, SnsSmsProvider, WebhookProvider, WebhookSecret,
 };
@@ -97,6 +98,40 @@ impl Backends {
     }
 }
 
+impl Backends {
+    /// Makes sure the admin key in the SSM SecureString parameter named by
+    /// `HERALD_ADMIN_KEY_PARAMETER` exists for app `default` (the `api` function calls
+    /// this at cold start, so a fresh stack can be used at once).
+    pub async fn ensure_admin_key(&self) -> Result<(), String> {
+        let Some(name) = optional("HERALD_ADMIN_KEY_PARAMETER") else {
+            return Ok(());
+        };
+        let config = super::sdk_config().await;
+        let secret = secure_parameter(&config, &name).await?;
+        let key = crate::auth::key_from_secret(&secret, "default", "admin", vec![Scope::Admin]);
+        let store = self.store.as_ref();
+        if store.api_key_by_hash(&key.record.hash).await.map_err(|e| e.to_string())?.is_none() {
+            store.insert_api_key(&key.record).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+async fn secure_parameter(config: &aws_config::SdkConfig, name: &str) -> Result<String, String> {
+    aws_sdk_ssm::Client::new(config)
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            format!("SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e))
+        })?
+        .parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| format!("SSM parameter {name} has no value"))
+}
+
 /// The webhook signing secret: from an SSM SecureString parameter when one is named
 /// (the template creates it), else generated once and kept in the table.
 async fn webhook_secret(
@@ -104,18 +139,7 @@ async fn webhook_secret(
     store: &DynamoStore,
 ) -> Result<WebhookSecret, String> {
     let text = match optional("HERALD_WEBHOOK_SECRET_PARAMETER") {
-        Some(name) => aws_sdk_ssm::Client::new(config)
-            .get_parameter()
-            .name(&name)
-            .with_decryption(true)
-            .send()
-            .await
-            .map_err(|e| {
-                format!("SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e))
-            })?
-            .parameter
-            .and_then(|p| p.value)
-            .ok_or_else(|| format!("SSM parameter {name} has no value"))?,
+        Some(name) => secure_parameter(config, &name).await?,
         None => store
             .init_setting("webhook_secret", &WebhookSecret::generate())
             .await
