@@ -129,7 +129,7 @@ async fn providers(store: &SqliteBackend, settings: &Settings) -> anyhow::Result
 
 async fn purge_idempotency_keys(store: Arc<dyn Store>, shutdown: CancellationToken) {
     loop {
-        let cutoff = chrono::Utc::now() - herald_core::sqlite::IDEMPOTENCY_WINDOW;
+        let cutoff = chrono::Utc::now() - herald_core::ports::IDEMPOTENCY_WINDOW;
         if let Err(e) = store.purge_idempotency_keys(cutoff).await {
             tracing::warn!(error = %e, "could not purge idempotency keys");
         }

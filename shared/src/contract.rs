@@ -354,3 +354,27 @@ pub async fn store_keeps_api_keys_hashed_and_settings(store: &dyn Store) {
     assert_eq!(store.init_setting("s", "second").await.unwrap(), "first", "set once");
     assert_eq!(store.setting("s").await.unwrap().as_deref(), Some("first"));
 }
+
+/// The SDK configuration for tests against the AWS emulator that `scripts/test.sh`
+/// starts (moto on loopback, named by `AWS_ENDPOINT_URL`), with dummy credentials.
+#[cfg(feature = "aws")]
+pub async fn emulator_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL must point at an AWS emulator: run scripts/test.sh, which starts moto",
+    );
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {endpoint}");
+    // SAFETY: tests set these before any other thread reads the environment, and every
+    // test sets the same values.
+    unsafe {
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    }
+    crate::aws::sdk_config().await
+}
+
+/// A fresh name for one test's queues and table, so tests never see each other's data.
+#[cfg(feature = "aws")]
+pub fn unique_prefix() -> String {
+    format!("t{}", ulid::Ulid::new().to_string().to_lowercase())
+}

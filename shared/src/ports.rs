@@ -30,6 +30,9 @@ impl From<serde_json::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// How long an idempotency key is honoured, on every backend.
+pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
 /// An idempotency key together with a hash of the request body it was first used with.
 #[derive(Debug, Clone)]
 pub struct IdempotencyClaim {

@@ -9,18 +9,8 @@ use herald_core::contract;
 use std::sync::Arc;
 
 async fn backends() -> (DynamoStore, Arc<SqsQueue>) {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
-        "AWS_ENDPOINT_URL must point at an AWS emulator: run scripts/test.sh, which starts moto",
-    );
-    assert!(endpoint.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {endpoint}");
-    // SAFETY: set before any other thread of this test reads the environment.
-    unsafe {
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    }
-    let config = herald_core::aws::sdk_config().await;
-    let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+    let config = contract::emulator_config().await;
+    let prefix = contract::unique_prefix();
     let sqs = aws_sdk_sqs::Client::new(&config);
     SqsQueue::create_all(&sqs, &prefix, 5).await.unwrap();
     let queue = Arc::new(SqsQueue::connect(sqs, &prefix).await.unwrap());
@@ -60,4 +50,44 @@ async fn store_finds_stranded_notifications_page_by_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn store_keeps_api_keys_hashed_and_settings() {
     contract::store_keeps_api_keys_hashed_and_settings(&backends().await.0).await;
+}
+
+/// DynamoDB cannot hold the outbox in the same transaction as the fan-out, so a crash
+/// between recording the dispatch and queueing its sends is repaired by the redelivered
+/// dispatch: it sees `dispatched` without `outbox_sent` and queues the sends again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
+    use herald_core::domain::{Channel, Priority};
+    use herald_core::pipeline::dispatch::plan_deliveries;
+    use herald_core::pipeline::send_job;
+    use herald_core::ports::{Queue, QueueName, Store};
+    use std::time::Duration;
+
+    let config = contract::emulator_config().await;
+    let (store, queue) = backends().await;
+    let n = contract::notification("app-1", Priority::Medium);
+    store.accept(&n, None, vec![]).await.unwrap();
+    let deliveries = plan_deliveries(&n, chrono::Utc::now());
+    let jobs: Vec<_> = deliveries.iter().map(|d| send_job(&d.id, d.channel, n.priority)).collect();
+    assert!(store.record_dispatch(&n.id, &deliveries, jobs.clone()).await.unwrap());
+
+    // The "crash": the sends never reached SQS and the marker was never written.
+    let email = QueueName::Send(Channel::Email);
+    let leased = queue.lease(email, 10, Duration::from_secs(60)).await.unwrap();
+    queue.ack(&leased).await.unwrap();
+    aws_sdk_dynamodb::Client::new(&config)
+        .update_item()
+        .table_name(store.table())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("N#{}", n.id)))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("#".into()))
+        .update_expression("REMOVE outbox_sent")
+        .send()
+        .await
+        .unwrap();
+
+    assert!(!store.record_dispatch(&n.id, &deliveries, jobs.clone()).await.unwrap());
+    assert_eq!(queue.depth(email).await.unwrap(), 1, "the redelivery queued the send again");
+    // Once queued, a further redelivery queues nothing.
+    assert!(!store.record_dispatch(&n.id, &deliveries, jobs).await.unwrap());
+    assert_eq!(queue.depth(email).await.unwrap(), 1);
 }

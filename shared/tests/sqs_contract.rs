@@ -7,18 +7,8 @@ use herald_core::contract;
 
 /// A fresh set of queues per test, so tests never see each other's messages.
 async fn queue() -> SqsQueue {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
-        "AWS_ENDPOINT_URL must point at an SQS emulator: run scripts/test.sh, which starts moto",
-    );
-    assert!(endpoint.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {endpoint}");
-    // SAFETY: set before any other thread of this test reads the environment.
-    unsafe {
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    }
-    let client = aws_sdk_sqs::Client::new(&herald_core::aws::sdk_config().await);
-    let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+    let client = aws_sdk_sqs::Client::new(&contract::emulator_config().await);
+    let prefix = contract::unique_prefix();
     SqsQueue::create_all(&client, &prefix, 5).await.unwrap();
     SqsQueue::connect(client, &prefix).await.unwrap()
 }

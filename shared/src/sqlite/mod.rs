@@ -5,7 +5,7 @@ mod queue;
 use queue::{insert_jobs, queues_of};
 mod store;
 
-pub use store::IDEMPOTENCY_WINDOW;
+pub use crate::ports::IDEMPOTENCY_WINDOW;
 mod writer;
 
 use crate::ports::{QueueName, StoreError};

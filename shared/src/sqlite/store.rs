@@ -7,17 +7,14 @@ use crate::domain::{
     TimelineEvent,
 };
 use crate::ports::{
-    AcceptOutcome, DeliveryOutcome, IdempotencyClaim, Job, NotificationFilter, Store, StoreError,
-    StoreResult,
+    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, NotificationFilter,
+    Store, StoreError, StoreResult,
 };
 use crate::time::{format_time, parse_time};
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-
-/// How long an idempotency key is honoured.
-pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
 
 const NOTIFICATION_COLUMNS: &str = "body, status, updated_at";
 const DELIVERY_COLUMNS: &str = "id, notification_id, recipient_index, channel, address, status, \

@@ -51,6 +51,10 @@ impl DynamoStore {
         Self { client, table: table.into(), queue, retention: DEFAULT_RETENTION }
     }
 
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     pub fn with_retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self

@@ -9,9 +9,9 @@ use crate::domain::{
     TimelineEvent,
 };
 use crate::ports::{
-    AcceptOutcome, DeliveryOutcome, IdempotencyClaim, Job, NotificationFilter, Store, StoreResult,
+    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, NotificationFilter,
+    Store, StoreResult,
 };
-use crate::sqlite::IDEMPOTENCY_WINDOW;
 use crate::time::format_time;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
