@@ -250,3 +250,42 @@ async fn the_sms_type_follows_priority() {
     assert_eq!(sms_type(Priority::Medium), "Transactional");
     assert_eq!(sms_type(Priority::Low), "Promotional");
 }
+
+/// Every payload in events/ is what its function takes: the same files serve these
+/// tests, `cargo lambda invoke --data-file` and `sam local invoke -e`.
+#[test]
+fn every_event_file_parses_as_its_function_input() {
+    let root = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for function in ["api", "dispatch", "send", "track"] {
+        for entry in std::fs::read_dir(format!("{root}/{function}")).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = path.display();
+            match function {
+                "api" => {
+                    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                }
+                "dispatch" | "send" => {
+                    let batch: SqsEvent =
+                        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert!(!batch.records.is_empty(), "{name}");
+                    assert!(batch.records.iter().all(|r| r.event_source_arn.is_some()), "{name}");
+                }
+                _ => {
+                    let event: Value = serde_json::from_str(&text).unwrap();
+                    let records = event["Records"].as_array().unwrap_or_else(|| panic!("{name}"));
+                    assert!(
+                        records
+                            .iter()
+                            .all(|r| r["eventSource"] == "aws:dynamodb"
+                                || r["EventSource"] == "aws:sns"),
+                        "{name}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} event files");
+}

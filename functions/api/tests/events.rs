@@ -11,10 +11,19 @@ use tower::ServiceExt;
 
 const KEY: &str = "hk_example_admin_key_0123456789abcdef";
 
+/// The notification id the `events/api/` payloads name in their paths.
+const EVENT_ID: &str = "ntf_01KB0Z6Q8E0000000000000000";
+
 fn event(name: &str) -> lambda_http::Request {
+    event_for(name, EVENT_ID)
+}
+
+/// The event with its notification id replaced by `id` (one the test created).
+fn event_for(name: &str, id: &str) -> lambda_http::Request {
     let path = format!("{}/../../events/api/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    lambda_http::request::from_str(&text).expect("a valid API Gateway v2 event")
+    lambda_http::request::from_str(&text.replace(EVENT_ID, id))
+        .expect("a valid API Gateway v2 event")
 }
 
 async fn call(app: &axum::Router, request: lambda_http::Request) -> (u16, Value) {
@@ -49,4 +58,36 @@ async fn api_gateway_events_reach_the_router() {
     let (status, problem) = call(&app, event("post-notification-invalid.json")).await;
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "to[0].email");
+
+    let (status, problem) = call(&app, event("post-notification-no-key.json")).await;
+    assert_eq!((status, &problem["status"]), (401, &Value::from(401)));
+
+    // Every other route, through its own event.
+    let id = body["id"].as_str().unwrap();
+    let (status, found) = call(&app, event_for("get-notification.json", id)).await;
+    assert_eq!((status, &found["id"]), (200, &body["id"]));
+    let (status, _) = call(&app, event("get-notification.json")).await;
+    assert_eq!(status, 404, "the events/ id itself names no notification here");
+    let (status, problem) = call(&app, event_for("resend-notification.json", id)).await;
+    assert_eq!(
+        status, 409,
+        "nothing dispatches in this test, so it is still in progress: {problem}"
+    );
+    let (status, canceled) = call(&app, event_for("cancel-notification.json", id)).await;
+    assert_eq!((status, canceled["status"].as_str()), (200, Some("canceled")));
+    let (status, resent) = call(&app, event_for("resend-notification.json", id)).await;
+    assert_eq!(status, 202, "a canceled notification can be sent again: {resent}");
+
+    let (status, key) = call(&app, event("post-key.json")).await;
+    assert_eq!((status, key["app_id"].as_str()), (201, Some("shop")), "{key}");
+    assert!(key["key"].as_str().unwrap().starts_with("hk_"));
+    let (status, logged) = call(&app, event("get-log-messages.json")).await;
+    assert_eq!(status, 200, "{logged}");
+    let (status, dead) = call(&app, event("get-dead-letters.json")).await;
+    assert_eq!(status, 200, "{dead}");
+    for probe in ["get-healthz.json", "get-readyz.json"] {
+        assert_eq!(call(&app, event(probe)).await.0, 200, "{probe}");
+    }
+    let (status, spec) = call(&app, event("get-openapi.json")).await;
+    assert_eq!((status, spec["openapi"].as_str().map(|v| &v[..2])), (200, Some("3.")));
 }
