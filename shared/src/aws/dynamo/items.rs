@@ -105,6 +105,7 @@ pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> Sto
         (GSI2PK.to_owned(), s(accepted_shard(&n.id, None))),
         (GSI2SK.to_owned(), s(n.id.to_string())),
         (TTL.to_owned(), ttl(expires)),
+        (EVENTS.to_owned(), AttributeValue::L(vec![event_value(None, n.status.as_str(), None)])),
     ]);
     if let Some(category) = &n.category {
         item.insert("category".to_owned(), s(category));
@@ -133,6 +134,14 @@ pub(super) fn delivery_item(d: &Delivery, expires: DateTime<Utc>) -> StoreResult
         (GSI1PK.to_owned(), s(notification_pk(&d.notification_id))),
         (GSI1SK.to_owned(), s(format!("D#{:08}#{}", d.recipient_index, d.id))),
         (TTL.to_owned(), ttl(expires)),
+        (
+            EVENTS.to_owned(),
+            AttributeValue::L(vec![event_value(
+                Some(&d.id),
+                d.status.as_str(),
+                d.reason.as_deref(),
+            )]),
+        ),
     ]);
     for (name, value) in [
         ("provider", &d.provider),
@@ -165,38 +174,52 @@ pub(super) fn decode_delivery(item: &Item) -> StoreResult<Delivery> {
     })
 }
 
-/// A timeline event, in its notification's partition. The sort key is a monotonic ULID,
-/// so a query returns events in the order they happened.
-pub(super) fn event_item(
-    notification: &NotificationId,
+/// The attribute that holds an item's own timeline events, oldest first: a
+/// notification's own, or one delivery's. Keeping them inside the record they describe
+/// makes every status change one write instead of two.
+pub(super) const EVENTS: &str = "events";
+
+/// One timeline event as a list element. `seq` is a monotonic ULID, so the events of a
+/// notification and of its deliveries merge back into the order they happened in.
+pub(super) fn event_value(
     delivery: Option<&DeliveryId>,
     event: &str,
     detail: Option<&str>,
-    expires: DateTime<Utc>,
-) -> Item {
-    let mut item = HashMap::from([
-        (PK.to_owned(), s(notification_pk(notification))),
-        (SK.to_owned(), s(format!("E#{}", crate::domain::ids::monotonic_ulid()))),
+) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("seq".to_owned(), s(crate::domain::ids::monotonic_ulid().to_string())),
         ("event".to_owned(), s(event)),
         ("at".to_owned(), s(format_time(Utc::now()))),
-        (TTL.to_owned(), ttl(expires)),
     ]);
     if let Some(delivery) = delivery {
-        item.insert("delivery_id".to_owned(), s(delivery.to_string()));
+        map.insert("delivery_id".to_owned(), s(delivery.to_string()));
     }
     if let Some(detail) = detail {
-        item.insert("detail".to_owned(), s(detail));
+        map.insert("detail".to_owned(), s(detail));
     }
-    item
+    AttributeValue::M(map)
 }
 
-pub(super) fn decode_event(item: &Item) -> StoreResult<TimelineEvent> {
-    Ok(TimelineEvent {
-        at: time(item, "at")?,
-        event: text(item, "event")?.to_owned(),
-        delivery_id: optional_text(item, "delivery_id").and_then(|d| DeliveryId::parse(&d).ok()),
-        detail: optional_text(item, "detail"),
-    })
+/// An item's events with their sequence keys.
+pub(super) fn decode_events(item: &Item) -> StoreResult<Vec<(String, TimelineEvent)>> {
+    let Some(AttributeValue::L(list)) = item.get(EVENTS) else {
+        return Ok(Vec::new());
+    };
+    list.iter()
+        .map(|value| {
+            let event = value.as_m().map_err(|_| corrupt("timeline event"))?;
+            Ok((
+                text(event, "seq")?.to_owned(),
+                TimelineEvent {
+                    at: time(event, "at")?,
+                    event: text(event, "event")?.to_owned(),
+                    delivery_id: optional_text(event, "delivery_id")
+                        .and_then(|d| DeliveryId::parse(&d).ok()),
+                    detail: optional_text(event, "detail"),
+                },
+            ))
+        })
+        .collect()
 }
 
 pub(super) fn api_key_item(key: &ApiKeyRecord) -> Item {

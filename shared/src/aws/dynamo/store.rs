@@ -16,6 +16,7 @@ use crate::time::format_time;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -24,8 +25,6 @@ use std::time::Duration;
 /// How often a transaction that lost a race (`TransactionConflict`) or whose
 /// optimistic read went stale is tried again before giving up.
 pub const MAX_TRANSACTION_RETRIES: u32 = 8;
-/// A transaction holds at most 100 items; deliveries go two items each.
-const DELIVERIES_PER_TRANSACTION: usize = 50;
 /// Conditional writes in flight at once when a transaction cannot be used.
 const PARALLEL_WRITES: usize = 16;
 
@@ -47,6 +46,19 @@ fn tx_store_error(e: TxError) -> crate::ports::StoreError {
         TxError::Store(e) => e,
         TxError::ConditionFailed(_) => backend("a transaction condition failed unexpectedly"),
     }
+}
+
+/// The `SET` clause part that appends one event to an item's own timeline.
+fn append_event(
+    e: &mut Expr,
+    delivery: Option<&DeliveryId>,
+    event: &str,
+    detail: Option<&str>,
+) -> String {
+    let events = e.name(EVENTS);
+    let value = e.value(AttributeValue::L(vec![event_value(delivery, event, detail)]));
+    let empty = e.value(AttributeValue::L(Vec::new()));
+    format!("{events} = list_append(if_not_exists({events}, {empty}), {value})")
 }
 
 /// A list's `IN (...)` operand for the given statuses.
@@ -126,6 +138,66 @@ impl DynamoStore {
         }
     }
 
+    /// Writes `writes` atomically: a transaction for several items; for one item the
+    /// plain conditional write, which costs half as much.
+    async fn commit(&self, mut writes: Vec<TransactWriteItem>) -> Result<(), TxError> {
+        if writes.len() != 1 {
+            return self.transact(writes).await;
+        }
+        let write = writes.pop().expect("one write");
+        let condition_failed = if let Some(put) = write.put {
+            let result = self
+                .client
+                .put_item()
+                .table_name(put.table_name)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .send()
+                .await;
+            match result {
+                Ok(_) => false,
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(PutItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    true
+                }
+                Err(e) => return Err(TxError::Store(sdk_error(e))),
+            }
+        } else if let Some(update) = write.update {
+            let result = self
+                .client
+                .update_item()
+                .table_name(update.table_name)
+                .set_key(Some(update.key))
+                .update_expression(update.update_expression)
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await;
+            match result {
+                Ok(_) => false,
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(UpdateItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    true
+                }
+                Err(e) => return Err(TxError::Store(sdk_error(e))),
+            }
+        } else {
+            return self.transact(vec![write]).await;
+        };
+        if condition_failed { Err(TxError::ConditionFailed(vec![true])) } else { Ok(()) }
+    }
+
     async fn get(&self, pk: String) -> StoreResult<Option<Item>> {
         let output = self
             .client
@@ -199,19 +271,8 @@ impl DynamoStore {
     ) -> StoreResult<Vec<TransactWriteItem>> {
         let mut not_exists = Expr::default();
         let condition = format!("attribute_not_exists({})", not_exists.name(PK));
-        let mut writes = vec![
-            self.put(delivery_item(d, self.expires())?, Some((&condition, not_exists)))?,
-            self.put(
-                event_item(
-                    &d.notification_id,
-                    Some(&d.id),
-                    d.status.as_str(),
-                    d.reason.as_deref(),
-                    self.expires(),
-                ),
-                None,
-            )?,
-        ];
+        let mut writes =
+            vec![self.put(delivery_item(d, self.expires())?, Some((&condition, not_exists)))?];
         if count_pending {
             let mut e = Expr::default();
             let update = format!(
@@ -232,40 +293,31 @@ impl DynamoStore {
         Ok(writes)
     }
 
-    /// Inserts the deliveries that do not exist yet. The first time, a few large
-    /// transactions do it; a repeat (a redelivered dispatch) falls back to one small
-    /// transaction per delivery and skips the ones already there.
+    /// Inserts the deliveries that do not exist yet, each with one conditional write
+    /// (with `count_pending`, a two-item transaction that also counts it on its
+    /// notification), several in flight at once. Plain conditional writes cost half a
+    /// transaction's units, and a repeat (a redelivered dispatch) just skips the
+    /// deliveries already there.
     async fn insert_new_deliveries(
         &self,
         deliveries: &[Delivery],
         count_pending: bool,
     ) -> StoreResult<()> {
-        for chunk in deliveries.chunks(DELIVERIES_PER_TRANSACTION / 2) {
-            let mut writes = Vec::new();
-            for d in chunk {
-                writes.extend(self.delivery_writes(d, count_pending)?);
-            }
-            match self.transact(writes).await {
-                Ok(()) => continue,
-                Err(TxError::ConditionFailed(_)) => {}
-                Err(TxError::Store(e)) => return Err(e),
-            }
-            // Owned writes per delivery: the futures borrow nothing but `self`.
-            let singles = chunk
-                .iter()
-                .map(|d| self.delivery_writes(d, count_pending))
-                .collect::<StoreResult<Vec<_>>>()?;
-            futures::stream::iter(singles)
-                .map(|writes| async move {
-                    match self.transact(writes).await {
-                        Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
-                        Err(TxError::Store(e)) => Err(e),
-                    }
-                })
-                .buffer_unordered(PARALLEL_WRITES)
-                .try_collect::<Vec<()>>()
-                .await?;
-        }
+        // Owned writes per delivery: the futures borrow nothing but `self`.
+        let writes = deliveries
+            .iter()
+            .map(|d| self.delivery_writes(d, count_pending))
+            .collect::<StoreResult<Vec<_>>>()?;
+        futures::stream::iter(writes)
+            .map(|writes| async move {
+                match self.commit(writes).await {
+                    Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
+                    Err(TxError::Store(e)) => Err(e),
+                }
+            })
+            .buffer_unordered(PARALLEL_WRITES)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
     }
 
@@ -288,6 +340,8 @@ impl DynamoStore {
             e.name("updated_at"),
             e.value(s(format_time(Utc::now())))
         );
+        update.push_str(", ");
+        update.push_str(&append_event(&mut e, None, next.as_str(), detail));
         if next != NotificationStatus::Accepted {
             // Leaving `accepted` takes the notification out of the stranded index.
             update.push_str(&format!(" REMOVE {}", e.name(GSI2PK)));
@@ -297,11 +351,8 @@ impl DynamoStore {
             condition.push_str(" AND ");
             condition.push_str(require);
         }
-        let writes = vec![
-            self.update(notification_pk(id), &update, Some(&condition), &e)?,
-            self.put(event_item(id, None, next.as_str(), detail, self.expires()), None)?,
-        ];
-        match self.transact(writes).await {
+        let writes = vec![self.update(notification_pk(id), &update, Some(&condition), &e)?];
+        match self.commit(writes).await {
             Ok(()) => Ok(true),
             Err(TxError::ConditionFailed(_)) => Ok(false),
             Err(TxError::Store(e)) => Err(e),
@@ -401,11 +452,7 @@ impl Store for DynamoStore {
             writes.push(
                 self.put(notification_item(notification, self.expires())?, Some((&condition, e)))?,
             );
-            let status = notification.status.as_str();
-            writes.push(
-                self.put(event_item(&notification.id, None, status, None, self.expires()), None)?,
-            );
-            match self.transact(writes).await {
+            match self.commit(writes).await {
                 Ok(()) => break,
                 Err(TxError::ConditionFailed(failed)) if claim.is_some() && failed[0] => {
                     let claim = claim.expect("checked above");
@@ -661,6 +708,8 @@ impl Store for DynamoStore {
                     sets.push(format!("{} = {}", e.name(name), e.value(s(value))));
                 }
             }
+            let detail = outcome.reason.as_deref().or(outcome.provider_message_id.as_deref());
+            sets.push(append_event(&mut e, Some(id), next.as_str(), detail));
             let mut update = format!("SET {}", sets.join(", "));
             if outcome.reason.is_none() {
                 update.push_str(&format!(" REMOVE {}", e.name("reason")));
@@ -686,18 +735,7 @@ impl Store for DynamoStore {
                     &c,
                 )?);
             }
-            let detail = outcome.reason.as_deref().or(outcome.provider_message_id.as_deref());
-            writes.push(self.put(
-                event_item(
-                    &current.notification_id,
-                    Some(id),
-                    next.as_str(),
-                    detail,
-                    self.expires(),
-                ),
-                None,
-            )?);
-            match self.transact(writes).await {
+            match self.commit(writes).await {
                 Ok(()) => break current.notification_id,
                 Err(TxError::ConditionFailed(_)) if attempt < MAX_TRANSACTION_RETRIES => {
                     attempt += 1
@@ -710,33 +748,23 @@ impl Store for DynamoStore {
     }
 
     async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str) -> StoreResult<()> {
-        let Some(current) = self.delivery(id).await? else {
-            return Ok(());
-        };
         let mut e = Expr::default();
         let update = format!(
-            "SET {} = {}, {} = {}, {} = {}",
+            "SET {} = {}, {} = {}, {} = {}, {}",
             e.name("attempts"),
             e.value(n(attempts as i64)),
             e.name("reason"),
             e.value(s(error)),
             e.name("updated_at"),
-            e.value(s(format_time(Utc::now())))
+            e.value(s(format_time(Utc::now()))),
+            append_event(&mut e, Some(id), "attempt_failed", Some(error))
         );
-        let writes = vec![
-            self.update(delivery_pk(id), &update, None, &e)?,
-            self.put(
-                event_item(
-                    &current.notification_id,
-                    Some(id),
-                    "attempt_failed",
-                    Some(error),
-                    self.expires(),
-                ),
-                None,
-            )?,
-        ];
-        self.transact(writes).await.map_err(tx_store_error)
+        let condition = format!("attribute_exists({})", e.name(PK));
+        match self.commit(vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?]).await
+        {
+            Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
+            Err(TxError::Store(e)) => Err(e),
+        }
     }
 
     async fn record_delivery_event(
@@ -745,31 +773,29 @@ impl Store for DynamoStore {
         event: &str,
         detail: Option<&str>,
     ) -> StoreResult<bool> {
-        let Some(current) = self.delivery(id).await? else {
-            return Ok(false);
-        };
-        let item = event_item(&current.notification_id, Some(id), event, detail, self.expires());
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(true)
+        let mut e = Expr::default();
+        let update = format!("SET {}", append_event(&mut e, Some(id), event, detail));
+        let condition = format!("attribute_exists({})", e.name(PK));
+        match self.commit(vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?]).await
+        {
+            Ok(()) => Ok(true),
+            Err(TxError::ConditionFailed(_)) => Ok(false),
+            Err(TxError::Store(e)) => Err(e),
+        }
     }
 
+    /// The notification's own events and its deliveries' merged in the order they
+    /// happened (each event's `seq` is a monotonic ULID).
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>> {
-        let mut e = Expr::default();
-        let condition = format!(
-            "{} = {} AND begins_with({}, {})",
-            e.name(PK),
-            e.value(s(notification_pk(id))),
-            e.name(SK),
-            e.value(s("E#"))
-        );
-        let items = self.query(None, &condition, None, &e, true, None).await?;
-        items.iter().map(decode_event).collect()
+        let Some(notification) = self.notification_item(id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut events = decode_events(&notification)?;
+        for delivery in self.delivery_items(id).await? {
+            events.extend(decode_events(&delivery)?);
+        }
+        events.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(events.into_iter().map(|(_, event)| event).collect())
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
