@@ -232,6 +232,17 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
         println!("  {operation}: {count}");
     }
 
+    // track: the scheduled sweep queues a notification whose dispatch message never
+    // reached SQS (accepted with an empty outbox stands in for the lost send).
+    let stranded =
+        herald_core::contract::notification("default", herald_core::domain::Priority::Low);
+    backends.store.accept(&stranded, None, vec![]).await.unwrap();
+    let mut sweep: Value = serde_json::from_str(&events_file("track/schedule-sweep.json")).unwrap();
+    sweep["older_than_seconds"] = json!(-5);
+    assert_eq!(handle_track(&backends, sweep).await.unwrap().requeued, 1);
+    let batch = receive_batch(&sqs, &format!("{prefix}-dispatch-low"), 30).await;
+    assert_eq!(batch.records[0].body.as_deref(), Some(stranded.id.to_string().as_str()));
+
     // track: the table's stream (the events/ batch) counts each status change once,
     // even when Lambda retries the batch.
     let stream: Value = serde_json::from_str(&events_file("track/dynamodb-stream.json")).unwrap();
@@ -274,6 +285,10 @@ fn every_event_file_parses_as_its_function_input() {
                 }
                 _ => {
                     let event: Value = serde_json::from_str(&text).unwrap();
+                    if event["herald"] == "sweep-stranded" {
+                        checked += 1;
+                        continue;
+                    }
                     let records = event["Records"].as_array().unwrap_or_else(|| panic!("{name}"));
                     assert!(
                         records

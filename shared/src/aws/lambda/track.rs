@@ -2,11 +2,15 @@
 //! - the table's stream: every status change of a notification or delivery bumps a
 //!   per-day counter (`notifications_sent`, `email_delivered`, …);
 //! - SES events through SNS: `Delivery` and permanent `Bounce` settle the delivery;
-//!   opens, clicks, complaints and the rest go on its timeline.
+//!   opens, clicks, complaints and the rest go on its timeline;
+//! - a schedule (`{"herald": "sweep-stranded"}`, every few minutes): notifications left
+//!   `accepted` without a dispatch message (the api's SQS send failed after its write)
+//!   are queued again. Dispatch is idempotent, so a false alarm costs nothing.
 
 use super::Backends;
 use crate::channels::DELIVERY_TAG;
 use crate::domain::{DeliveryId, DeliveryStatus};
+use crate::pipeline::intake::requeue_stranded;
 use crate::ports::{DeliveryOutcome, Store};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -19,15 +23,30 @@ pub struct TrackSummary {
     pub provider_events: usize,
     /// SES events for deliveries Herald does not know (another sender's mail).
     pub unknown: usize,
+    /// Stranded notifications queued again by a sweep.
+    pub requeued: usize,
 }
+
+/// How old an `accepted` notification must be before a sweep takes it for stranded:
+/// well past the api's write-then-send, so the sweep never races a live request.
+const STRANDED_AFTER_SECONDS: i64 = 120;
 
 fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(value, |v, key| v.get(key))?.as_str()
 }
 
 pub async fn handle_track(backends: &Backends, event: Value) -> Result<TrackSummary, String> {
-    let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut summary = TrackSummary::default();
+    if text(&event, &["herald"]) == Some("sweep-stranded") {
+        let age = event["older_than_seconds"].as_i64().unwrap_or(STRANDED_AFTER_SECONDS);
+        let before = chrono::Utc::now() - chrono::Duration::seconds(age);
+        summary.requeued =
+            requeue_stranded(backends.store.as_ref(), backends.queue.as_ref(), before)
+                .await
+                .map_err(|e| e.to_string())?;
+        return Ok(summary);
+    }
+    let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut counters: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     let (mut first, mut last) = (None, None);
     for record in &records {
