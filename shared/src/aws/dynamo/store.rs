@@ -48,6 +48,22 @@ fn tx_store_error(e: TxError) -> crate::ports::StoreError {
     }
 }
 
+/// Whether a single conditional write failed its condition (`Ok(true)`) or succeeded.
+fn condition_failed<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    is_condition_check: fn(&E) -> bool,
+) -> Result<bool, TxError>
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(false),
+        Err(e) if e.as_service_error().is_some_and(is_condition_check) => Ok(true),
+        Err(e) => Err(TxError::Store(sdk_error(e))),
+    }
+}
+
 /// The `SET` clause part that appends one event to an item's own timeline.
 fn append_event(
     e: &mut Expr,
@@ -145,7 +161,7 @@ impl DynamoStore {
             return self.transact(writes).await;
         }
         let write = writes.pop().expect("one write");
-        let condition_failed = if let Some(put) = write.put {
+        let failed = if let Some(put) = write.put {
             let result = self
                 .client
                 .put_item()
@@ -156,18 +172,7 @@ impl DynamoStore {
                 .set_expression_attribute_values(put.expression_attribute_values)
                 .send()
                 .await;
-            match result {
-                Ok(_) => false,
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(PutItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    true
-                }
-                Err(e) => return Err(TxError::Store(sdk_error(e))),
-            }
+            condition_failed(result, PutItemError::is_conditional_check_failed_exception)?
         } else if let Some(update) = write.update {
             let result = self
                 .client
@@ -180,22 +185,11 @@ impl DynamoStore {
                 .set_expression_attribute_values(update.expression_attribute_values)
                 .send()
                 .await;
-            match result {
-                Ok(_) => false,
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(UpdateItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    true
-                }
-                Err(e) => return Err(TxError::Store(sdk_error(e))),
-            }
+            condition_failed(result, UpdateItemError::is_conditional_check_failed_exception)?
         } else {
             return self.transact(vec![write]).await;
         };
-        if condition_failed { Err(TxError::ConditionFailed(vec![true])) } else { Ok(()) }
+        if failed { Err(TxError::ConditionFailed(vec![true])) } else { Ok(()) }
     }
 
     async fn get(&self, pk: String) -> StoreResult<Option<Item>> {
@@ -825,26 +819,13 @@ impl Store for DynamoStore {
         let mut item = key(setting_pk(name));
         item.insert("value".to_owned(), s(value));
         let mut e = Expr::default();
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(format!("attribute_not_exists({})", e.name(PK)))
-            .set_expression_attribute_names(e.names())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(value.to_owned()),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
+        let condition = format!("attribute_not_exists({})", e.name(PK));
+        match self.commit(vec![self.put(item, Some((&condition, e)))?]).await {
+            Ok(()) => Ok(value.to_owned()),
+            Err(TxError::ConditionFailed(_)) => {
                 self.setting(name).await?.ok_or_else(|| backend("setting vanished"))
             }
-            Err(error) => Err(sdk_error(error)),
+            Err(TxError::Store(e)) => Err(e),
         }
     }
 
