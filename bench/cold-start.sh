@@ -17,7 +17,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 python3 -m moto.server -H 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
 trap 'kill $! 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/moto-api/" >/dev/null && break; sleep 0.2; done
-export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_REGION=us-east-1 \
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
   AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
 python3 - <<'PY'
 import boto3
@@ -34,10 +34,22 @@ for q in ["dispatch-high", "dispatch-medium", "dispatch-low", "send-email", "sen
         sqs.create_queue(QueueName=name)
 PY
 export HERALD_TABLE=bench HERALD_QUEUE_URL_PREFIX="$AWS_ENDPOINT_URL/123456789012/bench"
-HERALD_PROVIDERS=none python3 bench/cold_start.py "$RUNS" \
-  "hello (floor)=$BIN/hello:events/track/ses-open.json" \
-  "api=$BIN/api:events/api/get-notifications.json" \
-  "dispatch=$BIN/dispatch:events/dispatch/sqs-high.json" \
-  "track=$BIN/track:events/track/ses-open.json"
-# send builds its providers (SES, SNS, webhook with the secret from the table).
-python3 bench/cold_start.py "$RUNS" "send=$BIN/send:events/send/sqs-email.json" | tail -n 1
+run_all() {
+  HERALD_PROVIDERS=none python3 bench/cold_start.py "$RUNS" \
+    "hello (floor)=$BIN/hello:events/track/ses-open.json" \
+    "api=$BIN/api:events/api/get-notifications.json" \
+    "dispatch=$BIN/dispatch:events/dispatch/sqs-high.json" \
+    "track=$BIN/track:events/track/ses-open.json"
+  # send builds its providers (SES, SNS, webhook with the secret from the table).
+  python3 bench/cold_start.py "$RUNS" "send=$BIN/send:events/send/sqs-email.json" | tail -n 1
+}
+# The SDK's HTTPS client loads the system's CA certificates at start (rustls-native-certs).
+echo "With this machine's certificate store (Debian: a bundle and /etc/ssl/certs, $(ls /etc/ssl/certs | wc -l) entries):"
+run_all
+# provided.al2023 keeps one bundle (/etc/pki/tls/certs/ca-bundle.crt) and no hashed
+# directory; this pass loads only the bundle, as there.
+echo
+echo "With one CA bundle and no certificate directory, as on provided.al2023:"
+EMPTY_DIR=$(mktemp -d)
+SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt SSL_CERT_DIR="$EMPTY_DIR" run_all
+rmdir "$EMPTY_DIR"
