@@ -248,7 +248,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     let stream: Value = serde_json::from_str(&events_file("track/dynamodb-stream.json")).unwrap();
     assert_eq!(handle_track(&backends, stream.clone()).await.unwrap().counted, 2);
     handle_track(&backends, stream).await.unwrap();
-    let counters = backends.store.daily_counters("2026-12-01").await.unwrap();
+    let counters = backends.store.daily_counters("default", "2026-12-01").await.unwrap();
     assert_eq!(counters.get("email_sent"), Some(&1));
     assert_eq!(counters.get("notifications_sent"), Some(&1));
 }

@@ -120,10 +120,12 @@ pub(super) fn decode_notification(item: &Item) -> StoreResult<Notification> {
     Ok(notification)
 }
 
-pub(super) fn delivery_item(d: &Delivery, expires: DateTime<Utc>) -> StoreResult<Item> {
+/// A delivery carries its notification's app, so the stream can count it per app.
+pub(super) fn delivery_item(d: &Delivery, app: &str, expires: DateTime<Utc>) -> StoreResult<Item> {
     let mut item = key(delivery_pk(&d.id));
     item.extend([
         ("notification_id".to_owned(), s(d.notification_id.to_string())),
+        ("app_id".to_owned(), s(app)),
         ("recipient_index".to_owned(), n(d.recipient_index as i64)),
         ("channel".to_owned(), s(d.channel.as_str())),
         ("address".to_owned(), s(serde_json::to_string(&d.address)?)),

@@ -20,6 +20,10 @@ use std::sync::Arc;
 
 pub use store::MAX_TRANSACTION_RETRIES;
 
+/// Increments by (app, day) and counter name (`notifications_sent`, `email_delivered`).
+pub type DailyCounters =
+    std::collections::BTreeMap<(String, String), std::collections::BTreeMap<String, i64>>;
+
 /// How long notifications, deliveries and timelines are kept before TTL removes them.
 pub const DEFAULT_RETENTION: Duration = Duration::days(30);
 
@@ -60,22 +64,23 @@ impl DynamoStore {
         self
     }
 
-    /// Adds per-day counts (`day` → counter → increment) once per `batch` key: the
-    /// marker item and the increments commit together, so a retried batch adds nothing.
+    /// Adds per-app, per-day counts once per `batch` key: the marker item and the
+    /// increments commit together, so a retried batch adds nothing.
     pub async fn add_daily_counters(
         &self,
         batch: &str,
-        counters: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+        counters: &DailyCounters,
     ) -> StoreResult<bool> {
         store::add_daily_counters(self, batch, counters).await
     }
 
-    /// The counters of one day (`YYYY-MM-DD`).
+    /// One app's counters for one day (`YYYY-MM-DD`).
     pub async fn daily_counters(
         &self,
+        app: &str,
         day: &str,
     ) -> StoreResult<std::collections::BTreeMap<String, i64>> {
-        store::daily_counters(self, day).await
+        store::daily_counters(self, app, day).await
     }
 
     /// Creates the table as the SAM template does (keys, indexes, stream, TTL), for

@@ -2,7 +2,7 @@
 
 use super::expr::{Expr, n, s};
 use super::items::*;
-use super::{DynamoStore, backend, built, sdk_error};
+use super::{DailyCounters, DynamoStore, backend, built, sdk_error};
 use crate::auth::ApiKeyRecord;
 use crate::domain::{
     Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
@@ -261,12 +261,13 @@ impl DynamoStore {
     fn delivery_writes(
         &self,
         d: &Delivery,
+        app: &str,
         count_pending: bool,
     ) -> StoreResult<Vec<TransactWriteItem>> {
         let mut not_exists = Expr::default();
         let condition = format!("attribute_not_exists({})", not_exists.name(PK));
         let mut writes =
-            vec![self.put(delivery_item(d, self.expires())?, Some((&condition, not_exists)))?];
+            vec![self.put(delivery_item(d, app, self.expires())?, Some((&condition, not_exists)))?];
         if count_pending {
             let mut e = Expr::default();
             let update = format!(
@@ -295,12 +296,13 @@ impl DynamoStore {
     async fn insert_new_deliveries(
         &self,
         deliveries: &[Delivery],
+        app: &str,
         count_pending: bool,
     ) -> StoreResult<()> {
         // Owned writes per delivery: the futures borrow nothing but `self`.
         let writes = deliveries
             .iter()
-            .map(|d| self.delivery_writes(d, count_pending))
+            .map(|d| self.delivery_writes(d, app, count_pending))
             .collect::<StoreResult<Vec<_>>>()?;
         futures::stream::iter(writes)
             .map(|writes| async move {
@@ -599,7 +601,15 @@ impl Store for DynamoStore {
         deliveries: &[Delivery],
         outbox: Vec<Job>,
     ) -> StoreResult<()> {
-        self.insert_new_deliveries(deliveries, true).await?;
+        let Some(first) = deliveries.first() else {
+            return self.queue.enqueue(outbox).await;
+        };
+        // Fallback deliveries are rare: one read for their app is cheap.
+        let app = match self.notification_item(&first.notification_id).await? {
+            Some(item) => text(&item, "app_id")?.to_owned(),
+            None => return Ok(()),
+        };
+        self.insert_new_deliveries(deliveries, &app, true).await?;
         // Always sent: after a crash between the insert and here, the repeat of the
         // caller's step must still queue the job. Duplicates are harmless (send skips
         // a settled delivery).
@@ -624,7 +634,7 @@ impl Store for DynamoStore {
             }
             return Ok(false);
         }
-        self.insert_new_deliveries(deliveries, false).await?;
+        self.insert_new_deliveries(deliveries, text(&item, "app_id")?, false).await?;
         let pending = deliveries.iter().filter(|d| !d.status.is_settled()).count();
         let reached = deliveries.iter().filter(|d| d.status.reached_recipient()).count();
         let mut e = Expr::default();
@@ -875,21 +885,21 @@ impl Store for DynamoStore {
 pub(super) async fn add_daily_counters(
     store: &DynamoStore,
     batch: &str,
-    counters: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+    counters: &DailyCounters,
 ) -> StoreResult<bool> {
     let mut marker = key(format!("TRACKED#{batch}"));
     marker.insert(TTL.to_owned(), ttl(Utc::now() + chrono::Duration::days(2)));
     let mut e = Expr::default();
     let condition = format!("attribute_not_exists({})", e.name(PK));
     let mut writes = vec![store.put(marker, Some((&condition, e)))?];
-    for (day, counts) in counters {
+    for ((app, day), counts) in counters {
         let mut e = Expr::default();
         let adds: Vec<String> = counts
             .iter()
             .map(|(name, by)| format!("{} {}", e.name(name), e.value(n(*by))))
             .collect();
         writes.push(store.update(
-            format!("STATS#{day}"),
+            format!("STATS#{app}#{day}"),
             &format!("ADD {}", adds.join(", ")),
             None,
             &e,
@@ -904,9 +914,10 @@ pub(super) async fn add_daily_counters(
 
 pub(super) async fn daily_counters(
     store: &DynamoStore,
+    app: &str,
     day: &str,
 ) -> StoreResult<std::collections::BTreeMap<String, i64>> {
-    let Some(item) = store.get(format!("STATS#{day}")).await? else {
+    let Some(item) = store.get(format!("STATS#{app}#{day}")).await? else {
         return Ok(Default::default());
     };
     Ok(item

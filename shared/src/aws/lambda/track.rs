@@ -1,6 +1,6 @@
 //! The `track` function. Two feeds reach it:
 //! - the table's stream: every status change of a notification or delivery bumps a
-//!   per-day counter (`notifications_sent`, `email_delivered`, …);
+//!   per-app, per-day counter (`notifications_sent`, `email_delivered`, …);
 //! - SES events through SNS: `Delivery` and permanent `Bounce` settle the delivery;
 //!   opens, clicks, complaints and the rest go on its timeline;
 //! - a schedule (`{"herald": "sweep-stranded"}`, every few minutes): notifications left
@@ -8,12 +8,12 @@
 //!   are queued again. Dispatch is idempotent, so a false alarm costs nothing.
 
 use super::Backends;
+use crate::aws::dynamo::DailyCounters;
 use crate::channels::DELIVERY_TAG;
 use crate::domain::{DeliveryId, DeliveryStatus};
 use crate::pipeline::intake::requeue_stranded;
 use crate::ports::{DeliveryOutcome, Store};
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct TrackSummary {
@@ -47,14 +47,14 @@ pub async fn handle_track(backends: &Backends, event: Value) -> Result<TrackSumm
         return Ok(summary);
     }
     let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut counters: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut counters = DailyCounters::new();
     let (mut first, mut last) = (None, None);
     for record in &records {
         if text(record, &["eventSource"]) == Some("aws:dynamodb") {
             first = first.or(text(record, &["eventID"]));
             last = text(record, &["eventID"]).or(last);
-            if let Some((day, counter)) = status_change(record) {
-                *counters.entry(day).or_default().entry(counter).or_default() += 1;
+            if let Some((app_day, counter)) = status_change(record) {
+                *counters.entry(app_day).or_default().entry(counter).or_default() += 1;
                 summary.counted += 1;
             }
         } else if text(record, &["EventSource"]) == Some("aws:sns") {
@@ -76,8 +76,9 @@ pub async fn handle_track(backends: &Backends, event: Value) -> Result<TrackSumm
     Ok(summary)
 }
 
-/// The counter a stream record bumps: a notification's or delivery's status changed.
-fn status_change(record: &Value) -> Option<(String, String)> {
+/// The counter a stream record bumps, and for which (app, day): a notification's or a
+/// delivery's status changed.
+fn status_change(record: &Value) -> Option<((String, String), String)> {
     let change = record.get("dynamodb")?;
     if text(change, &["Keys", "SK", "S"]) != Some("#") {
         return None;
@@ -87,6 +88,7 @@ fn status_change(record: &Value) -> Option<(String, String)> {
         return None;
     }
     let day = text(change, &["NewImage", "updated_at", "S"])?.get(..10)?.to_owned();
+    let app = text(change, &["NewImage", "app_id", "S"])?.to_owned();
     let pk = text(change, &["Keys", "PK", "S"])?;
     let counter = if pk.starts_with("N#") {
         format!("notifications_{new_status}")
@@ -95,7 +97,7 @@ fn status_change(record: &Value) -> Option<(String, String)> {
     } else {
         return None;
     };
-    Some((day, counter))
+    Some(((app, day), counter))
 }
 
 /// Applies one SES event (event publishing format) to the delivery named by its tag.
