@@ -37,6 +37,8 @@ pub struct Backends {
     pub queue: Arc<SqsQueue>,
     pub providers: Providers,
     pub retry: RetryPolicy,
+    /// The SDK configuration the clients were built from, for clients built later.
+    pub config: aws_config::SdkConfig,
 }
 
 fn required(name: &str) -> Result<String, String> {
@@ -49,11 +51,10 @@ fn optional(name: &str) -> Option<String> {
 
 impl Backends {
     /// Reads `HERALD_TABLE`, `HERALD_QUEUE_URL_PREFIX` (or `HERALD_QUEUE_PREFIX`, looked
-    /// up by name), `HERALD_PROVIDERS=none` (for functions
-    /// that never send) and the provider settings
-    /// (`HERALD_EMAIL_FROM`, `HERALD_SES_CONFIGURATION_SET`, `HERALD_SMS_SENDER_ID`,
-    /// `HERALD_WEBHOOK_SECRET_PARAMETER`); region, credentials and `AWS_ENDPOINT_URL`
-    /// come from the usual AWS environment.
+    /// up by name), `HERALD_PROVIDERS=none` (for functions that never send) and the
+    /// provider settings (`HERALD_EMAIL_FROM`, `HERALD_SES_CONFIGURATION_SET`,
+    /// `HERALD_SMS_SENDER_ID`, `HERALD_WEBHOOK_SECRET_PARAMETER`); region, credentials
+    /// and `AWS_ENDPOINT_URL` come from the usual AWS environment.
     pub async fn from_env() -> Result<Self, String> {
         let config = super::sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&config);
@@ -73,7 +74,7 @@ impl Backends {
         if optional("HERALD_PROVIDERS").as_deref() == Some("none") {
             // api, dispatch and track never send: no provider clients, no secrets.
             let providers = Providers::new(Arc::new(LogProvider::default()));
-            return Ok(Self { store, queue, providers, retry });
+            return Ok(Self { store, queue, providers, retry, config });
         }
         let secret = webhook_secret(&config, store.as_ref()).await?;
         let mut providers = Providers::new(Arc::new(LogProvider::default()))
@@ -94,7 +95,7 @@ impl Backends {
             .with_list_unsubscribe(optional("HERALD_LIST_UNSUBSCRIBE"));
             providers = providers.with(Channel::Email, Arc::new(ses));
         }
-        Ok(Self { store, queue, providers, retry })
+        Ok(Self { store, queue, providers, retry, config })
     }
 }
 
@@ -106,8 +107,7 @@ impl Backends {
         let Some(name) = optional("HERALD_ADMIN_KEY_PARAMETER") else {
             return Ok(());
         };
-        let config = super::sdk_config().await;
-        let secret = secure_parameter(&config, &name).await?;
+        let secret = secure_parameter(&self.config, &name).await?;
         let key = crate::auth::key_from_secret(&secret, "default", "admin", vec![Scope::Admin]);
         let store = self.store.as_ref();
         if store.api_key_by_hash(&key.record.hash).await.map_err(|e| e.to_string())?.is_none() {
