@@ -12,5 +12,6 @@ pub mod http;
 pub mod pipeline;
 pub mod ports;
 pub mod sqlite;
+pub mod templates;
 pub mod time;
 pub mod workers;

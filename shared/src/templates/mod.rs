@@ -1,0 +1,177 @@
+//! Templates: the per-channel parts a notification is rendered from, their locale
+//! variants, and the renderer. (Storage and the `/v1/templates` API build on this.)
+
+mod format;
+pub mod locale;
+mod render;
+
+pub use locale::{DEFAULT_LOCALE, fallback_chain, pick};
+pub use render::{Recipient, Renderer, TemplateError};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailParts {
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsParts {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushParts {
+    pub title: String,
+    pub body: String,
+    /// Key/value data delivered with the push; values are templates too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatParts {
+    pub markdown: String,
+}
+
+/// One locale variant of a template: what each channel gets. Every string is a
+/// minijinja template; in `webhook`, every string leaf of the JSON is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateParts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailParts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsParts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushParts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatParts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Value>,
+}
+
+/// Every template string of a JSON value with its path (`webhook.order.id`).
+fn json_sources(path: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(text) => out.push((path.to_owned(), text.clone())),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                json_sources(&format!("{path}[{i}]"), item, out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                json_sources(&format!("{path}.{key}"), item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn map_json<E>(
+    path: &str,
+    value: &Value,
+    render: &mut impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<Value, E> {
+    Ok(match value {
+        Value::String(text) => Value::String(render(path, text)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| map_json(&format!("{path}[{i}]"), item, render))
+                .collect::<Result<_, E>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, item)| {
+                    Ok((key.clone(), map_json(&format!("{path}.{key}"), item, render)?))
+                })
+                .collect::<Result<_, E>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+impl TemplateParts {
+    /// Every template string, named by where it sits (`email.html`, `push.data.url`).
+    pub fn sources(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(email) = &self.email {
+            out.push(("email.subject".to_owned(), email.subject.clone()));
+            out.extend(email.text.clone().map(|t| ("email.text".to_owned(), t)));
+            out.extend(email.html.clone().map(|t| ("email.html".to_owned(), t)));
+        }
+        if let Some(sms) = &self.sms {
+            out.push(("sms.text".to_owned(), sms.text.clone()));
+        }
+        if let Some(push) = &self.push {
+            out.push(("push.title".to_owned(), push.title.clone()));
+            out.push(("push.body".to_owned(), push.body.clone()));
+            for (key, value) in &push.data {
+                out.push((format!("push.data.{key}"), value.clone()));
+            }
+        }
+        if let Some(chat) = &self.chat {
+            out.push(("chat.markdown".to_owned(), chat.markdown.clone()));
+        }
+        if let Some(webhook) = &self.webhook {
+            json_sources("webhook", webhook, &mut out);
+        }
+        out
+    }
+
+    /// The same parts with every template string replaced by `render(name, source)`.
+    pub fn try_map<E>(
+        &self,
+        mut render: impl FnMut(&str, &str) -> Result<String, E>,
+    ) -> Result<TemplateParts, E> {
+        let email = match &self.email {
+            Some(e) => Some(EmailParts {
+                subject: render("email.subject", &e.subject)?,
+                text: e.text.as_ref().map(|t| render("email.text", t)).transpose()?,
+                html: e.html.as_ref().map(|t| render("email.html", t)).transpose()?,
+            }),
+            None => None,
+        };
+        let sms = match &self.sms {
+            Some(s) => Some(SmsParts { text: render("sms.text", &s.text)? }),
+            None => None,
+        };
+        let push = match &self.push {
+            Some(p) => Some(PushParts {
+                title: render("push.title", &p.title)?,
+                body: render("push.body", &p.body)?,
+                data: p
+                    .data
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), render(&format!("push.data.{k}"), v)?)))
+                    .collect::<Result<_, E>>()?,
+            }),
+            None => None,
+        };
+        let chat = match &self.chat {
+            Some(c) => Some(ChatParts { markdown: render("chat.markdown", &c.markdown)? }),
+            None => None,
+        };
+        let webhook = match &self.webhook {
+            Some(w) => Some(map_json("webhook", w, &mut render)?),
+            None => None,
+        };
+        Ok(TemplateParts { email, sms, push, chat, webhook })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! Rendering with minijinja: sandboxed (no file or network access, a fuel limit on
+//! every render), strict about undefined variables (the error names the variable),
+//! HTML auto-escaping in email html and nowhere else, and filters for dates and numbers
+//! in the recipient's locale and time zone. Compiled templates are cached by key.
+
+use super::TemplateParts;
+use super::format::{Moment, moment, number};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use minijinja::value::Value as JinjaValue;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
+use serde_json::Value;
+use std::sync::RwLock;
+
+/// Instructions one render may spend: plenty for any message, a stop for a loop over
+/// `range(10**9)`.
+const FUEL: u64 = 200_000;
+
+/// Where a template failed, for a 422 that points at it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{part}: syntax error at line {line}, column {column}: {message}")]
+    Syntax { part: String, line: usize, column: usize, message: String },
+    #[error("{part}: undefined variable '{variable}'")]
+    Undefined { part: String, variable: String },
+    #[error("{part}: {message}")]
+    Render { part: String, message: String },
+}
+
+impl TemplateError {
+    pub fn part(&self) -> &str {
+        match self {
+            TemplateError::Syntax { part, .. }
+            | TemplateError::Undefined { part, .. }
+            | TemplateError::Render { part, .. } => part,
+        }
+    }
+}
+
+/// Who the message is for: their locale and time zone shape dates and numbers.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub locale: Option<String>,
+    pub time_zone: Tz,
+}
+
+impl Default for Recipient {
+    fn default() -> Self {
+        Self { locale: None, time_zone: chrono_tz::UTC }
+    }
+}
+
+pub struct Renderer {
+    compiled: RwLock<Environment<'static>>,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The context variable that carries the recipient to the filters.
+const RECIPIENT: &str = "__herald_recipient";
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    // Only a part named `*.html` (email html) escapes what it prints.
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None }
+    });
+    env.add_filter("number", |state: &State, value: f64, decimals: Option<usize>| {
+        number(value, decimals, &locale_of(state))
+    });
+    for (name, what) in
+        [("date", Moment::Date), ("time", Moment::Time), ("datetime", Moment::DateTime)]
+    {
+        env.add_filter(name, move |state: &State, value: JinjaValue, pattern: Option<String>| {
+            let at = instant(&value)?;
+            let zone = state
+                .lookup(RECIPIENT)
+                .and_then(|r| r.get_attr("time_zone").ok())
+                .and_then(|z| z.as_str().and_then(|z| z.parse::<Tz>().ok()))
+                .unwrap_or(chrono_tz::UTC);
+            Ok::<_, Error>(moment(at, what, pattern.as_deref(), &locale_of(state), zone))
+        });
+    }
+    env
+}
+
+fn locale_of(state: &State) -> String {
+    state
+        .lookup(RECIPIENT)
+        .and_then(|r| r.get_attr("locale").ok())
+        .and_then(|l| l.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// An RFC 3339 string or epoch seconds.
+fn instant(value: &JinjaValue) -> Result<DateTime<Utc>, Error> {
+    if let Some(text) = value.as_str() {
+        return DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+            Error::new(ErrorKind::InvalidOperation, format!("not an RFC 3339 time: {e}"))
+        });
+    }
+    i64::try_from(value.clone()).ok().and_then(|secs| DateTime::from_timestamp(secs, 0)).ok_or_else(
+        || Error::new(ErrorKind::InvalidOperation, "not a time (RFC 3339 or epoch seconds)"),
+    )
+}
+
+/// Line and column (both from 1) of a byte offset.
+fn position(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn syntax_error(part: &str, source: &str, e: &Error) -> TemplateError {
+    let (line, column) = match e.range() {
+        Some(range) => position(source, range.start),
+        None => (e.line().unwrap_or(1), 1),
+    };
+    let message = e.detail().map_or_else(|| e.kind().to_string(), str::to_owned);
+    TemplateError::Syntax { part: part.to_owned(), line, column, message }
+}
+
+/// Whether `path` (`order.items`) names something in `data`.
+fn defined(data: &Value, path: &str) -> bool {
+    path.split('.').try_fold(data, |value, key| value.get(key)).is_some()
+}
+
+impl Renderer {
+    pub fn new() -> Self {
+        Self { compiled: RwLock::new(environment()) }
+    }
+
+    /// Compiles every part of `parts`; the first syntax error, with its line and column.
+    pub fn check(parts: &TemplateParts) -> Result<(), TemplateError> {
+        let env = environment();
+        for (part, source) in parts.sources() {
+            env.template_from_named_str(&part, &source)
+                .map_err(|e| syntax_error(&part, &source, &e))?;
+        }
+        Ok(())
+    }
+
+    /// Renders every part of `parts` with `data`. `key` names this exact template
+    /// content (template id, version and locale): parts are compiled once per key.
+    pub fn render(
+        &self,
+        key: &str,
+        parts: &TemplateParts,
+        data: &Value,
+        recipient: &Recipient,
+    ) -> Result<TemplateParts, TemplateError> {
+        let mut context = data.as_object().cloned().unwrap_or_default();
+        context.insert(
+            RECIPIENT.to_owned(),
+            serde_json::json!({
+                "locale": recipient.locale.clone().unwrap_or_default(),
+                "time_zone": recipient.time_zone.name(),
+            }),
+        );
+        let context = JinjaValue::from_serialize(&context);
+        parts.try_map(|part, source| {
+            self.render_part(&format!("{key}/{part}"), part, source, data, &context)
+        })
+    }
+
+    fn render_part(
+        &self,
+        name: &str,
+        part: &str,
+        source: &str,
+        data: &Value,
+        context: &JinjaValue,
+    ) -> Result<String, TemplateError> {
+        self.compile(name, part, source)?;
+        let env = self.compiled.read().expect("not poisoned");
+        let template = env.get_template(name).expect("compiled above");
+        if let Some(variable) = template
+            .undeclared_variables(true)
+            .into_iter()
+            .filter(|v| !v.starts_with(RECIPIENT))
+            // Built-in functions such as `range` are globals, not data.
+            .filter(|v| {
+                let root = v.split('.').next().unwrap_or(v);
+                !env.globals().any(|(name, _)| name == root)
+            })
+            .filter(|v| !defined(data, v))
+            .min()
+        {
+            return Err(TemplateError::Undefined { part: part.to_owned(), variable });
+        }
+        template.render(context).map_err(|e| match e.kind() {
+            ErrorKind::UndefinedError => TemplateError::Undefined {
+                part: part.to_owned(),
+                variable: e.detail().unwrap_or("a value").to_owned(),
+            },
+            _ => TemplateError::Render { part: part.to_owned(), message: e.to_string() },
+        })
+    }
+
+    fn compile(&self, name: &str, part: &str, source: &str) -> Result<(), TemplateError> {
+        if self.compiled.read().expect("not poisoned").get_template(name).is_ok() {
+            return Ok(());
+        }
+        let mut env = self.compiled.write().expect("not poisoned");
+        env.add_template_owned(name.to_owned(), source.to_owned())
+            .map_err(|e| syntax_error(part, source, &e))
+    }
+}
