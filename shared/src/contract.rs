@@ -378,3 +378,61 @@ pub async fn emulator_config() -> aws_config::SdkConfig {
 pub fn unique_prefix() -> String {
     format!("t{}", ulid::Ulid::new().to_string().to_lowercase())
 }
+
+// ----- Templates ---------------------------------------------------------------------
+
+fn template_version(id: &str, version: u32, subject: &str) -> crate::templates::TemplateVersion {
+    let parts: crate::templates::TemplateParts =
+        serde_json::from_value(serde_json::json!({"email": {"subject": subject}})).unwrap();
+    crate::templates::TemplateVersion {
+        template_id: id.to_owned(),
+        version,
+        locales: [("default".to_owned(), parts)].into(),
+        note: None,
+        created_at: Utc::now().trunc_subsecs(3),
+    }
+}
+
+pub async fn templates_keep_immutable_versions(store: &dyn crate::ports::TemplateStore) {
+    let app = format!("tpl-{}", NotificationId::new());
+    let now = Utc::now().trunc_subsecs(3);
+    let template = crate::templates::Template {
+        id: "order-shipped".into(),
+        app_id: app.clone(),
+        name: "Order shipped".into(),
+        description: Some("sent when an order leaves the warehouse".into()),
+        latest_version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let v1 = template_version("order-shipped", 1, "v1 {{ order.id }}");
+    assert!(store.create_template(&template, &v1).await.unwrap());
+    assert!(!store.create_template(&template, &v1).await.unwrap(), "ids are unique per app");
+    let other_app =
+        crate::templates::Template { app_id: "someone-else".into(), ..template.clone() };
+    assert!(store.create_template(&other_app, &v1).await.unwrap(), "but not across apps");
+
+    let v2 = template_version("order-shipped", 2, "v2 {{ order.id }}");
+    assert!(store.publish_template_version(&app, &v2).await.unwrap());
+    assert!(!store.publish_template_version(&app, &v2).await.unwrap(), "a version is written once");
+    let skipping = template_version("order-shipped", 4, "v4");
+    assert!(!store.publish_template_version(&app, &skipping).await.unwrap(), "only latest + 1");
+
+    let stored = store.template(&app, "order-shipped").await.unwrap().unwrap();
+    assert_eq!((stored.latest_version, stored.name.as_str()), (2, "Order shipped"));
+    assert_eq!(store.template_version(&app, "order-shipped", 1).await.unwrap(), Some(v1.clone()));
+    assert_eq!(store.template_version(&app, "order-shipped", 2).await.unwrap(), Some(v2));
+    assert!(store.template_version(&app, "order-shipped", 3).await.unwrap().is_none());
+
+    let listed = store.list_templates(&app).await.unwrap();
+    assert_eq!(listed.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["order-shipped"]);
+
+    assert!(store.delete_template(&app, "order-shipped").await.unwrap());
+    assert!(!store.delete_template(&app, "order-shipped").await.unwrap());
+    assert!(store.template(&app, "order-shipped").await.unwrap().is_none());
+    assert!(store.template_version(&app, "order-shipped", 1).await.unwrap().is_none());
+    assert!(store.template("someone-else", "order-shipped").await.unwrap().is_some());
+    // The id is free again, and starts over at version 1.
+    assert!(store.create_template(&template, &v1).await.unwrap());
+    assert!(store.template_version(&app, "order-shipped", 2).await.unwrap().is_none());
+}

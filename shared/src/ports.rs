@@ -6,6 +6,7 @@ use crate::domain::{
     Channel, Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId,
     NotificationStatus, Priority, TimelineEvent,
 };
+use crate::templates::{Template, TemplateVersion};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -236,4 +237,33 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub error: String,
     pub failed_at: DateTime<Utc>,
+}
+
+/// Templates and their immutable versions, per app.
+#[async_trait]
+pub trait TemplateStore: Send + Sync + 'static {
+    /// Creates a template with its first version; false if the id is taken in the app.
+    async fn create_template(
+        &self,
+        template: &Template,
+        first: &TemplateVersion,
+    ) -> StoreResult<bool>;
+    /// Adds `version`, which must be the template's next one (latest + 1): false if
+    /// the template is gone or another publish got there first.
+    async fn publish_template_version(
+        &self,
+        app_id: &str,
+        version: &TemplateVersion,
+    ) -> StoreResult<bool>;
+    async fn template(&self, app_id: &str, id: &str) -> StoreResult<Option<Template>>;
+    async fn template_version(
+        &self,
+        app_id: &str,
+        id: &str,
+        version: u32,
+    ) -> StoreResult<Option<TemplateVersion>>;
+    /// The app's templates, by id.
+    async fn list_templates(&self, app_id: &str) -> StoreResult<Vec<Template>>;
+    /// Deletes the template and every version; false if there was none.
+    async fn delete_template(&self, app_id: &str, id: &str) -> StoreResult<bool>;
 }

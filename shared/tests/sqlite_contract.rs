@@ -35,6 +35,7 @@ contract_tests! {
     store_lists_by_app_with_filters => |b| contract::store_lists_by_app_with_filters(&b);
     store_finds_stranded_notifications_page_by_page => |b| contract::store_finds_stranded_notifications_page_by_page(&b);
     store_keeps_api_keys_hashed_and_settings => |b| contract::store_keeps_api_keys_hashed_and_settings(&b);
+    templates_keep_immutable_versions => |b| contract::templates_keep_immutable_versions(&b);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,7 @@ mod queue;
 
 use queue::{insert_jobs, queues_of};
 mod store;
+mod templates;
 
 pub use crate::ports::IDEMPOTENCY_WINDOW;
 mod writer;

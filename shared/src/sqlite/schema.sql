@@ -89,3 +89,23 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     created_at  INTEGER NOT NULL,
     failed_at   INTEGER NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS templates (
+    app_id         TEXT NOT NULL,
+    id             TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    description    TEXT,
+    latest_version INTEGER NOT NULL,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    PRIMARY KEY (app_id, id)
+);
+
+CREATE TABLE IF NOT EXISTS template_versions (
+    app_id      TEXT NOT NULL,
+    template_id TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (app_id, template_id, version)
+);

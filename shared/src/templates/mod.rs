@@ -173,5 +173,46 @@ impl TemplateParts {
     }
 }
 
+/// A template: a name for the caller, and its versions. Versions never change once
+/// published; `latest_version` is what a send without a pinned version gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    /// The caller's own key (`order-shipped`), unique within the app.
+    pub id: String,
+    #[serde(skip)]
+    pub app_id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub latest_version: u32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One immutable version: the parts for each locale (`default` always present).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateVersion {
+    pub template_id: String,
+    pub version: u32,
+    pub locales: BTreeMap<String, TemplateParts>,
+    /// Why it exists, when not a plain edit (`rollback to version 2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl TemplateVersion {
+    /// The parts for `locale`, by the fallback chain.
+    pub fn for_locale(&self, locale: Option<&str>) -> Option<(&str, &TemplateParts)> {
+        let name = pick(locale, self.locales.keys().map(String::as_str))?;
+        self.locales.get_key_value(name).map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The compile-cache key of one locale of this version.
+    pub fn cache_key(&self, app_id: &str, locale: &str) -> String {
+        format!("{app_id}/{}@{}/{locale}", self.template_id, self.version)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 mod expr;
 mod items;
 mod store;
+mod templates;
 
 use crate::ports::{Queue, StoreError, StoreResult};
 use aws_sdk_dynamodb::Client;
@@ -37,12 +38,12 @@ pub struct DynamoStore {
     retention: Duration,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("DynamoDB: {e}"))
 }
 
 /// SDK errors print only their outermost layer; the context names the real cause.
-fn sdk_error(e: impl std::error::Error) -> StoreError {
+pub(super) fn sdk_error(e: impl std::error::Error) -> StoreError {
     backend(DisplayErrorContext(e))
 }
 

@@ -29,7 +29,7 @@ pub const MAX_TRANSACTION_RETRIES: u32 = 8;
 const PARALLEL_WRITES: usize = 16;
 
 /// Why a transaction did not commit.
-enum TxError {
+pub(super) enum TxError {
     /// One or more conditions failed; `true` marks the items whose condition failed.
     ConditionFailed(Vec<bool>),
     Store(crate::ports::StoreError),
@@ -87,7 +87,11 @@ impl DynamoStore {
         Utc::now() + self.retention
     }
 
-    fn put(&self, item: Item, condition: Option<(&str, Expr)>) -> StoreResult<TransactWriteItem> {
+    pub(super) fn put(
+        &self,
+        item: Item,
+        condition: Option<(&str, Expr)>,
+    ) -> StoreResult<TransactWriteItem> {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         if let Some((condition, e)) = condition {
             put = put
@@ -98,7 +102,7 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(built(put.build())?).build())
     }
 
-    fn update(
+    pub(super) fn update(
         &self,
         pk: String,
         update: &str,
@@ -156,7 +160,7 @@ impl DynamoStore {
 
     /// Writes `writes` atomically: a transaction for several items; for one item the
     /// plain conditional write, which costs half as much.
-    async fn commit(&self, mut writes: Vec<TransactWriteItem>) -> Result<(), TxError> {
+    pub(super) async fn commit(&self, mut writes: Vec<TransactWriteItem>) -> Result<(), TxError> {
         if writes.len() != 1 {
             return self.transact(writes).await;
         }
@@ -192,7 +196,7 @@ impl DynamoStore {
         if failed { Err(TxError::ConditionFailed(vec![true])) } else { Ok(()) }
     }
 
-    async fn get(&self, pk: String) -> StoreResult<Option<Item>> {
+    pub(super) async fn get(&self, pk: String) -> StoreResult<Option<Item>> {
         let output = self
             .client
             .get_item()
@@ -208,7 +212,7 @@ impl DynamoStore {
     /// Queries a partition (of the table, or of an index) page by page until `limit`
     /// items pass the filter or the partition is exhausted.
     #[allow(clippy::too_many_arguments)]
-    async fn query(
+    pub(super) async fn query(
         &self,
         index: Option<&str>,
         key_condition: &str,
