@@ -6,10 +6,12 @@ mod keys;
 mod notifications;
 pub mod problem;
 mod system;
+mod templates;
 pub mod validate;
 
 use crate::channels::LogProvider;
-use crate::ports::{Queue, Store};
+use crate::ports::{Queue, Store, TemplateStore};
+use crate::templates::Renderer;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -25,16 +27,28 @@ pub struct AppState {
     pub log: Arc<LogProvider>,
     pub limits: Limits,
     pub keys: Arc<auth::KeyCache>,
+    pub templates: Arc<dyn TemplateStore>,
+    /// Compiled templates, shared by every request.
+    pub renderer: Arc<Renderer>,
 }
 
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
+        templates: Arc<dyn TemplateStore>,
         log: Arc<LogProvider>,
         limits: Limits,
     ) -> Self {
-        Self { store, queue, log, limits, keys: Arc::default() }
+        Self {
+            store,
+            queue,
+            log,
+            limits,
+            keys: Arc::default(),
+            templates,
+            renderer: Arc::default(),
+        }
     }
 }
 
@@ -70,6 +84,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/notifications/{id}/cancel", post(notifications::cancel))
         .route("/v1/notifications/{id}/resend", post(notifications::resend))
         .route("/v1/keys", post(keys::create))
+        .route("/v1/templates", post(templates::create).get(templates::list))
+        .route("/v1/templates/{id}", get(templates::get).delete(templates::delete))
+        .route("/v1/templates/{id}/versions", post(templates::create_version))
+        .route("/v1/templates/{id}/versions/{version}", get(templates::get_version))
+        .route("/v1/templates/{id}/rollback", post(templates::rollback))
+        .route("/v1/templates/{id}/preview", post(templates::preview))
         .route("/v1/log-messages", get(system::log_messages))
         .route("/v1/dead-letters", get(system::dead_letters))
         .route("/healthz", get(system::healthz))

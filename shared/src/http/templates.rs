@@ -1,0 +1,336 @@
+//! `/v1/templates`: templates with immutable versions. Saving checks every part
+//! compiles (a 422 names the part, line and column); a new version, or a rollback (a
+//! new version copying an old one), never changes what an earlier send used; preview
+//! renders a version with sample data.
+
+use super::AppState;
+use super::auth::Caller;
+use super::json::decode;
+use super::problem::{ApiResult, FieldError, Problem};
+use crate::auth::Scope;
+use crate::templates::{
+    DEFAULT_LOCALE, Recipient, Renderer, Template, TemplateError, TemplateParts, TemplateVersion,
+};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTemplate {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub locales: BTreeMap<String, TemplateParts>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVersion {
+    pub locales: BTreeMap<String, TemplateParts>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    pub version: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preview {
+    /// Defaults to the latest version.
+    #[serde(default)]
+    pub version: Option<u32>,
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TemplateWithVersion {
+    #[serde(flatten)]
+    pub template: Template,
+    pub version: TemplateVersion,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rendered {
+    pub template_id: String,
+    pub version: u32,
+    /// The locale variant used (after fallback).
+    pub locale: String,
+    pub rendered: TemplateParts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TemplateList {
+    pub data: Vec<Template>,
+}
+
+fn validate_id(id: &str) -> Result<(), Problem> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::field("id", "1-64 characters of lowercase letters, digits, '-' and '_'"))
+    }
+}
+
+/// Every locale is a BCP 47 tag (or `default`, which must be there), every variant has
+/// at least one channel, and every part compiles.
+fn validate_locales(locales: &BTreeMap<String, TemplateParts>) -> Result<(), Problem> {
+    if !locales.contains_key(DEFAULT_LOCALE) {
+        return Err(Problem::field("locales", "a 'default' variant is required"));
+    }
+    let mut errors = Vec::new();
+    for (locale, parts) in locales {
+        let field = format!("locales.{locale}");
+        let tag_ok = locale == DEFAULT_LOCALE
+            || (locale.len() <= 35
+                && locale
+                    .split('-')
+                    .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric())));
+        if !tag_ok {
+            errors.push(FieldError {
+                field,
+                message: "not a BCP 47 language tag (zh-Hant-TW)".into(),
+            });
+            continue;
+        }
+        if parts.sources().is_empty() {
+            errors.push(FieldError { field, message: "give at least one channel's parts".into() });
+            continue;
+        }
+        if let Err(TemplateError::Syntax { part, line, column, message }) = Renderer::check(parts) {
+            errors.push(FieldError {
+                field: format!("{field}.{part}"),
+                message: format!("syntax error at line {line}, column {column}: {message}"),
+            });
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(Problem::invalid(errors)) }
+}
+
+fn new_version(
+    id: &str,
+    version: u32,
+    locales: BTreeMap<String, TemplateParts>,
+    note: Option<String>,
+) -> TemplateVersion {
+    TemplateVersion {
+        template_id: id.to_owned(),
+        version,
+        locales,
+        note,
+        created_at: Utc::now().trunc_subsecs(3),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<TemplateWithVersion>)> {
+    caller.require(Scope::Manage)?;
+    let (request, _): (CreateTemplate, _) = decode(&headers, body)?;
+    validate_id(&request.id)?;
+    if request.name.trim().is_empty() || request.name.len() > 100 {
+        return Err(Problem::field("name", "1 to 100 characters"));
+    }
+    validate_locales(&request.locales)?;
+    let now = Utc::now().trunc_subsecs(3);
+    let template = Template {
+        id: request.id.clone(),
+        app_id: caller.0.app_id.clone(),
+        name: request.name.trim().to_owned(),
+        description: request.description,
+        latest_version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let version = new_version(&request.id, 1, request.locales, None);
+    if !state.templates.create_template(&template, &version).await? {
+        return Err(Problem::conflict(
+            "template-exists",
+            format!("template '{}' exists", request.id),
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(TemplateWithVersion { template, version })))
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<TemplateList>> {
+    caller.require(Scope::Read)?;
+    Ok(Json(TemplateList { data: state.templates.list_templates(&caller.0.app_id).await? }))
+}
+
+async fn load(state: &AppState, app: &str, id: &str) -> ApiResult<Template> {
+    state.templates.template(app, id).await?.ok_or_else(|| Problem::not_found("template"))
+}
+
+async fn load_version(
+    state: &AppState,
+    app: &str,
+    id: &str,
+    version: u32,
+) -> ApiResult<TemplateVersion> {
+    state
+        .templates
+        .template_version(app, id, version)
+        .await?
+        .ok_or_else(|| Problem::not_found("template version"))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TemplateWithVersion>> {
+    caller.require(Scope::Read)?;
+    let template = load(&state, &caller.0.app_id, &id).await?;
+    let version = load_version(&state, &caller.0.app_id, &id, template.latest_version).await?;
+    Ok(Json(TemplateWithVersion { template, version }))
+}
+
+pub async fn get_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, version)): Path<(String, u32)>,
+) -> ApiResult<Json<TemplateVersion>> {
+    caller.require(Scope::Read)?;
+    Ok(Json(load_version(&state, &caller.0.app_id, &id, version).await?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Scope::Manage)?;
+    if state.templates.delete_template(&caller.0.app_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found("template"))
+    }
+}
+
+/// Publishes `locales` as the template's next version, retrying if another publish
+/// took that number first.
+async fn publish(
+    state: &AppState,
+    app: &str,
+    id: &str,
+    locales: BTreeMap<String, TemplateParts>,
+    note: Option<String>,
+) -> ApiResult<TemplateVersion> {
+    for _ in 0..5 {
+        let template = load(state, app, id).await?;
+        let version = new_version(id, template.latest_version + 1, locales.clone(), note.clone());
+        if state.templates.publish_template_version(app, &version).await? {
+            return Ok(version);
+        }
+    }
+    Err(Problem::conflict("template-busy", "the template kept changing; try again"))
+}
+
+pub async fn create_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<TemplateVersion>)> {
+    caller.require(Scope::Manage)?;
+    let (request, _): (NewVersion, _) = decode(&headers, body)?;
+    validate_locales(&request.locales)?;
+    let version = publish(&state, &caller.0.app_id, &id, request.locales, request.note).await?;
+    Ok((StatusCode::CREATED, Json(version)))
+}
+
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<TemplateVersion>)> {
+    caller.require(Scope::Manage)?;
+    let (request, _): (Rollback, _) = decode(&headers, body)?;
+    let app = &caller.0.app_id;
+    let old =
+        state.templates.template_version(app, &id, request.version).await?.ok_or_else(|| {
+            Problem::field("version", format!("template '{id}' has no version {}", request.version))
+        })?;
+    let note = Some(format!("rollback to version {}", request.version));
+    let version = publish(&state, app, &id, old.locales, note).await?;
+    Ok((StatusCode::CREATED, Json(version)))
+}
+
+/// Renders a version for a locale and time zone, as a send would.
+pub fn render_version(
+    renderer: &Renderer,
+    app: &str,
+    version: &TemplateVersion,
+    locale: Option<&str>,
+    time_zone: Option<&str>,
+    data: &Value,
+) -> ApiResult<(String, TemplateParts)> {
+    let time_zone = match time_zone {
+        Some(zone) => zone.parse().map_err(|_| {
+            Problem::field("time_zone", format!("'{zone}' is not an IANA time zone"))
+        })?,
+        None => chrono_tz::UTC,
+    };
+    if !data.is_object() && !data.is_null() {
+        return Err(Problem::field("data", "an object of template variables"));
+    }
+    let (variant, parts) = version
+        .for_locale(locale)
+        .ok_or_else(|| Problem::field("locale", "the template has no variant for it"))?;
+    let recipient = Recipient { locale: locale.map(str::to_owned), time_zone };
+    let rendered = renderer
+        .render(&version.cache_key(app, variant), parts, data, &recipient)
+        .map_err(|e| Problem::field(&format!("data ({})", e.part()), e.to_string()))?;
+    Ok((variant.to_owned(), rendered))
+}
+
+pub async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Rendered>> {
+    caller.require(Scope::Read)?;
+    let (request, _): (Preview, _) = decode(&headers, body)?;
+    let app = &caller.0.app_id;
+    let number = match request.version {
+        Some(v) => v,
+        None => load(&state, app, &id).await?.latest_version,
+    };
+    let version = load_version(&state, app, &id, number).await?;
+    let (locale, rendered) = render_version(
+        &state.renderer,
+        app,
+        &version,
+        request.locale.as_deref(),
+        request.time_zone.as_deref(),
+        &request.data,
+    )?;
+    Ok(Json(Rendered { template_id: id, version: number, locale, rendered }))
+}
