@@ -37,6 +37,7 @@ pub fn notification(app: &str, priority: Priority) -> Notification {
         expires_at: None,
         metadata: None,
         resent_from: None,
+        template: None,
         created_at: now,
         updated_at: now,
     }

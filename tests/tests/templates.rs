@@ -162,3 +162,54 @@ async fn saving_a_broken_template_names_the_line_and_column() {
         status_and_json(herald.post(&reader, "/v1/templates", &order_shipped()).await).await;
     assert_eq!(status, 403, "writing templates needs the manage scope");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_renders_its_template() {
+    let herald = Herald::start(&[]).await;
+    let (status, _) =
+        status_and_json(herald.post(ADMIN_KEY, "/v1/templates", &order_shipped()).await).await;
+    assert_eq!(status, 201);
+    let send = json!({
+        "to": [{"email": "ann@example.com", "phone": "+14155550100"}],
+        "channels": ["email", "sms"],
+        "template": {"id": "order-shipped", "locale": "de-DE", "time_zone": "Europe/Berlin", "data": sample()}
+    });
+    let id = herald.send(ADMIN_KEY, &send).await;
+    let n = herald.wait_final(ADMIN_KEY, &id, std::time::Duration::from_secs(10)).await;
+    assert_eq!(n["status"], "sent");
+    assert_eq!(n["template"], json!({"id": "order-shipped", "version": 1, "locale": "de"}));
+    assert_eq!(n["content"]["sms"]["text"], "Bestellung A-1 versandt am 02.12.2026, 1.234,50 €");
+    assert_eq!(
+        n["content"]["email"]["subject"], "Order A-1 has shipped",
+        "de has no email part: default's"
+    );
+    let logged = herald.get_json(ADMIN_KEY, "/v1/log-messages").await;
+    assert!(
+        logged
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["content"]["subject"] == "Order A-1 has shipped")
+    );
+
+    // Errors point into the template request.
+    let mut missing = send.clone();
+    missing["template"]["data"] = json!({"name": "Ann"});
+    let (status, problem) =
+        status_and_json(herald.post(ADMIN_KEY, "/v1/notifications", &missing).await).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (422, Some("template.data")),
+        "{problem}"
+    );
+    let mut unknown = send.clone();
+    unknown["template"]["id"] = json!("nope");
+    let (status, problem) =
+        status_and_json(herald.post(ADMIN_KEY, "/v1/notifications", &unknown).await).await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (422, Some("template.id")));
+    let mut both = send.clone();
+    both["content"] = json!({"sms": {"text": "hi"}});
+    let (status, _) =
+        status_and_json(herald.post(ADMIN_KEY, "/v1/notifications", &both).await).await;
+    assert_eq!(status, 422, "content or template, not both");
+}

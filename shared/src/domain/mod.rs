@@ -9,6 +9,6 @@ pub use contact::{EmailAddress, PhoneNumber, WebhookUrl};
 pub use ids::{DeliveryId, NotificationId};
 pub use notification::{
     Address, Channel, Content, Delivery, EmailContent, Notification, Priority, Recipient, Routing,
-    SmsContent, TimelineEvent,
+    SmsContent, TemplateUse, TimelineEvent,
 };
 pub use status::{DeliveryStatus, NotificationStatus};

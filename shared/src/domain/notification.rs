@@ -227,6 +227,15 @@ impl Content {
     }
 }
 
+/// Which template rendered a notification's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateUse {
+    pub id: String,
+    pub version: u32,
+    /// The locale variant used, after fallback (`default`, `zh-Hant`, …).
+    pub locale: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Notification {
     #[schema(value_type = String, example = "ntf_01JABCDEF0123456789ABCDEFG")]
@@ -248,6 +257,9 @@ pub struct Notification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub resent_from: Option<NotificationId>,
+    /// The template version (and locale variant) the content was rendered from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateUse>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -4,11 +4,12 @@ use super::AppState;
 use super::auth::Caller;
 use super::json::decode;
 use super::problem::{ApiResult, Problem};
+use super::templates::render_version;
 use super::validate::{self, Errors};
 use crate::auth::Scope;
 use crate::domain::{
-    Channel, Content, Delivery, Notification, NotificationId, NotificationStatus, Priority,
-    Recipient, Routing, TimelineEvent,
+    Channel, Content, Delivery, EmailContent, Notification, NotificationId, NotificationStatus,
+    Priority, Recipient, Routing, SmsContent, TemplateUse, TimelineEvent,
 };
 use crate::pipeline::intake::{self, IntakeError};
 use crate::ports::{IdempotencyClaim, NotificationFilter};
@@ -36,11 +37,34 @@ pub struct SendRequest {
     pub channels: Vec<Channel>,
     #[serde(default)]
     pub routing: Routing,
-    pub content: Content,
+    /// What to send; or give `template` instead and Herald renders it.
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub template: Option<TemplateRequest>,
     /// Never send after this time; an expired notification ends `expired`.
     pub expires_at: Option<DateTime<Utc>>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Render the content from a stored template.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRequest {
+    pub id: String,
+    /// Pin a version; without one, the latest.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// The locale variant to pick (with fallback to `default`).
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// IANA time zone for dates in the template (default UTC).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,13 +89,77 @@ pub struct NotificationPage {
     pub next_cursor: Option<String>,
 }
 
-fn validated(request: SendRequest, app_id: &str, state: &AppState) -> ApiResult<Notification> {
+/// The request's content, given or rendered from its template; errors name the field.
+async fn content_of(
+    state: &AppState,
+    app_id: &str,
+    request: &mut SendRequest,
+) -> ApiResult<(Content, Option<TemplateUse>)> {
+    match (request.content.take(), request.template.take()) {
+        (Some(content), None) => Ok((content, None)),
+        (None, Some(t)) => {
+            let field = |problem: Problem| problem.prefixed("template");
+            let number = match t.version {
+                Some(v) => v,
+                None => {
+                    state
+                        .templates
+                        .template(app_id, &t.id)
+                        .await?
+                        .ok_or_else(|| {
+                            Problem::field("template.id", format!("no template '{}'", t.id))
+                        })?
+                        .latest_version
+                }
+            };
+            let version =
+                state.templates.template_version(app_id, &t.id, number).await?.ok_or_else(
+                    || {
+                        Problem::field(
+                            "template.version",
+                            format!("template '{}' has no version {number}", t.id),
+                        )
+                    },
+                )?;
+            let (locale, parts) = render_version(
+                &state.renderer,
+                app_id,
+                &version,
+                t.locale.as_deref(),
+                t.time_zone.as_deref(),
+                &t.data,
+            )
+            .map_err(field)?;
+            let content = Content {
+                email: parts.email.map(|e| EmailContent {
+                    subject: e.subject,
+                    text: e.text,
+                    html: e.html,
+                }),
+                sms: parts.sms.map(|s| SmsContent { text: s.text }),
+                webhook: parts.webhook,
+            };
+            Ok((content, Some(TemplateUse { id: t.id, version: number, locale })))
+        }
+        (Some(_), Some(_)) => Err(Problem::field("template", "give content or template, not both")),
+        (None, None) => {
+            Err(Problem::field("content", "give content, or a template to render it from"))
+        }
+    }
+}
+
+fn validated(
+    request: SendRequest,
+    (content, template): (Content, Option<TemplateUse>),
+    app_id: &str,
+    state: &AppState,
+) -> ApiResult<Notification> {
     // Stored times have millisecond precision; keep the API's answers consistent.
     let now = Utc::now().trunc_subsecs(3);
     let mut errors = Errors::default();
     validate::recipients(&mut errors, &request.to, &state.limits);
-    validate::channels(&mut errors, &request.channels, &request.content);
-    validate::content(&mut errors, &request.content);
+    validate::channels(&mut errors, &request.channels, &content);
+    validate::content(&mut errors, &content);
     validate::category(&mut errors, request.category.as_deref());
     validate::expiry(&mut errors, request.expires_at, now);
     validate::metadata(&mut errors, request.metadata.as_ref());
@@ -87,10 +175,11 @@ fn validated(request: SendRequest, app_id: &str, state: &AppState) -> ApiResult<
         to: request.to,
         channels: request.channels,
         routing: request.routing,
-        content: request.content,
+        content,
         expires_at: request.expires_at,
         metadata: request.metadata,
         resent_from: None,
+        template,
         created_at: now,
         updated_at: now,
     })
@@ -141,9 +230,10 @@ pub async fn send(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     caller.require(Scope::Send)?;
-    let (request, raw): (SendRequest, Bytes) = decode(&headers, body)?;
+    let (mut request, raw): (SendRequest, Bytes) = decode(&headers, body)?;
     let claim = idempotency_claim(&headers, &raw)?;
-    let notification = validated(request, caller.app_id(), &state)?;
+    let content = content_of(&state, caller.app_id(), &mut request).await?;
+    let notification = validated(request, content, caller.app_id(), &state)?;
     accept(&state, notification, claim).await
 }
 

@@ -52,6 +52,18 @@ impl Problem {
         Self::invalid(vec![FieldError { field: field.to_owned(), message: message.into() }])
     }
 
+    /// The same problem with every field path under `prefix` (`data` → `template.data`),
+    /// for errors found in a part of the request handled on its own.
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        if self.errors.is_empty() {
+            return self;
+        }
+        for error in &mut self.errors {
+            error.field = format!("{prefix}.{}", error.field);
+        }
+        Self::invalid(self.errors)
+    }
+
     pub fn unauthorized(detail: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
     }

@@ -202,10 +202,33 @@ pub struct TemplateVersion {
 }
 
 impl TemplateVersion {
-    /// The parts for `locale`, by the fallback chain.
-    pub fn for_locale(&self, locale: Option<&str>) -> Option<(&str, &TemplateParts)> {
-        let name = pick(locale, self.locales.keys().map(String::as_str))?;
-        self.locales.get_key_value(name).map(|(k, v)| (k.as_str(), v))
+    /// The parts for `locale`: each channel's part from the most specific variant in
+    /// the fallback chain that has it (a `de` variant with only SMS still gets the
+    /// default email). Returns the most specific variant used, a name for the mix (for
+    /// the compile cache) and the parts.
+    pub fn for_locale(&self, locale: Option<&str>) -> Option<(String, String, TemplateParts)> {
+        let chain: Vec<&String> = fallback_chain(locale)
+            .iter()
+            .filter_map(|wanted| self.locales.keys().find(|k| k.eq_ignore_ascii_case(wanted)))
+            .collect();
+        let primary = (*chain.first()?).clone();
+        let mut used = Vec::new();
+        let mut pick_part = |has: &dyn Fn(&TemplateParts) -> bool| {
+            let found = chain.iter().find(|name| has(&self.locales[name.as_str()]))?;
+            if !used.contains(found) {
+                used.push(*found);
+            }
+            Some(&self.locales[found.as_str()])
+        };
+        let parts = TemplateParts {
+            email: pick_part(&|p| p.email.is_some()).and_then(|p| p.email.clone()),
+            sms: pick_part(&|p| p.sms.is_some()).and_then(|p| p.sms.clone()),
+            push: pick_part(&|p| p.push.is_some()).and_then(|p| p.push.clone()),
+            chat: pick_part(&|p| p.chat.is_some()).and_then(|p| p.chat.clone()),
+            webhook: pick_part(&|p| p.webhook.is_some()).and_then(|p| p.webhook.clone()),
+        };
+        let mix = used.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("+");
+        Some((primary, mix, parts))
     }
 
     /// The compile-cache key of one locale of this version.
