@@ -437,3 +437,50 @@ pub async fn templates_keep_immutable_versions(store: &dyn crate::ports::Templat
     assert!(store.create_template(&template, &v1).await.unwrap());
     assert!(store.template_version(&app, "order-shipped", 2).await.unwrap().is_none());
 }
+
+// ----- Users -------------------------------------------------------------------------
+
+fn user(app: &str, id: &str, email: &str) -> crate::domain::User {
+    let now = Utc::now().trunc_subsecs(3);
+    let profile: crate::domain::UserProfile = serde_json::from_value(serde_json::json!({
+        "locale": "de-AT", "time_zone": "Europe/Vienna", "email": email, "phone": "+43664123456",
+        "push_tokens": [{"platform": "apns", "token": "f00d"}],
+        "chat": {"feishu": "ou_123"}
+    }))
+    .unwrap();
+    crate::domain::User {
+        id: id.to_owned(),
+        app_id: app.to_owned(),
+        profile,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub async fn users_upsert_keep_created_and_list_by_id(store: &dyn crate::ports::UserStore) {
+    let app = format!("users-{}", NotificationId::new());
+    let first = vec![user(&app, "u-2", "b@example.com"), user(&app, "u-1", "a@example.com")];
+    assert_eq!(store.upsert_users(&first).await.unwrap(), [true, true]);
+    let created_at = first[0].created_at;
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut changed = user(&app, "u-2", "new@example.com");
+    changed.created_at = Utc::now().trunc_subsecs(3);
+    changed.updated_at = changed.created_at;
+    let third = user(&app, "u-3", "c@example.com");
+    assert_eq!(store.upsert_users(&[changed.clone(), third]).await.unwrap(), [false, true]);
+    let stored = store.user(&app, "u-2").await.unwrap().unwrap();
+    assert_eq!(stored.profile, changed.profile, "the profile is replaced");
+    assert_eq!(stored.created_at, created_at, "created_at is kept");
+    assert_eq!(stored.updated_at, changed.updated_at);
+    assert!(store.user("someone-else", "u-2").await.unwrap().is_none(), "ids are per app");
+
+    let page = store.list_users(&app, None, 2).await.unwrap();
+    assert_eq!(page.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["u-1", "u-2"]);
+    let next = store.list_users(&app, Some("u-2"), 2).await.unwrap();
+    assert_eq!(next.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["u-3"]);
+
+    assert!(store.delete_user(&app, "u-1").await.unwrap());
+    assert!(!store.delete_user(&app, "u-1").await.unwrap());
+    assert!(store.user(&app, "u-1").await.unwrap().is_none());
+}

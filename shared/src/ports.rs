@@ -2,6 +2,7 @@
 //! and, later, an AWS one; both must pass the same contract tests.
 
 use crate::auth::ApiKeyRecord;
+use crate::domain::User;
 use crate::domain::{
     Channel, Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId,
     NotificationStatus, Priority, TimelineEvent,
@@ -266,4 +267,21 @@ pub trait TemplateStore: Send + Sync + 'static {
     async fn list_templates(&self, app_id: &str) -> StoreResult<Vec<Template>>;
     /// Deletes the template and every version; false if there was none.
     async fn delete_template(&self, app_id: &str, id: &str) -> StoreResult<bool>;
+}
+
+/// Users of an app, keyed by the caller's own ids.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Creates or replaces each user's profile, keeping `created_at` of those that
+    /// exist; returns, per user, whether it was created.
+    async fn upsert_users(&self, users: &[User]) -> StoreResult<Vec<bool>>;
+    async fn user(&self, app_id: &str, id: &str) -> StoreResult<Option<User>>;
+    /// The app's users by id, after `after`.
+    async fn list_users(
+        &self,
+        app_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>>;
+    async fn delete_user(&self, app_id: &str, id: &str) -> StoreResult<bool>;
 }

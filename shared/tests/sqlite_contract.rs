@@ -36,6 +36,7 @@ contract_tests! {
     store_finds_stranded_notifications_page_by_page => |b| contract::store_finds_stranded_notifications_page_by_page(&b);
     store_keeps_api_keys_hashed_and_settings => |b| contract::store_keeps_api_keys_hashed_and_settings(&b);
     templates_keep_immutable_versions => |b| contract::templates_keep_immutable_versions(&b);
+    users_upsert_keep_created_and_list_by_id => |b| contract::users_upsert_keep_created_and_list_by_id(&b);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,7 @@ pub mod contact;
 pub mod ids;
 pub mod notification;
 pub mod status;
+pub mod user;
 
 pub use contact::{EmailAddress, PhoneNumber, WebhookUrl};
 pub use ids::{DeliveryId, NotificationId};
@@ -12,3 +13,4 @@ pub use notification::{
     SmsContent, TemplateUse, TimelineEvent,
 };
 pub use status::{DeliveryStatus, NotificationStatus};
+pub use user::{User, UserProfile, validate_user};

@@ -5,6 +5,7 @@ mod queue;
 use queue::{insert_jobs, queues_of};
 mod store;
 mod templates;
+mod users;
 
 pub use crate::ports::IDEMPOTENCY_WINDOW;
 mod writer;

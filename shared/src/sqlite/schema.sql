@@ -109,3 +109,12 @@ CREATE TABLE IF NOT EXISTS template_versions (
     created_at  TEXT NOT NULL,
     PRIMARY KEY (app_id, template_id, version)
 );
+
+CREATE TABLE IF NOT EXISTS users (
+    app_id     TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (app_id, id)
+);

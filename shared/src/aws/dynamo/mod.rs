@@ -7,6 +7,7 @@ mod expr;
 mod items;
 mod store;
 mod templates;
+mod users;
 
 use crate::ports::{Queue, StoreError, StoreResult};
 use aws_sdk_dynamodb::Client;

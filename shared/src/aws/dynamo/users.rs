@@ -1,0 +1,117 @@
+//! `UserStore` on DynamoDB: `U#{app}#{id}` / `#`, listed by app through GSI1
+//! (`USERS#{app}` / id). An upsert is one UpdateItem that keeps `created_at`
+//! (`if_not_exists`) and says from the old image whether the user is new.
+
+use super::expr::{Expr, s};
+use super::items::{GSI1PK, GSI1SK, Item, key, text};
+use super::{DynamoStore, backend, sdk_error};
+use crate::domain::{User, UserProfile};
+use crate::ports::{StoreResult, UserStore};
+use crate::time::{format_time, parse_time};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnValue;
+use futures::{StreamExt, TryStreamExt};
+
+fn user_pk(app: &str, id: &str) -> String {
+    format!("U#{app}#{id}")
+}
+
+fn decode_user(item: &Item) -> StoreResult<User> {
+    let time =
+        |name: &str| parse_time(text(item, name)?).ok_or_else(|| backend("corrupt user time"));
+    let profile: UserProfile = serde_json::from_str(text(item, "body")?)?;
+    Ok(User {
+        id: text(item, "user_id")?.to_owned(),
+        app_id: text(item, "app_id")?.to_owned(),
+        profile,
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+    })
+}
+
+impl DynamoStore {
+    async fn upsert_user(&self, user: User) -> StoreResult<bool> {
+        let mut e = Expr::default();
+        let created = e.name("created_at");
+        let update = format!(
+            "SET {} = {}, {} = {}, {} = {}, {} = {}, {} = {}, {created} = if_not_exists({created}, {})",
+            e.name("body"),
+            e.value(s(serde_json::to_string(&user.profile)?)),
+            e.name("user_id"),
+            e.value(s(&user.id)),
+            e.name("app_id"),
+            e.value(s(&user.app_id)),
+            e.name(GSI1PK),
+            e.value(s(format!("USERS#{}", user.app_id))),
+            e.name(GSI1SK),
+            e.value(s(&user.id)),
+            e.value(s(format_time(user.created_at)))
+        );
+        let update = format!(
+            "{update}, {} = {}",
+            e.name("updated_at"),
+            e.value(s(format_time(user.updated_at)))
+        );
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(&user.app_id, &user.id))))
+            .update_expression(update)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::UpdatedOld)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        // A new item has no old values of the attributes the update set.
+        Ok(output.attributes.is_none_or(|old| !old.contains_key("body")))
+    }
+}
+
+/// Upserts in flight at once for a bulk request.
+const PARALLEL_UPSERTS: usize = 16;
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn upsert_users(&self, users: &[User]) -> StoreResult<Vec<bool>> {
+        futures::stream::iter(users.to_vec())
+            .map(|user| self.upsert_user(user))
+            .buffered(PARALLEL_UPSERTS)
+            .try_collect()
+            .await
+    }
+
+    async fn user(&self, app_id: &str, id: &str) -> StoreResult<Option<User>> {
+        self.get(user_pk(app_id, id)).await?.as_ref().map(decode_user).transpose()
+    }
+
+    async fn list_users(
+        &self,
+        app_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        let mut e = Expr::default();
+        let mut condition =
+            format!("{} = {}", e.name(GSI1PK), e.value(s(format!("USERS#{app_id}"))));
+        if let Some(after) = after {
+            condition.push_str(&format!(" AND {} > {}", e.name(GSI1SK), e.value(s(after))));
+        }
+        let items = self.query(Some("GSI1"), &condition, None, &e, true, Some(limit)).await?;
+        items.iter().map(decode_user).collect()
+    }
+
+    async fn delete_user(&self, app_id: &str, id: &str) -> StoreResult<bool> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(app_id, id))))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.attributes.is_some_and(|old| !old.is_empty()))
+    }
+}

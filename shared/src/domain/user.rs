@@ -1,0 +1,133 @@
+//! A user: the caller's own id, locale and time zone, and the identities Herald can
+//! reach them at on each channel. Every identity is validated when it is written.
+
+use super::contact::{EmailAddress, PhoneNumber, WebhookUrl};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushPlatform {
+    /// Apple Push Notification service.
+    Apns,
+    /// Firebase Cloud Messaging (Android and others).
+    Fcm,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushToken {
+    pub platform: PushPlatform,
+    pub token: String,
+}
+
+/// A browser's Web Push subscription (RFC 8030 endpoint, RFC 8291 keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebPushSubscription {
+    pub endpoint: WebhookUrl,
+    pub p256dh: String,
+    pub auth: String,
+}
+
+/// The user's ids in the chat apps Herald sends to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatIds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wecom: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dingtalk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feishu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qq: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wechat: Option<String>,
+}
+
+/// What a caller writes: everything but the id and the times.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<PhoneNumber>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub push_tokens: Vec<PushToken>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_push: Vec<WebPushSubscription>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub chat: ChatIds,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<WebhookUrl>,
+}
+
+fn is_default(chat: &ChatIds) -> bool {
+    *chat == ChatIds::default()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    #[serde(skip)]
+    pub app_id: String,
+    #[serde(flatten)]
+    pub profile: UserProfile,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The checks serde's types cannot make: the id's form, the locale tag, the time zone,
+/// the sizes of tokens and chat ids. Returns (field, message) pairs.
+pub fn validate_user(id: &str, profile: &UserProfile) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    let mut bad = |field: &str, message: &str| errors.push((field.to_owned(), message.to_owned()));
+    if id.is_empty()
+        || id.len() > 128
+        || id.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/')
+    {
+        bad("id", "1-128 characters, no spaces, control characters or '/'");
+    }
+    if let Some(locale) = &profile.locale {
+        let ok = locale.len() <= 35
+            && locale.split('-').all(|s| {
+                !s.is_empty() && s.len() <= 8 && s.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+        if !ok {
+            bad("locale", "a BCP 47 language tag such as 'de-AT' or 'zh-Hant-TW'");
+        }
+    }
+    if let Some(zone) = &profile.time_zone
+        && zone.parse::<chrono_tz::Tz>().is_err()
+    {
+        bad("time_zone", "an IANA time zone such as 'Europe/Berlin'");
+    }
+    for (i, token) in profile.push_tokens.iter().enumerate() {
+        if token.token.is_empty() || token.token.len() > 4096 {
+            bad(&format!("push_tokens[{i}].token"), "1 to 4096 characters");
+        }
+    }
+    for (i, subscription) in profile.web_push.iter().enumerate() {
+        if subscription.p256dh.is_empty() || subscription.auth.is_empty() {
+            bad(&format!("web_push[{i}]"), "p256dh and auth keys are required");
+        }
+    }
+    for (name, value) in [
+        ("wecom", &profile.chat.wecom),
+        ("dingtalk", &profile.chat.dingtalk),
+        ("feishu", &profile.chat.feishu),
+        ("qq", &profile.chat.qq),
+        ("wechat", &profile.chat.wechat),
+    ] {
+        if value.as_ref().is_some_and(|v| v.is_empty() || v.len() > 128) {
+            bad(&format!("chat.{name}"), "1 to 128 characters");
+        }
+    }
+    errors
+}
