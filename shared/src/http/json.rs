@@ -37,6 +37,11 @@ pub fn decode<T: DeserializeOwned>(
     Ok((value, body))
 }
 
+/// Decodes one JSON value with the same field-path errors as a request body.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(value).map_err(path_error)
+}
+
 fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> Problem {
     let path = error.path().to_string();
     let inner = error.into_inner();

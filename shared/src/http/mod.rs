@@ -7,14 +7,15 @@ mod notifications;
 pub mod problem;
 mod system;
 mod templates;
+mod users;
 pub mod validate;
 
 use crate::channels::LogProvider;
-use crate::ports::{Queue, Store, TemplateStore};
+use crate::ports::{Queue, Store, TemplateStore, UserStore};
 use crate::templates::Renderer;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use std::sync::Arc;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -28,6 +29,7 @@ pub struct AppState {
     pub limits: Limits,
     pub keys: Arc<auth::KeyCache>,
     pub templates: Arc<dyn TemplateStore>,
+    pub users: Arc<dyn UserStore>,
     /// Compiled templates, shared by every request.
     pub renderer: Arc<Renderer>,
 }
@@ -37,18 +39,12 @@ impl AppState {
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
         templates: Arc<dyn TemplateStore>,
+        users: Arc<dyn UserStore>,
         log: Arc<LogProvider>,
         limits: Limits,
     ) -> Self {
-        Self {
-            store,
-            queue,
-            log,
-            limits,
-            keys: Arc::default(),
-            templates,
-            renderer: Arc::default(),
-        }
+        let (keys, renderer) = (Arc::default(), Arc::default());
+        Self { store, queue, log, limits, keys, templates, users, renderer }
     }
 }
 
@@ -83,6 +79,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/notifications/{id}", get(notifications::get))
         .route("/v1/notifications/{id}/cancel", post(notifications::cancel))
         .route("/v1/notifications/{id}/resend", post(notifications::resend))
+        .route("/v1/users", get(users::list))
+        // Up to 10,000 full profiles: a larger body than any other request.
+        .route(
+            "/v1/users/bulk",
+            post(users::bulk).layer(DefaultBodyLimit::max(users::MAX_BULK_BODY_BYTES)),
+        )
+        .route("/v1/users/{id}", put(users::put).get(users::get).delete(users::delete))
         .route("/v1/keys", post(keys::create))
         .route("/v1/templates", post(templates::create).get(templates::list))
         .route("/v1/templates/{id}", get(templates::get).delete(templates::delete))

@@ -1,0 +1,130 @@
+//! Black-box tests of `/v1/users` against a real `herald serve` process.
+
+use herald_tests::Herald;
+use herald_tests::herald::ADMIN_KEY;
+use serde_json::{Value, json};
+
+async fn put(herald: &Herald, key: &str, id: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .put(herald.url(&format!("/v1/users/{id}")))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+fn profile() -> Value {
+    json!({
+        "locale": "zh-Hant-TW", "time_zone": "Asia/Taipei",
+        "email": "mei@example.com", "phone": "+886912345678",
+        "push_tokens": [{"platform": "fcm", "token": "fcm-token-1"}],
+        "web_push": [{"endpoint": "https://push.example.com/sub/1", "p256dh": "BNc", "auth": "tBH"}],
+        "chat": {"wecom": "mei", "dingtalk": "0101", "feishu": "ou_1", "qq": "qq_1", "wechat": "oW_1"},
+        "webhook_url": "https://hooks.example.com/mei"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_are_upserted_read_listed_and_deleted() {
+    let herald = Herald::start(&[]).await;
+    let (status, created) = put(&herald, ADMIN_KEY, "mei", &profile()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["chat"]["feishu"], "ou_1");
+    let mut changed = profile();
+    changed["email"] = json!("mei.lin@example.com");
+    let (status, updated) = put(&herald, ADMIN_KEY, "mei", &changed).await;
+    assert_eq!((status, updated["email"].as_str()), (200, Some("mei.lin@example.com")));
+    assert_eq!(updated["created_at"], created["created_at"], "created_at is kept");
+    let got = herald.get_json(ADMIN_KEY, "/v1/users/mei").await;
+    assert_eq!(got["phone"], "+886912345678");
+
+    for id in ["a", "b", "c"] {
+        assert_eq!(
+            put(&herald, ADMIN_KEY, id, &json!({"email": format!("{id}@example.com")})).await.0,
+            201
+        );
+    }
+    let page = herald.get_json(ADMIN_KEY, "/v1/users?limit=2").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest = herald.get_json(ADMIN_KEY, &format!("/v1/users?limit=2&cursor={cursor}")).await;
+    let ids: Vec<&str> =
+        rest["data"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["c", "mei"]);
+
+    let other = herald.key("other-app", &["read", "manage"]).await;
+    assert_eq!(herald.get(&other, "/v1/users/mei").await.status().as_u16(), 404, "per app");
+    let client = reqwest::Client::new();
+    let delete = || client.delete(herald.url("/v1/users/mei")).bearer_auth(ADMIN_KEY).send();
+    assert_eq!(delete().await.unwrap().status().as_u16(), 204);
+    assert_eq!(delete().await.unwrap().status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identities_are_validated_on_write() {
+    let herald = Herald::start(&[]).await;
+    for (field, value, path) in [
+        ("email", json!("not-an-address"), "email"),
+        ("phone", json!("12345"), "phone"),
+        ("time_zone", json!("Mars/Olympus"), "time_zone"),
+        ("locale", json!("zh_Hant!"), "locale"),
+        ("webhook_url", json!("ftp://example.com"), "webhook_url"),
+        (
+            "push_tokens",
+            json!([{"platform": "blackberry", "token": "x"}]),
+            "push_tokens[0].platform",
+        ),
+    ] {
+        let mut body = profile();
+        body[field] = value;
+        let (status, problem) = put(&herald, ADMIN_KEY, "u", &body).await;
+        assert_eq!(
+            (status, problem["errors"][0]["field"].as_str()),
+            (422, Some(path)),
+            "{problem}"
+        );
+    }
+    let reader = herald.key("default", &["read"]).await;
+    assert_eq!(put(&herald, &reader, "u", &profile()).await.0, 403, "writing users needs manage");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_upsert_answers_per_item() {
+    let herald = Herald::start(&[]).await;
+    assert_eq!(
+        put(&herald, ADMIN_KEY, "user-0", &json!({"email": "old@example.com"})).await.0,
+        201
+    );
+    // Over the 256 KiB limit of other requests: the bulk route takes up to 16 MiB.
+    let users: Vec<Value> = (0..3000)
+        .map(|i| match i {
+            7 => json!({"id": "user-7", "email": "broken"}),
+            11 => json!({"email": "no-id@example.com"}),
+            _ => json!({"id": format!("user-{i}"), "email": format!("u{i}@example.com"), "locale": "de",
+                        "time_zone": "Europe/Berlin", "chat": {"feishu": format!("ou_{i:020}")}}),
+        })
+        .collect();
+    let response = herald.post(ADMIN_KEY, "/v1/users/bulk", &json!({"users": users})).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let result: Value = response.json().await.unwrap();
+    assert_eq!(
+        (result["created"].as_u64(), result["updated"].as_u64(), result["invalid"].as_u64()),
+        (Some(2997), Some(1), Some(2))
+    );
+    let results = result["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3000);
+    assert_eq!(results[0]["status"], "updated");
+    assert_eq!(results[7]["errors"][0]["field"], "users[7].email");
+    assert_eq!(results[11]["errors"][0]["field"], "users[11].id");
+    assert_eq!(
+        herald.get_json(ADMIN_KEY, "/v1/users/user-2999").await["email"],
+        "u2999@example.com"
+    );
+    let (status, _) = {
+        let r = herald.post(ADMIN_KEY, "/v1/users/bulk", &json!({"users": []})).await;
+        (r.status().as_u16(), ())
+    };
+    assert_eq!(status, 422);
+}
