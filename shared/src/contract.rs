@@ -484,3 +484,51 @@ pub async fn users_upsert_keep_created_and_list_by_id(store: &dyn crate::ports::
     assert!(!store.delete_user(&app, "u-1").await.unwrap());
     assert!(store.user(&app, "u-1").await.unwrap().is_none());
 }
+
+// ----- Groups ------------------------------------------------------------------------
+
+pub async fn groups_hold_many_users_and_users_many_groups(store: &dyn crate::ports::GroupStore) {
+    let app = format!("groups-{}", NotificationId::new());
+    let now = Utc::now().trunc_subsecs(3);
+    let group = |id: &str, name: &str| crate::domain::Group {
+        id: id.to_owned(),
+        app_id: app.clone(),
+        name: name.to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    assert!(store.put_group(&group("beta", "Beta testers")).await.unwrap());
+    assert!(!store.put_group(&group("beta", "Beta testers (EU)")).await.unwrap(), "a rename");
+    assert_eq!(store.group(&app, "beta").await.unwrap().unwrap().name, "Beta testers (EU)");
+    assert!(store.put_group(&group("staff", "Staff")).await.unwrap());
+    let listed: Vec<String> =
+        store.list_groups(&app).await.unwrap().into_iter().map(|g| g.id).collect();
+    assert_eq!(listed, ["beta", "staff"]);
+
+    let users: Vec<String> = (0..30).map(|i| format!("u{i:02}")).collect();
+    assert_eq!(store.add_members(&app, "beta", &users).await.unwrap(), 30);
+    assert_eq!(store.add_members(&app, "beta", &users[..5]).await.unwrap(), 0, "already members");
+    assert_eq!(store.add_members(&app, "staff", &users[..2]).await.unwrap(), 2);
+    assert_eq!(store.groups_of(&app, "u01").await.unwrap(), ["beta", "staff"]);
+    assert_eq!(
+        store.remove_members(&app, "beta", &["u00".into(), "nobody".into()]).await.unwrap(),
+        1
+    );
+
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.members(&app, "beta", after.as_deref(), 7).await.unwrap();
+        all.extend(page.iter().cloned());
+        if page.len() < 7 {
+            break;
+        }
+        after = page.last().cloned();
+    }
+    assert_eq!(all, users[1..].to_vec(), "every member once, by id");
+
+    assert!(store.delete_group(&app, "beta").await.unwrap());
+    assert!(!store.delete_group(&app, "beta").await.unwrap());
+    assert!(store.members(&app, "beta", None, 100).await.unwrap().is_empty());
+    assert_eq!(store.groups_of(&app, "u01").await.unwrap(), ["staff"]);
+}

@@ -2,11 +2,11 @@
 //! and, later, an AWS one; both must pass the same contract tests.
 
 use crate::auth::ApiKeyRecord;
-use crate::domain::User;
 use crate::domain::{
     Channel, Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId,
     NotificationStatus, Priority, TimelineEvent,
 };
+use crate::domain::{Group, User};
 use crate::templates::{Template, TemplateVersion};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -284,4 +284,34 @@ pub trait UserStore: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<User>>;
     async fn delete_user(&self, app_id: &str, id: &str) -> StoreResult<bool>;
+}
+
+/// Groups of users and their memberships, per app.
+#[async_trait]
+pub trait GroupStore: Send + Sync + 'static {
+    /// Creates the group or renames it (keeping `created_at`); true if created.
+    async fn put_group(&self, group: &Group) -> StoreResult<bool>;
+    async fn group(&self, app_id: &str, id: &str) -> StoreResult<Option<Group>>;
+    async fn list_groups(&self, app_id: &str) -> StoreResult<Vec<Group>>;
+    /// Deletes the group and its memberships; false if there was none.
+    async fn delete_group(&self, app_id: &str, id: &str) -> StoreResult<bool>;
+    /// Adds users to a group; returns how many were not members yet.
+    async fn add_members(&self, app_id: &str, group: &str, users: &[String]) -> StoreResult<usize>;
+    /// Removes users from a group; returns how many were members.
+    async fn remove_members(
+        &self,
+        app_id: &str,
+        group: &str,
+        users: &[String],
+    ) -> StoreResult<usize>;
+    /// A group's members by user id, after `after`.
+    async fn members(
+        &self,
+        app_id: &str,
+        group: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
+    /// The groups a user is in, by id.
+    async fn groups_of(&self, app_id: &str, user: &str) -> StoreResult<Vec<String>>;
 }

@@ -62,6 +62,11 @@ async fn users_upsert_keep_created_and_list_by_id() {
     contract::users_upsert_keep_created_and_list_by_id(&backends().await.0).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_hold_many_users_and_users_many_groups() {
+    contract::groups_hold_many_users_and_users_many_groups(&backends().await.0).await;
+}
+
 /// DynamoDB cannot hold the outbox in the same transaction as the fan-out, so a crash
 /// between recording the dispatch and queueing its sends is repaired by the redelivered
 /// dispatch: it sees `dispatched` without `outbox_sent` and queues the sends again.

@@ -37,6 +37,7 @@ contract_tests! {
     store_keeps_api_keys_hashed_and_settings => |b| contract::store_keeps_api_keys_hashed_and_settings(&b);
     templates_keep_immutable_versions => |b| contract::templates_keep_immutable_versions(&b);
     users_upsert_keep_created_and_list_by_id => |b| contract::users_upsert_keep_created_and_list_by_id(&b);
+    groups_hold_many_users_and_users_many_groups => |b| contract::groups_hold_many_users_and_users_many_groups(&b);
 }
 
 #[tokio::test(flavor = "multi_thread")]

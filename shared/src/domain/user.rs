@@ -131,3 +131,14 @@ pub fn validate_user(id: &str, profile: &UserProfile) -> Vec<(String, String)> {
     }
     errors
 }
+
+/// A named set of users (`beta-testers`); a user can be in many.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: String,
+    #[serde(skip)]
+    pub app_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

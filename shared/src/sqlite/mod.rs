@@ -3,6 +3,7 @@
 mod queue;
 
 use queue::{insert_jobs, queues_of};
+mod groups;
 mod store;
 mod templates;
 mod users;

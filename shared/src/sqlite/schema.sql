@@ -118,3 +118,20 @@ CREATE TABLE IF NOT EXISTS users (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (app_id, id)
 );
+
+CREATE TABLE IF NOT EXISTS groups (
+    app_id     TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (app_id, id)
+);
+
+CREATE TABLE IF NOT EXISTS group_members (
+    app_id   TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    user_id  TEXT NOT NULL,
+    PRIMARY KEY (app_id, group_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS group_members_by_user ON group_members (app_id, user_id);

@@ -4,6 +4,7 @@
 //! The key design is documented in infra/README.md.
 
 mod expr;
+mod groups;
 mod items;
 mod store;
 mod templates;

@@ -256,6 +256,48 @@ impl DynamoStore {
         }
     }
 
+    /// Deletes every item of partition `pk` (a record and what belongs to it); true if
+    /// its `#` item existed.
+    pub(super) async fn delete_partition(&self, pk: String) -> StoreResult<bool> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        let mut e = Expr::default();
+        let condition = format!("{} = {}", e.name(PK), e.value(s(pk)));
+        let items = self.query(None, &condition, None, &e, true, None).await?;
+        let existed = items
+            .iter()
+            .any(|item| item.get(SK).and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == SINGLE));
+        for chunk in items.chunks(25) {
+            let requests = chunk
+                .iter()
+                .map(|item| {
+                    let key: Item = item
+                        .iter()
+                        .filter(|(name, _)| *name == PK || *name == SK)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    let delete = built(DeleteRequest::builder().set_key(Some(key)).build())?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            let mut pending = std::collections::HashMap::from([(self.table.clone(), requests)]);
+            // Unprocessed items are retried a bounded number of times.
+            for _ in 0..5 {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                pending = output.unprocessed_items.unwrap_or_default();
+                if pending.values().all(Vec::is_empty) {
+                    break;
+                }
+            }
+        }
+        Ok(existed)
+    }
+
     async fn notification_item(&self, id: &NotificationId) -> StoreResult<Option<Item>> {
         self.get(notification_pk(id)).await
     }

@@ -4,14 +4,13 @@
 //! `latest_version` moves from n - 1 to n only if the version item is new.
 
 use super::expr::{Expr, n, s};
-use super::items::{GSI1PK, GSI1SK, Item, PK, SINGLE, SK, key, text};
+use super::items::{GSI1PK, GSI1SK, Item, PK, SK, key, text};
 use super::store::TxError;
 use super::{DynamoStore, backend, sdk_error};
 use crate::ports::{StoreResult, TemplateStore};
 use crate::templates::{Template, TemplateVersion};
 use crate::time::format_time;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use std::collections::HashMap;
 
 fn template_pk(app: &str, id: &str) -> String {
@@ -131,42 +130,6 @@ impl TemplateStore for DynamoStore {
     }
 
     async fn delete_template(&self, app_id: &str, id: &str) -> StoreResult<bool> {
-        let mut e = Expr::default();
-        let condition = format!("{} = {}", e.name(PK), e.value(s(template_pk(app_id, id))));
-        let items = self.query(None, &condition, None, &e, true, None).await?;
-        let existed = items
-            .iter()
-            .any(|item| item.get(SK).and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == SINGLE));
-        for chunk in items.chunks(25) {
-            let requests = chunk
-                .iter()
-                .map(|item| {
-                    let key: HashMap<String, AttributeValue> = item
-                        .iter()
-                        .filter(|(name, _)| *name == PK || *name == SK)
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    let delete =
-                        DeleteRequest::builder().set_key(Some(key)).build().map_err(backend)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            let mut pending = HashMap::from([(self.table.clone(), requests)]);
-            // Unprocessed items are retried a bounded number of times.
-            for _ in 0..5 {
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                pending = output.unprocessed_items.unwrap_or_default();
-                if pending.values().all(Vec::is_empty) {
-                    break;
-                }
-            }
-        }
-        Ok(existed)
+        self.delete_partition(template_pk(app_id, id)).await
     }
 }

@@ -60,12 +60,12 @@ impl DynamoStore {
             .update_expression(update)
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
-            .return_values(ReturnValue::UpdatedOld)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(sdk_error)?;
-        // A new item has no old values of the attributes the update set.
-        Ok(output.attributes.is_none_or(|old| !old.contains_key("body")))
+        // A new item has no old image.
+        Ok(output.attributes.is_none_or(|old| old.is_empty()))
     }
 }
 
