@@ -50,8 +50,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut workers = spawn_all(pipeline, shutdown.clone());
     tokio::spawn(purge_idempotency_keys(store.clone(), shutdown.clone()));
 
-    let (templates, users) = (Arc::new(backend.clone()), Arc::new(backend.clone()));
-    let state = AppState::new(store, queue, templates, users, providers.log(), settings.limits);
+    let (templates, users, groups) =
+        (Arc::new(backend.clone()), Arc::new(backend.clone()), Arc::new(backend.clone()));
+    let state =
+        AppState::new(store, queue, templates, users, groups, providers.log(), settings.limits);
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("HERALD_ADDR: cannot listen on {}", settings.addr))?;

@@ -128,3 +128,56 @@ async fn a_bulk_upsert_answers_per_item() {
     };
     assert_eq!(status, 422);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_take_many_members_at_once() {
+    let herald = Herald::start(&[]).await;
+    let client = reqwest::Client::new();
+    let put_group = |id: &str, name: &str| {
+        client
+            .put(herald.url(&format!("/v1/groups/{id}")))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": name}))
+            .send()
+    };
+    assert_eq!(put_group("beta", "Beta").await.unwrap().status().as_u16(), 201);
+    assert_eq!(put_group("beta", "Beta testers").await.unwrap().status().as_u16(), 200);
+    assert_eq!(put_group("staff", "Staff").await.unwrap().status().as_u16(), 201);
+
+    let ids: Vec<String> = (0..2500).map(|i| format!("user-{i:05}")).collect();
+    let change = herald.post(ADMIN_KEY, "/v1/groups/beta/members", &json!({"add": ids})).await;
+    let change: Value = change.json().await.unwrap();
+    assert_eq!((change["added"].as_u64(), change["removed"].as_u64()), (Some(2500), Some(0)));
+    let change = herald
+        .post(
+            ADMIN_KEY,
+            "/v1/groups/beta/members",
+            &json!({"add": ["user-00000"], "remove": ["user-00001", "ghost"]}),
+        )
+        .await;
+    let change: Value = change.json().await.unwrap();
+    assert_eq!((change["added"].as_u64(), change["removed"].as_u64()), (Some(0), Some(1)));
+    herald.post(ADMIN_KEY, "/v1/groups/staff/members", &json!({"add": ["user-00000"]})).await;
+    assert_eq!(
+        herald.get_json(ADMIN_KEY, "/v1/users/user-00000/groups").await,
+        json!(["beta", "staff"])
+    );
+
+    let first = herald.get_json(ADMIN_KEY, "/v1/groups/beta/members?limit=2000").await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 2000);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = herald
+        .get_json(ADMIN_KEY, &format!("/v1/groups/beta/members?limit=2000&cursor={cursor}"))
+        .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 499);
+    assert!(rest.get("next_cursor").is_none());
+    let listed = herald.get_json(ADMIN_KEY, "/v1/groups").await;
+    assert_eq!(listed["data"][0]["name"], "Beta testers");
+
+    let missing = herald.post(ADMIN_KEY, "/v1/groups/nope/members", &json!({"add": ["a"]})).await;
+    assert_eq!(missing.status().as_u16(), 404);
+    let delete =
+        client.delete(herald.url("/v1/groups/beta")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    assert_eq!(delete.status().as_u16(), 204);
+    assert_eq!(herald.get_json(ADMIN_KEY, "/v1/users/user-00000/groups").await, json!(["staff"]));
+}

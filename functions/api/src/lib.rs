@@ -15,6 +15,7 @@ pub fn aws_app(backends: &Backends) -> axum::Router {
         backends.queue.clone(),
         backends.store.clone(),
         backends.store.clone(),
+        backends.store.clone(),
         Arc::new(LogProvider::default()),
         Limits::default(),
     );
@@ -29,6 +30,7 @@ pub fn local_app(
     std::fs::create_dir_all(data_dir)?;
     let backend = SqliteBackend::open(&data_dir.join("herald.db"))?;
     let state = AppState::new(
+        Arc::new(backend.clone()),
         Arc::new(backend.clone()),
         Arc::new(backend.clone()),
         Arc::new(backend.clone()),

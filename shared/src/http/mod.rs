@@ -1,6 +1,7 @@
 //! The HTTP API, one axum `Router` served by `herald serve` and by the `api` Lambda.
 
 pub mod auth;
+mod groups;
 mod json;
 mod keys;
 mod notifications;
@@ -11,7 +12,7 @@ mod users;
 pub mod validate;
 
 use crate::channels::LogProvider;
-use crate::ports::{Queue, Store, TemplateStore, UserStore};
+use crate::ports::{GroupStore, Queue, Store, TemplateStore, UserStore};
 use crate::templates::Renderer;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -30,6 +31,7 @@ pub struct AppState {
     pub keys: Arc<auth::KeyCache>,
     pub templates: Arc<dyn TemplateStore>,
     pub users: Arc<dyn UserStore>,
+    pub groups: Arc<dyn GroupStore>,
     /// Compiled templates, shared by every request.
     pub renderer: Arc<Renderer>,
 }
@@ -40,11 +42,12 @@ impl AppState {
         queue: Arc<dyn Queue>,
         templates: Arc<dyn TemplateStore>,
         users: Arc<dyn UserStore>,
+        groups: Arc<dyn GroupStore>,
         log: Arc<LogProvider>,
         limits: Limits,
     ) -> Self {
         let (keys, renderer) = (Arc::default(), Arc::default());
-        Self { store, queue, log, limits, keys, templates, users, renderer }
+        Self { store, queue, log, limits, keys, templates, users, groups, renderer }
     }
 }
 
@@ -86,6 +89,15 @@ pub fn router(state: AppState) -> Router {
             post(users::bulk).layer(DefaultBodyLimit::max(users::MAX_BULK_BODY_BYTES)),
         )
         .route("/v1/users/{id}", put(users::put).get(users::get).delete(users::delete))
+        .route("/v1/users/{id}/groups", get(groups::of_user))
+        .route("/v1/groups", get(groups::list))
+        .route("/v1/groups/{id}", put(groups::put).get(groups::get).delete(groups::delete))
+        .route(
+            "/v1/groups/{id}/members",
+            post(groups::change_members)
+                .get(groups::members)
+                .layer(DefaultBodyLimit::max(users::MAX_BULK_BODY_BYTES)),
+        )
         .route("/v1/keys", post(keys::create))
         .route("/v1/templates", post(templates::create).get(templates::list))
         .route("/v1/templates/{id}", get(templates::get).delete(templates::delete))

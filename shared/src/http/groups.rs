@@ -1,0 +1,185 @@
+//! `/v1/groups`: named sets of users, with membership changed many at once.
+
+use super::AppState;
+use super::auth::Caller;
+use super::json::decode;
+use super::problem::{ApiResult, Problem};
+use crate::auth::Scope;
+use crate::domain::Group;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+
+/// User ids in one membership change at most.
+pub const MAX_MEMBER_CHANGES: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutGroup {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MembershipChange {
+    pub added: usize,
+    pub removed: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupList {
+    pub data: Vec<Group>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberPage {
+    pub data: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+fn validate_id(field: &str, id: &str) -> Result<(), Problem> {
+    if id.is_empty()
+        || id.len() > 128
+        || id.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/')
+    {
+        return Err(Problem::field(
+            field,
+            "1-128 characters, no spaces, control characters or '/'",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Group>)> {
+    caller.require(Scope::Manage)?;
+    let (request, _): (PutGroup, _) = decode(&headers, body)?;
+    validate_id("id", &id)?;
+    if request.name.trim().is_empty() || request.name.len() > 100 {
+        return Err(Problem::field("name", "1 to 100 characters"));
+    }
+    let now = Utc::now().trunc_subsecs(3);
+    let group = Group {
+        id: id.clone(),
+        app_id: caller.app_id().to_owned(),
+        name: request.name.trim().to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    let created = state.groups.put_group(&group).await?;
+    let stored = state.groups.group(caller.app_id(), &id).await?.unwrap_or(group);
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(stored)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Group>> {
+    caller.require(Scope::Read)?;
+    state
+        .groups
+        .group(caller.app_id(), &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("group"))
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<GroupList>> {
+    caller.require(Scope::Read)?;
+    Ok(Json(GroupList { data: state.groups.list_groups(caller.app_id()).await? }))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Scope::Manage)?;
+    if state.groups.delete_group(caller.app_id(), &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found("group"))
+    }
+}
+
+/// Adds and removes members in one request. Members are user ids; a user may be
+/// created later (dispatch resolves members to users when it sends).
+pub async fn change_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<MembershipChange>> {
+    caller.require(Scope::Manage)?;
+    let (request, _): (Membership, _) = decode(&headers, body)?;
+    if request.add.len() + request.remove.len() > MAX_MEMBER_CHANGES {
+        return Err(Problem::field("add", format!("at most {MAX_MEMBER_CHANGES} ids per request")));
+    }
+    for (field, ids) in [("add", &request.add), ("remove", &request.remove)] {
+        for (i, user) in ids.iter().enumerate() {
+            validate_id(&format!("{field}[{i}]"), user)?;
+        }
+    }
+    let app = caller.app_id();
+    if state.groups.group(app, &id).await?.is_none() {
+        return Err(Problem::not_found("group"));
+    }
+    let added = state.groups.add_members(app, &id, &request.add).await?;
+    let removed = state.groups.remove_members(app, &id, &request.remove).await?;
+    Ok(Json(MembershipChange { added, removed }))
+}
+
+pub async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Json<MemberPage>> {
+    caller.require(Scope::Read)?;
+    let limit = query.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(Problem::field("limit", "1 to 10000"));
+    }
+    if state.groups.group(caller.app_id(), &id).await?.is_none() {
+        return Err(Problem::not_found("group"));
+    }
+    let data = state.groups.members(caller.app_id(), &id, query.cursor.as_deref(), limit).await?;
+    let next_cursor = (data.len() == limit).then(|| data.last().cloned()).flatten();
+    Ok(Json(MemberPage { data, next_cursor }))
+}
+
+/// The groups a user is in.
+pub async fn of_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<String>>> {
+    caller.require(Scope::Read)?;
+    Ok(Json(state.groups.groups_of(caller.app_id(), &id).await?))
+}
