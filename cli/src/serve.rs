@@ -44,6 +44,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let pipeline = Pipeline {
         store: store.clone(),
         queue: queue.clone(),
+        users: Arc::new(backend.clone()),
+        groups: Arc::new(backend.clone()),
         providers: providers.clone(),
         config: settings.workers,
     };

@@ -4,7 +4,7 @@
 
 use crate::channels::Providers;
 use crate::domain::{Channel, NotificationId};
-use crate::pipeline::dispatch::dispatch;
+use crate::pipeline::dispatch::{Directory, dispatch};
 use crate::pipeline::retry::RetryPolicy;
 use crate::pipeline::send::{SendContext, send};
 use crate::ports::{LeasedJob, Queue, QueueName, Store};
@@ -41,6 +41,8 @@ impl Default for WorkerConfig {
 pub struct Pipeline {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
+    pub users: Arc<dyn crate::ports::UserStore>,
+    pub groups: Arc<dyn crate::ports::GroupStore>,
     pub providers: Providers,
     pub config: WorkerConfig,
 }
@@ -111,7 +113,8 @@ async fn handle_dispatch(
 ) -> Result<(), crate::ports::StoreError> {
     match NotificationId::parse(&job.payload) {
         Ok(id) => {
-            dispatch(&*pipeline.store, &id, chrono::Utc::now()).await?;
+            let directory = Directory { users: &*pipeline.users, groups: &*pipeline.groups };
+            dispatch(&*pipeline.store, directory, &id, chrono::Utc::now()).await?;
             pipeline.queue.ack(std::slice::from_ref(job)).await
         }
         Err(_) => pipeline.queue.dead_letter(job, "the message is not a notification id").await,

@@ -181,3 +181,75 @@ async fn groups_take_many_members_at_once() {
     assert_eq!(delete.status().as_u16(), 204);
     assert_eq!(herald.get_json(ADMIN_KEY, "/v1/users/user-00000/groups").await, json!(["staff"]));
 }
+
+/// A group of 1,000 users with mixed identities gets one notification: every delivery
+/// ends `sent` or `suppressed` with `no_address`, counted exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_send_reaches_each_member_by_their_identities() {
+    let herald = Herald::start(&[]).await;
+    let users: Vec<Value> = (0..1000)
+        .map(|i| {
+            let mut user = json!({"id": format!("m{i:04}")});
+            if i % 5 != 0 {
+                user["email"] = json!(format!("m{i}@example.com"));
+            }
+            if i % 4 != 0 {
+                user["phone"] = json!(format!("+1415555{i:04}"));
+            }
+            user
+        })
+        .collect();
+    let bulk: Value = herald
+        .post(ADMIN_KEY, "/v1/users/bulk", &json!({"users": users}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bulk["created"], 1000, "{bulk}");
+    let put_group = reqwest::Client::new()
+        .put(herald.url("/v1/groups/everyone"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "Everyone"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put_group.status().as_u16(), 201);
+    let mut ids: Vec<String> = (0..1000).map(|i| format!("m{i:04}")).collect();
+    ids.push("ghost".into()); // a member with no user record
+    let added: Value = herald
+        .post(ADMIN_KEY, "/v1/groups/everyone/members", &json!({"add": ids}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(added["added"], 1001);
+
+    let send = json!({
+        "to": [{"group": "everyone"}, {"user_id": "m0001"}],
+        "channels": ["email", "sms"],
+        "content": {"email": {"subject": "Hello", "text": "Hi"}, "sms": {"text": "Hi"}}
+    });
+    let id = herald.send(ADMIN_KEY, &send).await;
+    let n = herald.wait_final(ADMIN_KEY, &id, std::time::Duration::from_secs(60)).await;
+    assert_eq!(n["status"], "sent");
+    let deliveries = n["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 2 * 1002, "1,001 members and one direct user, two channels each");
+    let count = |channel: &str, status: &str| {
+        deliveries.iter().filter(|d| d["channel"] == channel && d["status"] == status).count()
+    };
+    // Among m0000..m0999 a fifth have no email and a quarter no phone; ghost has neither;
+    // m0001 (named directly as well) has both.
+    assert_eq!((count("email", "sent"), count("email", "suppressed")), (800 + 1, 200 + 1));
+    assert_eq!((count("sms", "sent"), count("sms", "suppressed")), (750 + 1, 250 + 1));
+    assert!(
+        deliveries
+            .iter()
+            .filter(|d| d["status"] == "suppressed")
+            .all(|d| d["reason"] == "no_address")
+    );
+
+    let fallback = json!({"to": [{"group": "everyone"}], "channels": ["email", "sms"], "routing": "fallback",
+        "content": {"email": {"subject": "Hello", "text": "Hi"}, "sms": {"text": "Hi"}}});
+    let response = herald.post(ADMIN_KEY, "/v1/notifications", &fallback).await;
+    assert_eq!(response.status().as_u16(), 422, "fallback needs direct addresses for now");
+}

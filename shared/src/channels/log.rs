@@ -47,6 +47,7 @@ impl Provider for LogProvider {
             crate::domain::Address::Email(_) => "email",
             crate::domain::Address::Phone(_) => "sms",
             crate::domain::Address::Webhook(_) => "webhook",
+            crate::domain::Address::User(_) => "none",
         };
         let content = match channel {
             "email" => serde_json::to_value(&message.content.email),

@@ -143,11 +143,26 @@ pub struct Recipient {
     pub phone: Option<PhoneNumber>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookTarget>,
+    /// One of the app's users: dispatch uses the identities in their profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Every member of one of the app's groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Recipient {
     pub fn is_empty(&self) -> bool {
-        self.email.is_none() && self.phone.is_none() && self.webhook.is_none()
+        self.email.is_none()
+            && self.phone.is_none()
+            && self.webhook.is_none()
+            && self.user_id.is_none()
+            && self.group.is_none()
+    }
+
+    /// A user or group, which dispatch resolves to addresses.
+    pub fn is_indirect(&self) -> bool {
+        self.user_id.is_some() || self.group.is_some()
     }
 
     pub fn address_for(&self, channel: Channel) -> Option<Address> {
@@ -169,6 +184,8 @@ pub enum Address {
     Phone(PhoneNumber),
     #[schema(value_type = String)]
     Webhook(WebhookUrl),
+    /// A user with no identity for the channel (the delivery is suppressed).
+    User(String),
 }
 
 impl Address {
@@ -183,6 +200,7 @@ impl Address {
             Address::Webhook(u) => url::Url::parse(u.as_str())
                 .map(|u| format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("")))
                 .unwrap_or_else(|_| "***".into()),
+            Address::User(id) => format!("user {id}"),
         }
     }
 }

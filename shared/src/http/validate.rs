@@ -46,7 +46,19 @@ pub fn recipients(errors: &mut Errors, to: &[Recipient], limits: &Limits) {
     }
     for (i, recipient) in to.iter().enumerate() {
         if recipient.is_empty() {
-            errors.add(format!("to[{i}]"), "a recipient needs at least one address");
+            errors.add(format!("to[{i}]"), "a recipient needs an address, a user_id or a group");
+        }
+        let direct =
+            recipient.email.is_some() || recipient.phone.is_some() || recipient.webhook.is_some();
+        if recipient.user_id.is_some() && recipient.group.is_some()
+            || recipient.is_indirect() && direct
+        {
+            errors.add(format!("to[{i}]"), "give addresses, a user_id or a group, not several");
+        }
+        for (field, id) in [("user_id", &recipient.user_id), ("group", &recipient.group)] {
+            if id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 128) {
+                errors.add(format!("to[{i}].{field}"), "1 to 128 characters");
+            }
         }
     }
 }

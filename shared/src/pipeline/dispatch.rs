@@ -3,11 +3,13 @@
 //! ids are derived, inserts skip existing rows and queueing is deduplicated.
 
 use super::send_job;
+use crate::domain::User;
+use crate::domain::notification::WebhookTarget;
 use crate::domain::{
     Channel, Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId,
     NotificationStatus, Recipient, Routing,
 };
-use crate::ports::{Store, StoreError};
+use crate::ports::{GroupStore, Store, StoreError, UserStore};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,14 +23,75 @@ pub enum DispatchOutcome {
     Skipped,
 }
 
+/// Where dispatch looks up users and groups named as recipients.
+#[derive(Clone, Copy)]
+pub struct Directory<'a> {
+    pub users: &'a dyn UserStore,
+    pub groups: &'a dyn GroupStore,
+}
+
+/// Group members read per page while resolving a group.
+const MEMBER_PAGE: usize = 1000;
+
+/// The recipient a user is: their identities, or, with none for a channel, the user id
+/// (so the delivery is suppressed with `no_address`).
+fn user_recipient(user: Option<&User>, id: &str) -> Recipient {
+    let profile = user.map(|u| &u.profile);
+    Recipient {
+        email: profile.and_then(|p| p.email.clone()),
+        phone: profile.and_then(|p| p.phone.clone()),
+        webhook: profile.and_then(|p| p.webhook_url.clone()).map(|url| WebhookTarget { url }),
+        user_id: Some(id.to_owned()),
+        group: None,
+    }
+}
+
+/// The notification's recipients with users and groups replaced by addresses: a
+/// group by its members in id order, so a repeated dispatch plans the same deliveries.
+pub async fn resolve_recipients(
+    notification: &Notification,
+    directory: Directory<'_>,
+) -> Result<Vec<Recipient>, StoreError> {
+    let app = &notification.app_id;
+    let mut resolved = Vec::with_capacity(notification.to.len());
+    for recipient in &notification.to {
+        if let Some(id) = &recipient.user_id {
+            resolved.push(user_recipient(directory.users.user(app, id).await?.as_ref(), id));
+        } else if let Some(group) = &recipient.group {
+            let mut after: Option<String> = None;
+            loop {
+                let page =
+                    directory.groups.members(app, group, after.as_deref(), MEMBER_PAGE).await?;
+                for member in &page {
+                    resolved.push(user_recipient(
+                        directory.users.user(app, member).await?.as_ref(),
+                        member,
+                    ));
+                }
+                if page.len() < MEMBER_PAGE {
+                    break;
+                }
+                after = page.last().cloned();
+            }
+        } else {
+            resolved.push(recipient.clone());
+        }
+    }
+    Ok(resolved)
+}
+
 pub async fn dispatch(
     store: &dyn Store,
+    directory: Directory<'_>,
     id: &NotificationId,
     now: DateTime<Utc>,
 ) -> Result<DispatchOutcome, StoreError> {
-    let Some(notification) = store.notification(id).await? else {
+    let Some(mut notification) = store.notification(id).await? else {
         return Ok(DispatchOutcome::Skipped);
     };
+    if notification.to.iter().any(Recipient::is_indirect) {
+        notification.to = resolve_recipients(&notification, directory).await?;
+    }
     if notification.status != NotificationStatus::Accepted {
         return Ok(DispatchOutcome::Skipped);
     }
@@ -114,10 +177,9 @@ fn new_delivery(
 }
 
 fn first_address(recipient: &Recipient) -> crate::domain::Address {
-    Channel::ALL
-        .into_iter()
-        .find_map(|c| recipient.address_for(c))
-        .expect("validated recipients have at least one address")
+    Channel::ALL.into_iter().find_map(|c| recipient.address_for(c)).unwrap_or_else(|| {
+        crate::domain::Address::User(recipient.user_id.clone().unwrap_or_default())
+    })
 }
 
 #[cfg(test)]
@@ -140,6 +202,8 @@ mod tests {
             email: Some(EmailAddress::parse("ann@example.com").unwrap()),
             phone: None,
             webhook: None,
+            user_id: None,
+            group: None,
         }
     }
 

@@ -5,7 +5,7 @@
 use super::Backends;
 use crate::aws::sqs::SqsQueue;
 use crate::domain::NotificationId;
-use crate::pipeline::dispatch::dispatch;
+use crate::pipeline::dispatch::{Directory, dispatch};
 use crate::pipeline::send::{SendContext, SendOutcome, send};
 use crate::ports::{DeadLetter, Job, LeasedJob, Queue, QueueName, StoreResult};
 use async_trait::async_trait;
@@ -111,7 +111,9 @@ pub async fn handle_dispatch_batch(backends: &Backends, event: SqsEvent) -> SqsB
                 .await
                 .map_err(|e| e.to_string());
         };
-        dispatch(backends.store.as_ref(), &id, chrono::Utc::now())
+        let directory =
+            Directory { users: backends.store.as_ref(), groups: backends.store.as_ref() };
+        dispatch(backends.store.as_ref(), directory, &id, chrono::Utc::now())
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
