@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at          TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_notification ON deliveries (notification_id);
+CREATE INDEX IF NOT EXISTS deliveries_by_notification_status ON deliveries (notification_id, status);
 
 CREATE TABLE IF NOT EXISTS events (
     seq             INTEGER PRIMARY KEY,

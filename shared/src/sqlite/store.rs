@@ -110,17 +110,19 @@ fn move_notification(
 /// Once a dispatched notification has no pending delivery, it is `sent` if any delivery
 /// reached its recipient and `failed` otherwise.
 fn settle(conn: &Connection, notification: &str) -> StoreResult<bool> {
-    let (pending, reached): (i64, i64) = conn
+    // Two index lookups, not a count: a 10,000-member group's notification settles as
+    // often as it has deliveries.
+    let (pending, reached): (bool, bool) = conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(status = 'queued'), 0),
-                    COALESCE(SUM(status IN ('sent', 'delivered')), 0)
-             FROM deliveries WHERE notification_id = ?1",
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE notification_id = ?1 AND status = 'queued'),
+                    EXISTS (SELECT 1 FROM deliveries WHERE notification_id = ?1
+                            AND status IN ('sent', 'delivered'))",
         )?
         .query_row([notification], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if pending > 0 {
+    if pending {
         return Ok(false);
     }
-    if reached > 0 {
+    if reached {
         move_notification(conn, notification, NotificationStatus::Sent, None)
     } else {
         let detail = Some("no delivery reached its recipient");
