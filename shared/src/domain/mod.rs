@@ -13,4 +13,4 @@ pub use notification::{
     SmsContent, TemplateUse, TimelineEvent,
 };
 pub use status::{DeliveryStatus, NotificationStatus};
-pub use user::{Group, User, UserProfile, validate_user};
+pub use user::{Group, User, UserProfile, check_caller_id, validate_user};

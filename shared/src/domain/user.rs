@@ -83,16 +83,22 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An id the caller chose (a user's, a group's): 1-128 characters that are safe in a
+/// URL path segment and a log line.
+pub fn check_caller_id(id: &str) -> Result<(), &'static str> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && !id.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/');
+    if ok { Ok(()) } else { Err("1-128 characters, no spaces, control characters or '/'") }
+}
+
 /// The checks serde's types cannot make: the id's form, the locale tag, the time zone,
 /// the sizes of tokens and chat ids. Returns (field, message) pairs.
 pub fn validate_user(id: &str, profile: &UserProfile) -> Vec<(String, String)> {
     let mut errors = Vec::new();
     let mut bad = |field: &str, message: &str| errors.push((field.to_owned(), message.to_owned()));
-    if id.is_empty()
-        || id.len() > 128
-        || id.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/')
-    {
-        bad("id", "1-128 characters, no spaces, control characters or '/'");
+    if let Err(message) = check_caller_id(id) {
+        bad("id", message);
     }
     if let Some(locale) = &profile.locale {
         let ok = locale.len() <= 35

@@ -5,7 +5,7 @@ use super::auth::Caller;
 use super::json::decode;
 use super::problem::{ApiResult, Problem};
 use crate::auth::Scope;
-use crate::domain::Group;
+use crate::domain::{Group, check_caller_id};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -57,16 +57,7 @@ pub struct PageQuery {
 }
 
 fn validate_id(field: &str, id: &str) -> Result<(), Problem> {
-    if id.is_empty()
-        || id.len() > 128
-        || id.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/')
-    {
-        return Err(Problem::field(
-            field,
-            "1-128 characters, no spaces, control characters or '/'",
-        ));
-    }
-    Ok(())
+    check_caller_id(id).map_err(|message| Problem::field(field, message))
 }
 
 pub async fn put(
@@ -120,11 +111,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Manage)?;
-    if state.groups.delete_group(caller.app_id(), &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(Problem::not_found("group"))
-    }
+    Problem::deleted(state.groups.delete_group(caller.app_id(), &id).await?, "group")
 }
 
 /// Adds and removes members in one request. Members are user ids; a user may be

@@ -64,6 +64,11 @@ impl Problem {
         Self::invalid(self.errors)
     }
 
+    /// The answer to a DELETE: 204 if `found`, else a 404 naming `what`.
+    pub fn deleted(found: bool, what: &str) -> Result<StatusCode, Problem> {
+        if found { Ok(StatusCode::NO_CONTENT) } else { Err(Self::not_found(what)) }
+    }
+
     pub fn unauthorized(detail: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
     }

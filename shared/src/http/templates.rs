@@ -222,11 +222,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Manage)?;
-    if state.templates.delete_template(&caller.0.app_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(Problem::not_found("template"))
-    }
+    Problem::deleted(state.templates.delete_template(&caller.0.app_id, &id).await?, "template")
 }
 
 /// Publishes `locales` as the template's next version, retrying if another publish

@@ -120,11 +120,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Manage)?;
-    if state.users.delete_user(caller.app_id(), &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(Problem::not_found("user"))
-    }
+    Problem::deleted(state.users.delete_user(caller.app_id(), &id).await?, "user")
 }
 
 pub async fn list(
