@@ -3,7 +3,7 @@
 //! groups (`GROUPS#{app}`) and a user's groups (`MEMBER#{app}#{user}`).
 
 use super::expr::{Expr, s};
-use super::items::{GSI1PK, GSI1SK, Item, PK, SK, key, text};
+use super::items::{GSI1PK, GSI1SK, Item, PK, SK, text};
 use super::{DynamoStore, backend, sdk_error};
 use crate::domain::Group;
 use crate::ports::{GroupStore, StoreResult};
@@ -82,37 +82,15 @@ impl DynamoStore {
 #[async_trait]
 impl GroupStore for DynamoStore {
     async fn put_group(&self, group: &Group) -> StoreResult<bool> {
-        let mut e = Expr::default();
-        let created = e.name("created_at");
-        let update = format!(
-            "SET {} = {}, {} = {}, {} = {}, {} = {}, {} = {}, {} = {}, {created} = if_not_exists({created}, {})",
-            e.name("name"),
-            e.value(s(&group.name)),
-            e.name("group_id"),
-            e.value(s(&group.id)),
-            e.name("app_id"),
-            e.value(s(&group.app_id)),
-            e.name("updated_at"),
-            e.value(s(format_time(group.updated_at))),
-            e.name(GSI1PK),
-            e.value(s(format!("GROUPS#{}", group.app_id))),
-            e.name(GSI1SK),
-            e.value(s(&group.id)),
-            e.value(s(format_time(group.created_at)))
-        );
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(group_pk(&group.app_id, &group.id))))
-            .update_expression(update)
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(output.attributes.is_none_or(|old| old.is_empty()))
+        let attributes = vec![
+            ("name", s(&group.name)),
+            ("group_id", s(&group.id)),
+            ("app_id", s(&group.app_id)),
+            ("updated_at", s(format_time(group.updated_at))),
+            (GSI1PK, s(format!("GROUPS#{}", group.app_id))),
+            (GSI1SK, s(&group.id)),
+        ];
+        self.upsert_record(group_pk(&group.app_id, &group.id), attributes, group.created_at).await
     }
 
     async fn group(&self, app_id: &str, id: &str) -> StoreResult<Option<Group>> {

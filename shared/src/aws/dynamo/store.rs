@@ -256,6 +256,39 @@ impl DynamoStore {
         }
     }
 
+    /// Creates or updates the single item `pk`: sets `attributes`, keeps `created_at`
+    /// if the item exists; true if it was created (there was no old image).
+    pub(super) async fn upsert_record(
+        &self,
+        pk: String,
+        attributes: Vec<(&str, AttributeValue)>,
+        created_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut e = Expr::default();
+        let mut sets: Vec<String> = attributes
+            .into_iter()
+            .map(|(name, value)| format!("{} = {}", e.name(name), e.value(value)))
+            .collect();
+        let created = e.name("created_at");
+        sets.push(format!(
+            "{created} = if_not_exists({created}, {})",
+            e.value(s(format_time(created_at)))
+        ));
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.attributes.is_none_or(|old| old.is_empty()))
+    }
+
     /// Deletes every item of partition `pk` (a record and what belongs to it); true if
     /// its `#` item existed.
     pub(super) async fn delete_partition(&self, pk: String) -> StoreResult<bool> {

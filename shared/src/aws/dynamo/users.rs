@@ -31,41 +31,15 @@ fn decode_user(item: &Item) -> StoreResult<User> {
 
 impl DynamoStore {
     async fn upsert_user(&self, user: User) -> StoreResult<bool> {
-        let mut e = Expr::default();
-        let created = e.name("created_at");
-        let update = format!(
-            "SET {} = {}, {} = {}, {} = {}, {} = {}, {} = {}, {created} = if_not_exists({created}, {})",
-            e.name("body"),
-            e.value(s(serde_json::to_string(&user.profile)?)),
-            e.name("user_id"),
-            e.value(s(&user.id)),
-            e.name("app_id"),
-            e.value(s(&user.app_id)),
-            e.name(GSI1PK),
-            e.value(s(format!("USERS#{}", user.app_id))),
-            e.name(GSI1SK),
-            e.value(s(&user.id)),
-            e.value(s(format_time(user.created_at)))
-        );
-        let update = format!(
-            "{update}, {} = {}",
-            e.name("updated_at"),
-            e.value(s(format_time(user.updated_at)))
-        );
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(&user.app_id, &user.id))))
-            .update_expression(update)
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        // A new item has no old image.
-        Ok(output.attributes.is_none_or(|old| old.is_empty()))
+        let attributes = vec![
+            ("body", s(serde_json::to_string(&user.profile)?)),
+            ("user_id", s(&user.id)),
+            ("app_id", s(&user.app_id)),
+            ("updated_at", s(format_time(user.updated_at))),
+            (GSI1PK, s(format!("USERS#{}", user.app_id))),
+            (GSI1SK, s(&user.id)),
+        ];
+        self.upsert_record(user_pk(&user.app_id, &user.id), attributes, user.created_at).await
     }
 }
 
