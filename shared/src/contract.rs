@@ -4,7 +4,7 @@
 
 use crate::auth::{Scope, mint_key};
 use crate::domain::{
-    Channel, Content, DeliveryStatus, Notification, NotificationId, NotificationStatus, Priority,
+    Channel, Content, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus, Priority,
     Recipient, Routing,
 };
 use crate::pipeline::dispatch::plan_deliveries;
@@ -452,6 +452,8 @@ fn user(app: &str, id: &str, email: &str) -> crate::domain::User {
         id: id.to_owned(),
         app_id: app.to_owned(),
         profile,
+        preferences: Default::default(),
+        preferences_revision: 0,
         created_at: now,
         updated_at: now,
     }
@@ -531,4 +533,139 @@ pub async fn groups_hold_many_users_and_users_many_groups(store: &dyn crate::por
     assert!(!store.delete_group(&app, "beta").await.unwrap());
     assert!(store.members(&app, "beta", None, 100).await.unwrap().is_empty());
     assert_eq!(store.groups_of(&app, "u01").await.unwrap(), ["staff"]);
+}
+
+// ----- Preferences -------------------------------------------------------------------
+
+/// A store that keeps users and their preferences.
+pub trait UsersAndPreferences: crate::ports::UserStore + crate::ports::PreferenceStore {}
+impl<T: crate::ports::UserStore + crate::ports::PreferenceStore> UsersAndPreferences for T {}
+
+pub async fn preferences_survive_profile_upserts_and_writes_are_conditional(
+    store: &dyn UsersAndPreferences,
+) {
+    use crate::ports::PreferencesWrite;
+    let app = format!("prefs-{}", NotificationId::new());
+    let prefs: crate::domain::Preferences = serde_json::from_value(serde_json::json!({
+        "categories": {"news": {"enabled": false, "channels": {"sms": true}}},
+        "quiet_hours": {"start": "22:00", "end": "07:00"},
+        "frequency_caps": [{"category": "news", "channel": "email", "limit": 2, "period": "day"}]
+    }))
+    .unwrap();
+    assert_eq!(
+        store.put_preferences(&app, "ann", &prefs, None).await.unwrap(),
+        PreferencesWrite::NoUser
+    );
+    store.upsert_users(&[user(&app, "ann", "ann@example.com")]).await.unwrap();
+    assert_eq!(store.user(&app, "ann").await.unwrap().unwrap().preferences_revision, 0);
+    assert_eq!(
+        store.put_preferences(&app, "ann", &prefs, None).await.unwrap(),
+        PreferencesWrite::Saved { revision: 1 }
+    );
+    // A profile upsert leaves preferences alone.
+    store.upsert_users(&[user(&app, "ann", "new@example.com")]).await.unwrap();
+    let stored = store.user(&app, "ann").await.unwrap().unwrap();
+    assert_eq!((stored.preferences, stored.preferences_revision), (prefs.clone(), 1));
+
+    let unsubscribed = crate::domain::Preferences { unsubscribed: true, ..prefs };
+    assert_eq!(
+        store.put_preferences(&app, "ann", &unsubscribed, Some(0)).await.unwrap(),
+        PreferencesWrite::Conflict,
+        "a stale revision"
+    );
+    assert_eq!(
+        store.put_preferences(&app, "ann", &unsubscribed, Some(1)).await.unwrap(),
+        PreferencesWrite::Saved { revision: 2 }
+    );
+    assert!(store.user(&app, "ann").await.unwrap().unwrap().preferences.unsubscribed);
+
+    let found = store
+        .users(&app, &["nobody".to_owned(), "ann".to_owned()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.map(|u| u.preferences.unsubscribed))
+        .collect::<Vec<_>>();
+    assert_eq!(found, [None, Some(true)], "batch reads keep the order of the ids");
+    store.delete_user(&app, "ann").await.unwrap();
+    assert_eq!(
+        store.put_preferences(&app, "ann", &Default::default(), None).await.unwrap(),
+        PreferencesWrite::NoUser,
+        "preferences go with the user"
+    );
+}
+
+pub async fn categories_are_per_app_and_listed_by_name(store: &dyn crate::ports::PreferenceStore) {
+    use crate::domain::preferences::{CategoryCap, Period};
+    let app = format!("categories-{}", NotificationId::new());
+    let now = Utc::now().trunc_subsecs(3);
+    let settings = |name: &str, critical: bool| crate::domain::CategorySettings {
+        name: name.to_owned(),
+        app_id: app.clone(),
+        description: Some("what it is".into()),
+        critical,
+        enabled_by_default: !critical,
+        channels: [(Channel::Sms, false)].into(),
+        frequency_cap: Some(CategoryCap { limit: 3, period: Period::Day }),
+        created_at: now,
+        updated_at: now,
+    };
+    assert!(store.put_category(&settings("security", true)).await.unwrap());
+    assert!(store.put_category(&settings("news", false)).await.unwrap());
+    let mut changed = settings("news", false);
+    changed.created_at = now + chrono::Duration::seconds(5);
+    changed.updated_at = changed.created_at;
+    changed.frequency_cap = None;
+    assert!(!store.put_category(&changed).await.unwrap(), "a replace");
+    let stored = store.category(&app, "news").await.unwrap().unwrap();
+    assert_eq!(stored.created_at, now, "created_at is kept");
+    assert_eq!(stored.frequency_cap, None);
+    assert_eq!(stored.app_id, app);
+    assert!(store.category("another-app", "news").await.unwrap().is_none());
+    let names: Vec<String> =
+        store.list_categories(&app).await.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["news", "security"]);
+    assert!(store.delete_category(&app, "news").await.unwrap());
+    assert!(!store.delete_category(&app, "news").await.unwrap());
+}
+
+pub async fn cap_slots_count_each_delivery_once_up_to_the_limit(
+    store: &dyn crate::ports::PreferenceStore,
+) {
+    use crate::domain::preferences::Period;
+    let app = format!("caps-{}", NotificationId::new());
+    let now = Utc::now();
+    let window = crate::ports::CapWindow {
+        app_id: app.clone(),
+        user_id: "ann".into(),
+        category: "news".into(),
+        channel: Channel::Email,
+        period: Period::Day,
+        start: Period::Day.window_start(now),
+    };
+    let deliveries: Vec<DeliveryId> =
+        (0..4).map(|i| DeliveryId::derive(&NotificationId::new(), i, "email")).collect();
+    let mut taken = Vec::new();
+    for d in &deliveries {
+        taken.push(store.take_cap_slot(&window, d, 2).await.unwrap());
+    }
+    assert_eq!(taken, [true, true, false, false]);
+    assert!(store.take_cap_slot(&window, &deliveries[0], 2).await.unwrap(), "counted before");
+    let next_day = crate::ports::CapWindow {
+        start: Period::Day.window_end(now),
+        ..window.clone()
+    };
+    assert!(store.take_cap_slot(&next_day, &deliveries[2], 2).await.unwrap(), "a new window");
+    let other_channel = crate::ports::CapWindow { channel: Channel::Sms, ..window.clone() };
+    assert!(store.take_cap_slot(&other_channel, &deliveries[3], 2).await.unwrap());
+
+    // Concurrent takers of one window: exactly `limit` win.
+    let racers: Vec<DeliveryId> =
+        (0..20).map(|i| DeliveryId::derive(&NotificationId::new(), i, "email")).collect();
+    let window = crate::ports::CapWindow { user_id: "bob".into(), ..window };
+    let results = futures::future::join_all(
+        racers.iter().map(|d| store.take_cap_slot(&window, d, 5)),
+    )
+    .await;
+    assert_eq!(results.into_iter().filter(|r| *r.as_ref().unwrap()).count(), 5);
 }

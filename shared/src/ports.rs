@@ -6,7 +6,8 @@ use crate::domain::{
     Channel, Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId,
     NotificationStatus, Priority, TimelineEvent,
 };
-use crate::domain::{Group, User};
+use crate::domain::preferences::Period;
+use crate::domain::{CategorySettings, Group, Preferences, User};
 use crate::templates::{Template, TemplateVersion};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -276,6 +277,15 @@ pub trait UserStore: Send + Sync + 'static {
     /// exist; returns, per user, whether it was created.
     async fn upsert_users(&self, users: &[User]) -> StoreResult<Vec<bool>>;
     async fn user(&self, app_id: &str, id: &str) -> StoreResult<Option<User>>;
+    /// Many users at once, in the order of `ids` (None for an unknown id). Backends
+    /// with a batch read override this; the default reads one by one.
+    async fn users(&self, app_id: &str, ids: &[String]) -> StoreResult<Vec<Option<User>>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.push(self.user(app_id, id).await?);
+        }
+        Ok(found)
+    }
     /// The app's users by id, after `after`.
     async fn list_users(
         &self,
@@ -314,4 +324,71 @@ pub trait GroupStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<String>>;
     /// The groups a user is in, by id.
     async fn groups_of(&self, app_id: &str, user: &str) -> StoreResult<Vec<String>>;
+}
+
+/// What a preferences write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreferencesWrite {
+    Saved { revision: u64 },
+    /// There is no such user.
+    NoUser,
+    /// Another write got there first (only with an expected revision).
+    Conflict,
+}
+
+/// One frequency-cap counter: a user's deliveries of a category on a channel in one
+/// window of a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapWindow {
+    pub app_id: String,
+    pub user_id: String,
+    pub category: String,
+    pub channel: Channel,
+    pub period: Period,
+    pub start: DateTime<Utc>,
+}
+
+impl CapWindow {
+    /// One string naming the counter, for backends that key by string.
+    pub fn key(&self) -> String {
+        format!(
+            "{}#{}#{}#{}#{}",
+            self.user_id,
+            self.category,
+            self.channel.as_str(),
+            self.period.as_str(),
+            self.start.timestamp()
+        )
+    }
+}
+
+/// Users' preferences (kept in the user record), the app's category settings, and the
+/// counters behind frequency caps.
+#[async_trait]
+pub trait PreferenceStore: Send + Sync + 'static {
+    /// Replaces a user's preferences; with `expected_revision`, only if the stored
+    /// ones are still at that revision (a read-modify-write such as an unsubscribe).
+    async fn put_preferences(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        preferences: &Preferences,
+        expected_revision: Option<u64>,
+    ) -> StoreResult<PreferencesWrite>;
+
+    /// Creates or replaces a category's settings (keeping `created_at`); true if created.
+    async fn put_category(&self, settings: &CategorySettings) -> StoreResult<bool>;
+    async fn category(&self, app_id: &str, name: &str) -> StoreResult<Option<CategorySettings>>;
+    /// The app's categories, by name.
+    async fn list_categories(&self, app_id: &str) -> StoreResult<Vec<CategorySettings>>;
+    async fn delete_category(&self, app_id: &str, name: &str) -> StoreResult<bool>;
+
+    /// Counts `delivery` in `window` if fewer than `limit` are counted there; true if
+    /// it is counted (now or before: asking twice for one delivery counts it once).
+    async fn take_cap_slot(
+        &self,
+        window: &CapWindow,
+        delivery: &DeliveryId,
+        limit: u32,
+    ) -> StoreResult<bool>;
 }

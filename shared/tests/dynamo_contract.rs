@@ -67,6 +67,22 @@ async fn groups_hold_many_users_and_users_many_groups() {
     contract::groups_hold_many_users_and_users_many_groups(&backends().await.0).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn preferences_survive_profile_upserts_and_writes_are_conditional() {
+    contract::preferences_survive_profile_upserts_and_writes_are_conditional(&backends().await.0)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn categories_are_per_app_and_listed_by_name() {
+    contract::categories_are_per_app_and_listed_by_name(&backends().await.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cap_slots_count_each_delivery_once_up_to_the_limit() {
+    contract::cap_slots_count_each_delivery_once_up_to_the_limit(&backends().await.0).await;
+}
+
 /// DynamoDB cannot hold the outbox in the same transaction as the fan-out, so a crash
 /// between recording the dispatch and queueing its sends is repaired by the redelivered
 /// dispatch: it sees `dispatched` without `outbox_sent` and queues the sends again.

@@ -38,6 +38,9 @@ contract_tests! {
     templates_keep_immutable_versions => |b| contract::templates_keep_immutable_versions(&b);
     users_upsert_keep_created_and_list_by_id => |b| contract::users_upsert_keep_created_and_list_by_id(&b);
     groups_hold_many_users_and_users_many_groups => |b| contract::groups_hold_many_users_and_users_many_groups(&b);
+    preferences_survive_profile_upserts_and_writes_are_conditional => |b| contract::preferences_survive_profile_upserts_and_writes_are_conditional(&b);
+    categories_are_per_app_and_listed_by_name => |b| contract::categories_are_per_app_and_listed_by_name(&b);
+    cap_slots_count_each_delivery_once_up_to_the_limit => |b| contract::cap_slots_count_each_delivery_once_up_to_the_limit(&b);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -306,8 +306,25 @@ pub struct Delivery {
     /// Why the delivery ended as it did: a provider error, `no_address`, `expired`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The user it is for, when the recipient was a user or a group member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<DeliveryUser>,
+    /// Not sent before this time (the end of the user's quiet hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_after: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The user a delivery is for, as of dispatch: the send stage renders the template in
+/// their locale and time zone and signs their unsubscribe link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryUser {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// One entry of a notification's status timeline.

@@ -2,6 +2,7 @@
 //! reach them at on each channel. Every identity is validated when it is written.
 
 use super::contact::{EmailAddress, PhoneNumber, WebhookUrl};
+use super::preferences::Preferences;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +80,13 @@ pub struct User {
     pub app_id: String,
     #[serde(flatten)]
     pub profile: UserProfile,
+    /// Kept in the same record (one read for dispatch) but written only through the
+    /// preferences API, never by a profile upsert.
+    #[serde(skip)]
+    pub preferences: Preferences,
+    /// Bumped by every preferences write; a conditional write names the one it read.
+    #[serde(skip)]
+    pub preferences_revision: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -79,6 +79,8 @@ fn checked(app: &str, id: &str, profile: UserProfile) -> Result<User, Vec<FieldE
         id: id.to_owned(),
         app_id: app.to_owned(),
         profile,
+        preferences: Default::default(),
+        preferences_revision: 0,
         created_at: now,
         updated_at: now,
     })

@@ -171,6 +171,8 @@ fn new_delivery(
         provider: None,
         provider_message_id: None,
         reason,
+        user: None,
+        deliver_after: None,
         created_at: now,
         updated_at: now,
     }

@@ -4,6 +4,7 @@ mod queue;
 
 use queue::{insert_jobs, queues_of};
 mod groups;
+mod preferences;
 mod store;
 mod templates;
 mod users;
@@ -37,6 +38,7 @@ impl SqliteBackend {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_connection(path)?;
         conn.execute_batch(include_str!("schema.sql"))?;
+        add_missing_columns(&conn)?;
         let wakeups = all_queues().map(|q| (q.as_str(), Notify::new())).collect();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -82,6 +84,29 @@ impl SqliteBackend {
 fn all_queues() -> impl Iterator<Item = QueueName> {
     std::iter::once(QueueName::Dispatch)
         .chain(crate::domain::Channel::ALL.into_iter().map(QueueName::Send))
+}
+
+/// Columns added after a table was first released: `CREATE TABLE IF NOT EXISTS` leaves
+/// an older file's tables as they were, so add what they lack.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("deliveries", "user", "TEXT"),
+    ("deliveries", "deliver_after", "TEXT"),
+    ("users", "preferences", "TEXT"),
+    ("users", "preferences_revision", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
+    for (table, column, declaration) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {

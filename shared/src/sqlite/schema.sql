@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     provider_message_id TEXT,
     reason              TEXT,
     created_at          TEXT NOT NULL,
-    updated_at          TEXT NOT NULL
+    updated_at          TEXT NOT NULL,
+    user                TEXT,
+    deliver_after       TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_notification ON deliveries (notification_id);
 CREATE INDEX IF NOT EXISTS deliveries_by_notification_status ON deliveries (notification_id, status);
@@ -112,11 +114,13 @@ CREATE TABLE IF NOT EXISTS template_versions (
 );
 
 CREATE TABLE IF NOT EXISTS users (
-    app_id     TEXT NOT NULL,
-    id         TEXT NOT NULL,
-    body       TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
+    app_id               TEXT NOT NULL,
+    id                   TEXT NOT NULL,
+    body                 TEXT NOT NULL,
+    created_at           TEXT NOT NULL,
+    updated_at           TEXT NOT NULL,
+    preferences          TEXT,
+    preferences_revision INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (app_id, id)
 );
 
@@ -136,3 +140,23 @@ CREATE TABLE IF NOT EXISTS group_members (
     PRIMARY KEY (app_id, group_id, user_id)
 );
 CREATE INDEX IF NOT EXISTS group_members_by_user ON group_members (app_id, user_id);
+
+CREATE TABLE IF NOT EXISTS categories (
+    app_id     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (app_id, name)
+);
+
+-- One row per delivery counted against a frequency cap window; `expires_at` (Unix
+-- seconds) is the window's end, after which the rows are purged.
+CREATE TABLE IF NOT EXISTS cap_slots (
+    app_id      TEXT NOT NULL,
+    counter     TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (app_id, counter, delivery_id)
+);
+CREATE INDEX IF NOT EXISTS cap_slots_by_expiry ON cap_slots (expires_at);

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 const NOTIFICATION_COLUMNS: &str = "body, status, updated_at";
 const DELIVERY_COLUMNS: &str = "id, notification_id, recipient_index, channel, address, status, \
-     attempts, provider, provider_message_id, reason, created_at, updated_at";
+     attempts, provider, provider_message_id, reason, created_at, updated_at, user, deliver_after";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("corrupt {what} in the database"))
@@ -50,6 +50,8 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreEr
     let provider = row.get(7)?;
     let provider_message_id = row.get(8)?;
     let reason = row.get(9)?;
+    let user: Option<String> = row.get(12)?;
+    let deliver_after: Option<String> = row.get(13)?;
     Ok((|| {
         Ok(Delivery {
             id: DeliveryId::parse(&id).map_err(|_| corrupt("delivery id"))?,
@@ -63,6 +65,11 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreEr
             provider,
             provider_message_id,
             reason,
+            user: user.map(|u| serde_json::from_str(&u)).transpose()?,
+            deliver_after: match deliver_after {
+                Some(at) => Some(parse_time(&at).ok_or_else(|| corrupt("timestamp"))?),
+                None => None,
+            },
             created_at: parse_time(&created_at).ok_or_else(|| corrupt("timestamp"))?,
             updated_at: parse_time(&updated_at).ok_or_else(|| corrupt("timestamp"))?,
         })
@@ -133,7 +140,7 @@ fn settle(conn: &Connection, notification: &str) -> StoreResult<bool> {
 fn insert_delivery_rows(conn: &Connection, deliveries: &[Delivery]) -> StoreResult<()> {
     let mut insert = conn.prepare_cached(&format!(
         "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?;
     for d in deliveries {
         let (id, notification) = (d.id.to_string(), d.notification_id.to_string());
@@ -150,6 +157,8 @@ fn insert_delivery_rows(conn: &Connection, deliveries: &[Delivery]) -> StoreResu
             d.reason,
             format_time(d.created_at),
             format_time(d.updated_at),
+            d.user.as_ref().map(serde_json::to_string).transpose()?,
+            d.deliver_after.map(format_time),
         ])? == 1;
         if inserted {
             add_event(conn, &notification, Some(&id), d.status.as_str(), d.reason.as_deref())?;
@@ -624,6 +633,10 @@ impl Store for SqliteBackend {
                 let n = conn
                     .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
                     .execute([format_time(before)])?;
+                // Counters of closed frequency-cap windows go with them (DynamoDB's
+                // TTL does the same there).
+                conn.prepare_cached("DELETE FROM cap_slots WHERE expires_at < ?1")?
+                    .execute([Utc::now().timestamp()])?;
                 Ok(n as u64)
             })
             .await

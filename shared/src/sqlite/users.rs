@@ -10,6 +10,7 @@ use rusqlite::{OptionalExtension, Row, params};
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<User>> {
     let (app_id, id, body, created_at, updated_at): (String, String, String, String, String) =
         (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
+    let (preferences, revision): (Option<String>, i64) = (row.get(5)?, row.get(6)?);
     Ok((|| {
         let time =
             |t: &str| parse_time(t).ok_or_else(|| StoreError::Backend("corrupt user time".into()));
@@ -18,6 +19,11 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<User>> {
             id,
             app_id,
             profile,
+            preferences: preferences
+                .map(|p| serde_json::from_str(&p))
+                .transpose()?
+                .unwrap_or_default(),
+            preferences_revision: revision as u64,
             created_at: time(&created_at)?,
             updated_at: time(&updated_at)?,
         })
@@ -25,6 +31,8 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<User>> {
 }
 
 const COLUMNS: &str = "app_id, id, body, created_at, updated_at";
+const READ_COLUMNS: &str =
+    "app_id, id, body, created_at, updated_at, preferences, preferences_revision";
 
 #[async_trait]
 impl UserStore for SqliteBackend {
@@ -62,7 +70,7 @@ impl UserStore for SqliteBackend {
         let (app_id, id) = (app_id.to_owned(), id.to_owned());
         self.read(move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM users WHERE app_id = ?1 AND id = ?2"
+                "SELECT {READ_COLUMNS} FROM users WHERE app_id = ?1 AND id = ?2"
             ))?
             .query_row(params![app_id, id], user_from_row)
             .optional()?
@@ -80,7 +88,7 @@ impl UserStore for SqliteBackend {
         let (app_id, after) = (app_id.to_owned(), after.unwrap_or("").to_owned());
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM users WHERE app_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+                "SELECT {READ_COLUMNS} FROM users WHERE app_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
             ))?;
             let rows = statement.query_map(params![app_id, after, limit as i64], user_from_row)?;
             rows.map(|row| row?).collect()

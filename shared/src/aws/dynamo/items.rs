@@ -154,6 +154,12 @@ pub(super) fn delivery_item(d: &Delivery, app: &str, expires: DateTime<Utc>) -> 
             item.insert(name.to_owned(), s(value));
         }
     }
+    if let Some(user) = &d.user {
+        item.insert("user".to_owned(), s(serde_json::to_string(user)?));
+    }
+    if let Some(at) = d.deliver_after {
+        item.insert("deliver_after".to_owned(), s(format_time(at)));
+    }
     Ok(item)
 }
 
@@ -171,6 +177,10 @@ pub(super) fn decode_delivery(item: &Item) -> StoreResult<Delivery> {
         provider: optional_text(item, "provider"),
         provider_message_id: optional_text(item, "provider_message_id"),
         reason: optional_text(item, "reason"),
+        user: optional_text(item, "user").map(|u| serde_json::from_str(&u)).transpose()?,
+        deliver_after: optional_text(item, "deliver_after")
+            .map(|at| parse_time(&at).ok_or_else(|| corrupt("deliver_after")))
+            .transpose()?,
         created_at: time(item, "created_at")?,
         updated_at: time(item, "updated_at")?,
     })

@@ -6,6 +6,7 @@
 mod expr;
 mod groups;
 mod items;
+mod preferences;
 mod store;
 mod templates;
 mod users;

@@ -3,16 +3,18 @@
 //! (`if_not_exists`) and says from the old image whether the user is new.
 
 use super::expr::{Expr, s};
-use super::items::{GSI1PK, GSI1SK, Item, key, text};
+use super::items::{GSI1PK, GSI1SK, Item, key, number, optional_text, text};
 use super::{DynamoStore, backend, sdk_error};
 use crate::domain::{User, UserProfile};
 use crate::ports::{StoreResult, UserStore};
 use crate::time::{format_time, parse_time};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 use futures::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
 
-fn user_pk(app: &str, id: &str) -> String {
+pub(super) fn user_pk(app: &str, id: &str) -> String {
     format!("U#{app}#{id}")
 }
 
@@ -24,6 +26,11 @@ fn decode_user(item: &Item) -> StoreResult<User> {
         id: text(item, "user_id")?.to_owned(),
         app_id: text(item, "app_id")?.to_owned(),
         profile,
+        preferences: optional_text(item, "preferences")
+            .map(|p| serde_json::from_str(&p))
+            .transpose()?
+            .unwrap_or_default(),
+        preferences_revision: number(item, "preferences_revision") as u64,
         created_at: time("created_at")?,
         updated_at: time("updated_at")?,
     })
@@ -43,6 +50,54 @@ impl DynamoStore {
     }
 }
 
+/// Keys per BatchGetItem (DynamoDB's maximum) and such requests in flight at once.
+const BATCH_GET: usize = 100;
+const PARALLEL_BATCHES: usize = 4;
+/// Rounds of asking again for unprocessed keys before giving up.
+const UNPROCESSED_ROUNDS: usize = 8;
+
+impl DynamoStore {
+    async fn batch_get_users(&self, app_id: &str, ids: Vec<String>) -> StoreResult<Vec<User>> {
+        let mut keys: Vec<Item> = ids.iter().map(|id| key(user_pk(app_id, id))).collect();
+        let mut users = Vec::with_capacity(keys.len());
+        for round in 0..UNPROCESSED_ROUNDS {
+            if keys.is_empty() {
+                return Ok(users);
+            }
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .consistent_read(true)
+                .build()
+                .map_err(backend)?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default()
+            {
+                users.push(decode_user(&item)?);
+            }
+            keys = output
+                .unprocessed_keys
+                .unwrap_or_default()
+                .remove(&self.table)
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if keys.is_empty() {
+            Ok(users)
+        } else {
+            Err(backend(format!("{} user reads stayed unprocessed", keys.len())))
+        }
+    }
+}
+
 /// Upserts in flight at once for a bulk request.
 const PARALLEL_UPSERTS: usize = 16;
 
@@ -58,6 +113,20 @@ impl UserStore for DynamoStore {
 
     async fn user(&self, app_id: &str, id: &str) -> StoreResult<Option<User>> {
         self.get(user_pk(app_id, id)).await?.as_ref().map(decode_user).transpose()
+    }
+
+    /// BatchGetItem, 100 keys a request, a few requests in flight; keys DynamoDB
+    /// leaves unprocessed (throttling) are asked for again, a bounded number of times.
+    async fn users(&self, app_id: &str, ids: &[String]) -> StoreResult<Vec<Option<User>>> {
+        let chunks: Vec<Vec<String>> = ids.chunks(BATCH_GET).map(<[String]>::to_vec).collect();
+        let pages = futures::stream::iter(chunks)
+            .map(|chunk| self.batch_get_users(app_id, chunk))
+            .buffered(PARALLEL_BATCHES)
+            .try_collect::<Vec<_>>()
+            .await?;
+        let mut found: HashMap<String, User> =
+            pages.into_iter().flatten().map(|user| (user.id.clone(), user)).collect();
+        Ok(ids.iter().map(|id| found.remove(id)).collect())
     }
 
     async fn list_users(
