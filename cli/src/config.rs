@@ -15,6 +15,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "HERALD_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
+    /// Where recipients reach this server (unsubscribe links point here); by default
+    /// http:// and the listening address.
+    #[arg(long, env = "HERALD_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub data: DataArgs,
     /// An admin API key to install at start-up (for automation); at least 24 characters.
@@ -95,6 +99,7 @@ fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
 /// The checked configuration.
 pub struct Settings {
     pub addr: SocketAddr,
+    pub public_url: String,
     pub admin_key: Option<String>,
     pub webhook_secret: Option<WebhookSecret>,
     pub webhook_timeout: Duration,
@@ -109,6 +114,18 @@ impl ServeArgs {
         let addr: SocketAddr = self.addr.parse().map_err(|_| {
             bad("HERALD_ADDR", format!("'{}' is not an address like 127.0.0.1:8080", self.addr))
         })?;
+        let public_url = match &self.public_url {
+            Some(url) => {
+                let parsed = url::Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                parsed.ok_or_else(|| {
+                    bad("HERALD_PUBLIC_URL", "an http(s) URL like https://herald.example.com")
+                })?;
+                url.trim_end_matches('/').to_owned()
+            }
+            None => format!("http://{addr}"),
+        };
         if let Some(key) = &self.admin_key
             && (key.len() < 24 || key.chars().any(char::is_whitespace))
         {
@@ -150,6 +167,7 @@ impl ServeArgs {
         let webhook_timeout = Duration::from_millis(self.webhook_timeout_ms);
         Ok(Settings {
             addr,
+            public_url,
             admin_key: self.admin_key.clone(),
             webhook_secret,
             webhook_timeout,

@@ -7,8 +7,11 @@ use herald_core::channels::{LogProvider, Providers, SmtpProvider, WebhookProvide
 use herald_core::domain::Channel;
 use herald_core::http::{AppState, router};
 use herald_core::pipeline::intake::requeue_stranded;
-use herald_core::ports::{Queue, Store};
+use herald_core::pipeline::personalize::Personalizer;
+use herald_core::ports::{Queue, Store, Stores};
 use herald_core::sqlite::SqliteBackend;
+use herald_core::templates::Renderer;
+use herald_core::unsubscribe::UnsubscribeLinks;
 use herald_core::workers::{Pipeline, spawn_all};
 use std::fs::File;
 use std::sync::Arc;
@@ -38,24 +41,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     bootstrap_admin_key(&backend, &settings).await?;
     let providers = providers(&backend, &settings).await?;
 
-    let store: Arc<dyn Store> = Arc::new(backend.clone());
+    let stores = Stores::of(Arc::new(backend.clone()));
     let queue: Arc<dyn Queue> = Arc::new(backend.clone());
+    let renderer = Arc::new(Renderer::new());
+    let links = Arc::new(UnsubscribeLinks::new(&settings.public_url, stores.store.clone()));
+    let personalizer =
+        Arc::new(Personalizer::new(stores.templates.clone(), renderer.clone(), links.clone()));
     let shutdown = CancellationToken::new();
     let pipeline = Pipeline {
-        store: store.clone(),
+        stores: stores.clone(),
         queue: queue.clone(),
-        users: Arc::new(backend.clone()),
-        groups: Arc::new(backend.clone()),
         providers: providers.clone(),
+        personalizer,
         config: settings.workers,
     };
     let mut workers = spawn_all(pipeline, shutdown.clone());
-    tokio::spawn(purge_idempotency_keys(store.clone(), shutdown.clone()));
+    tokio::spawn(purge_idempotency_keys(stores.store.clone(), shutdown.clone()));
 
-    let (templates, users, groups) =
-        (Arc::new(backend.clone()), Arc::new(backend.clone()), Arc::new(backend.clone()));
-    let state =
-        AppState::new(store, queue, templates, users, groups, providers.log(), settings.limits);
+    let state = AppState::new(stores, queue, providers.log(), settings.limits, renderer, links);
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("HERALD_ADDR: cannot listen on {}", settings.addr))?;

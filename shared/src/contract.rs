@@ -4,8 +4,8 @@
 
 use crate::auth::{Scope, mint_key};
 use crate::domain::{
-    Channel, Content, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus, Priority,
-    Recipient, Routing,
+    Channel, Content, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
+    Priority, Recipient, Routing,
 };
 use crate::pipeline::dispatch::plan_deliveries;
 use crate::pipeline::{dispatch_job, send_job};
@@ -651,10 +651,7 @@ pub async fn cap_slots_count_each_delivery_once_up_to_the_limit(
     }
     assert_eq!(taken, [true, true, false, false]);
     assert!(store.take_cap_slot(&window, &deliveries[0], 2).await.unwrap(), "counted before");
-    let next_day = crate::ports::CapWindow {
-        start: Period::Day.window_end(now),
-        ..window.clone()
-    };
+    let next_day = crate::ports::CapWindow { start: Period::Day.window_end(now), ..window.clone() };
     assert!(store.take_cap_slot(&next_day, &deliveries[2], 2).await.unwrap(), "a new window");
     let other_channel = crate::ports::CapWindow { channel: Channel::Sms, ..window.clone() };
     assert!(store.take_cap_slot(&other_channel, &deliveries[3], 2).await.unwrap());
@@ -663,9 +660,7 @@ pub async fn cap_slots_count_each_delivery_once_up_to_the_limit(
     let racers: Vec<DeliveryId> =
         (0..20).map(|i| DeliveryId::derive(&NotificationId::new(), i, "email")).collect();
     let window = crate::ports::CapWindow { user_id: "bob".into(), ..window };
-    let results = futures::future::join_all(
-        racers.iter().map(|d| store.take_cap_slot(&window, d, 5)),
-    )
-    .await;
+    let results =
+        futures::future::join_all(racers.iter().map(|d| store.take_cap_slot(&window, d, 5))).await;
     assert_eq!(results.into_iter().filter(|r| *r.as_ref().unwrap()).count(), 5);
 }

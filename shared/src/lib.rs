@@ -14,4 +14,5 @@ pub mod ports;
 pub mod sqlite;
 pub mod templates;
 pub mod time;
+pub mod unsubscribe;
 pub mod workers;

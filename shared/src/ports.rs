@@ -2,12 +2,12 @@
 //! and, later, an AWS one; both must pass the same contract tests.
 
 use crate::auth::ApiKeyRecord;
+use crate::domain::preferences::Period;
+use crate::domain::{CategorySettings, Group, Preferences, User};
 use crate::domain::{
     Channel, Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId,
     NotificationStatus, Priority, TimelineEvent,
 };
-use crate::domain::preferences::Period;
-use crate::domain::{CategorySettings, Group, Preferences, User};
 use crate::templates::{Template, TemplateVersion};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -329,7 +329,9 @@ pub trait GroupStore: Send + Sync + 'static {
 /// What a preferences write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreferencesWrite {
-    Saved { revision: u64 },
+    Saved {
+        revision: u64,
+    },
     /// There is no such user.
     NoUser,
     /// Another write got there first (only with an expected revision).
@@ -391,4 +393,30 @@ pub trait PreferenceStore: Send + Sync + 'static {
         delivery: &DeliveryId,
         limit: u32,
     ) -> StoreResult<bool>;
+}
+
+/// Every store port of one backend, as the hosts hand them to the API and the workers.
+#[derive(Clone)]
+pub struct Stores {
+    pub store: std::sync::Arc<dyn Store>,
+    pub templates: std::sync::Arc<dyn TemplateStore>,
+    pub users: std::sync::Arc<dyn UserStore>,
+    pub groups: std::sync::Arc<dyn GroupStore>,
+    pub preferences: std::sync::Arc<dyn PreferenceStore>,
+}
+
+impl Stores {
+    /// All ports from one backend that has them all (SQLite, DynamoDB).
+    pub fn of<B>(backend: std::sync::Arc<B>) -> Self
+    where
+        B: Store + TemplateStore + UserStore + GroupStore + PreferenceStore,
+    {
+        Self {
+            store: backend.clone(),
+            templates: backend.clone(),
+            users: backend.clone(),
+            groups: backend.clone(),
+            preferences: backend,
+        }
+    }
 }

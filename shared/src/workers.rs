@@ -5,9 +5,10 @@
 use crate::channels::Providers;
 use crate::domain::{Channel, NotificationId};
 use crate::pipeline::dispatch::{Directory, dispatch};
+use crate::pipeline::personalize::Personalizer;
 use crate::pipeline::retry::RetryPolicy;
 use crate::pipeline::send::{SendContext, send};
-use crate::ports::{LeasedJob, Queue, QueueName, Store};
+use crate::ports::{LeasedJob, Queue, QueueName, Stores};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -39,11 +40,10 @@ impl Default for WorkerConfig {
 
 #[derive(Clone)]
 pub struct Pipeline {
-    pub store: Arc<dyn Store>,
+    pub stores: Stores,
     pub queue: Arc<dyn Queue>,
-    pub users: Arc<dyn crate::ports::UserStore>,
-    pub groups: Arc<dyn crate::ports::GroupStore>,
     pub providers: Providers,
+    pub personalizer: Arc<Personalizer>,
     pub config: WorkerConfig,
 }
 
@@ -93,9 +93,10 @@ async fn handle(pipeline: &Pipeline, job: LeasedJob) {
         QueueName::Dispatch => handle_dispatch(pipeline, &job).await,
         QueueName::Send(_) => {
             let cx = SendContext {
-                store: &*pipeline.store,
+                store: &*pipeline.stores.store,
                 queue: &*pipeline.queue,
                 providers: &pipeline.providers,
+                personalizer: &pipeline.personalizer,
                 retry: pipeline.config.retry,
             };
             send(&cx, &job).await.map(|_| ())
@@ -113,8 +114,13 @@ async fn handle_dispatch(
 ) -> Result<(), crate::ports::StoreError> {
     match NotificationId::parse(&job.payload) {
         Ok(id) => {
-            let directory = Directory { users: &*pipeline.users, groups: &*pipeline.groups };
-            dispatch(&*pipeline.store, directory, &id, chrono::Utc::now()).await?;
+            let stores = &pipeline.stores;
+            let directory = Directory {
+                users: &*stores.users,
+                groups: &*stores.groups,
+                preferences: &*stores.preferences,
+            };
+            dispatch(&*stores.store, directory, &id, chrono::Utc::now()).await?;
             pipeline.queue.ack(std::slice::from_ref(job)).await
         }
         Err(_) => pipeline.queue.dead_letter(job, "the message is not a notification id").await,

@@ -30,6 +30,8 @@ fn message(address: Address, priority: Priority) -> OutboundMessage {
             sms: Some(SmsContent { text: format!("Code {}", ulid::Ulid::new()) }),
             webhook: None,
         },
+        // SES takes the RFC 8058 pair as message headers.
+        unsubscribe_url: Some("https://herald.example.com/v1/unsubscribe/t.s".into()),
         metadata: None,
     }
 }

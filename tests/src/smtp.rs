@@ -19,7 +19,7 @@ impl SmtpSink {
             probe.local_addr().unwrap().port()
         };
         let folder = tempfile::tempdir().expect("temp dir");
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fakes/smtp_sink.py");
+        let script = PathBuf::from(manifest_dir()).join("fakes/smtp_sink.py");
         let python = std::env::var("HERALD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let mut child = Command::new(python)
             .arg(script)
@@ -54,4 +54,10 @@ impl SmtpSink {
         names.sort();
         names.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
     }
+}
+
+/// The package's folder. Read at run time (cargo test sets it) rather than baked in at
+/// build time: the build cache is shared by clones at different paths.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
 }

@@ -177,7 +177,13 @@ async fn a_send_renders_its_template() {
     let id = herald.send(ADMIN_KEY, &send).await;
     let n = herald.wait_final(ADMIN_KEY, &id, std::time::Duration::from_secs(10)).await;
     assert_eq!(n["status"], "sent");
-    assert_eq!(n["template"], json!({"id": "order-shipped", "version": 1, "locale": "de"}));
+    assert_eq!(
+        n["template"],
+        json!({
+            "id": "order-shipped", "version": 1, "locale": "de",
+            "requested_locale": "de-DE", "time_zone": "Europe/Berlin", "data": sample()
+        })
+    );
     assert_eq!(n["content"]["sms"]["text"], "Bestellung A-1 versandt am 02.12.2026, 1.234,50 €");
     assert_eq!(
         n["content"]["email"]["subject"], "Order A-1 has shipped",

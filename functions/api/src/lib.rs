@@ -4,20 +4,22 @@
 use herald_core::aws::lambda::Backends;
 use herald_core::channels::LogProvider;
 use herald_core::http::{AppState, Limits, router};
+use herald_core::ports::Stores;
 use herald_core::sqlite::SqliteBackend;
+use herald_core::templates::Renderer;
+use herald_core::unsubscribe::UnsubscribeLinks;
 use std::path::Path;
 use std::sync::Arc;
 
 /// The router over DynamoDB and SQS: what the function serves in AWS.
 pub fn aws_app(backends: &Backends) -> axum::Router {
     let state = AppState::new(
-        backends.store.clone(),
+        Stores::of(backends.store.clone()),
         backends.queue.clone(),
-        backends.store.clone(),
-        backends.store.clone(),
-        backends.store.clone(),
         Arc::new(LogProvider::default()),
         Limits::default(),
+        Arc::new(Renderer::new()),
+        backends.personalizer.links.clone(),
     );
     router(state)
 }
@@ -29,14 +31,15 @@ pub fn local_app(
 ) -> Result<axum::Router, Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all(data_dir)?;
     let backend = SqliteBackend::open(&data_dir.join("herald.db"))?;
+    let stores = Stores::of(Arc::new(backend.clone()));
+    let links = Arc::new(UnsubscribeLinks::new("http://localhost:9000", stores.store.clone()));
     let state = AppState::new(
-        Arc::new(backend.clone()),
-        Arc::new(backend.clone()),
-        Arc::new(backend.clone()),
-        Arc::new(backend.clone()),
+        stores,
         Arc::new(backend),
         Arc::new(LogProvider::default()),
         Limits::default(),
+        Arc::new(Renderer::new()),
+        links,
     );
     Ok(router(state))
 }

@@ -20,7 +20,7 @@ fn event(name: &str) -> lambda_http::Request {
 
 /// The event with its notification id replaced by `id` (one the test created).
 fn event_for(name: &str, id: &str) -> lambda_http::Request {
-    let path = format!("{}/../../events/api/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../events/api/{name}", manifest_dir());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     lambda_http::request::from_str(&text.replace(EVENT_ID, id))
         .expect("a valid API Gateway v2 event")
@@ -90,4 +90,10 @@ async fn api_gateway_events_reach_the_router() {
     }
     let (status, spec) = call(&app, event("get-openapi.json")).await;
     assert_eq!((status, spec["openapi"].as_str().map(|v| &v[..2])), (200, Some("3.")));
+}
+
+/// The package's folder. Read at run time (cargo test sets it) rather than baked in at
+/// build time: the build cache is shared by clones at different paths.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
 }

@@ -31,7 +31,30 @@ pub struct OutboundMessage {
     pub category: Option<String>,
     pub address: Address,
     pub content: Content,
+    /// A signed one-click unsubscribe URL: email providers send it as RFC 8058
+    /// `List-Unsubscribe` with `List-Unsubscribe-Post: List-Unsubscribe=One-Click`.
+    pub unsubscribe_url: Option<String>,
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The unsubscribe headers of an email: for a signed one-click link, RFC 8058's pair
+/// (`List-Unsubscribe` and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`);
+/// otherwise the operator's own `List-Unsubscribe` template, if configured.
+pub fn unsubscribe_headers(
+    message: &OutboundMessage,
+    configured: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    match (&message.unsubscribe_url, configured) {
+        (Some(url), _) => vec![
+            ("List-Unsubscribe", format!("<{url}>")),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned()),
+        ],
+        (None, Some(template)) => vec![(
+            "List-Unsubscribe",
+            template.replace("{delivery_id}", &message.delivery_id.to_string()),
+        )],
+        (None, None) => Vec::new(),
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -83,14 +83,18 @@ impl Provider for SesProvider {
 
     async fn send(&self, message: &OutboundMessage) -> Result<Receipt, ProviderError> {
         let (to, mut simple) = Self::content(message)?;
-        if let Some(template) = &self.list_unsubscribe {
-            let value = template.replace("{delivery_id}", &message.delivery_id.to_string());
-            let header = MessageHeader::builder()
-                .name("List-Unsubscribe")
-                .value(value)
-                .build()
-                .map_err(|e| ProviderError::Permanent(format!("SES: {e}")))?;
-            simple.headers = Some(vec![header]);
+        let headers = super::unsubscribe_headers(message, self.list_unsubscribe.as_deref())
+            .into_iter()
+            .map(|(name, value)| {
+                MessageHeader::builder()
+                    .name(name)
+                    .value(value)
+                    .build()
+                    .map_err(|e| ProviderError::Permanent(format!("SES: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !headers.is_empty() {
+            simple.headers = Some(headers);
         }
         let tag = |name: &str, value: String| {
             MessageTag::builder()

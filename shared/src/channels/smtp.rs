@@ -88,12 +88,9 @@ impl SmtpProvider {
             .to(to)
             .subject(email.subject.clone())
             .message_id(Some(format!("<{}@{}>", message.delivery_id, domain)));
-        if let Some(template) = &self.list_unsubscribe {
-            let value = template.replace("{delivery_id}", &message.delivery_id.to_string());
-            builder = builder.raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                value,
-            ));
+        for (name, value) in super::unsubscribe_headers(message, self.list_unsubscribe.as_deref()) {
+            builder =
+                builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
         }
         let built = match (&email.text, &email.html) {
             (Some(text), Some(html)) => {

@@ -10,8 +10,8 @@ pub mod user;
 pub use contact::{EmailAddress, PhoneNumber, WebhookUrl};
 pub use ids::{DeliveryId, NotificationId};
 pub use notification::{
-    Address, Channel, Content, Delivery, DeliveryUser, EmailContent, Notification, Priority, Recipient, Routing,
-    SmsContent, TemplateUse, TimelineEvent,
+    Address, Channel, Content, Delivery, DeliveryUser, EmailContent, Notification, Priority,
+    Recipient, Routing, SmsContent, TemplateUse, TimelineEvent,
 };
 pub use preferences::{CategorySettings, Preferences};
 pub use status::{DeliveryStatus, NotificationStatus};

@@ -252,6 +252,15 @@ pub struct TemplateUse {
     pub version: u32,
     /// The locale variant used, after fallback (`default`, `zh-Hant`, …).
     pub locale: String,
+    /// What the request asked for: a delivery to a user is rendered again in the
+    /// user's own locale and time zone, falling back to these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -321,6 +330,10 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryUser {
     pub id: String,
+    /// Whether the email carries a one-click unsubscribe link (not for a critical
+    /// category).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsubscribable: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

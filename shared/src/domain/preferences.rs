@@ -152,7 +152,9 @@ pub struct CategoryCap {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Send, at once or not before `after` (the end of quiet hours).
-    Send { after: Option<DateTime<Utc>> },
+    Send {
+        after: Option<DateTime<Utc>>,
+    },
     OptedOut,
 }
 
@@ -329,12 +331,16 @@ mod tests {
     fn the_most_specific_choice_wins() {
         let app = settings(false, true);
         let mut prefs = Preferences::default();
-        let verdict = |p: &Preferences, ch| p.verdict(&circumstances(Some(&app), ch, Priority::Low, NOON));
+        let verdict =
+            |p: &Preferences, ch| p.verdict(&circumstances(Some(&app), ch, Priority::Low, NOON));
         assert_eq!(verdict(&prefs, Channel::Email), Verdict::Send { after: None });
         assert_eq!(verdict(&prefs, Channel::Sms), Verdict::OptedOut, "app default for sms");
         prefs.categories.insert(
             "news".into(),
-            CategoryChoice { enabled: Some(false), channels: BTreeMap::from([(Channel::Sms, true)]) },
+            CategoryChoice {
+                enabled: Some(false),
+                channels: BTreeMap::from([(Channel::Sms, true)]),
+            },
         );
         assert_eq!(verdict(&prefs, Channel::Email), Verdict::OptedOut);
         assert_eq!(verdict(&prefs, Channel::Sms), Verdict::Send { after: None });
@@ -366,10 +372,8 @@ mod tests {
 
     #[test]
     fn quiet_hours_defer_to_the_end_of_the_window_in_the_users_zone() {
-        let prefs = Preferences {
-            quiet_hours: Some(quiet("22:00", "07:00", None)),
-            ..Default::default()
-        };
+        let prefs =
+            Preferences { quiet_hours: Some(quiet("22:00", "07:00", None)), ..Default::default() };
         // 23:30 in Berlin (summer, UTC+2) -> 07:00 Berlin the next day = 05:00 UTC.
         let c = circumstances(None, Channel::Email, Priority::Medium, "2026-06-01T21:30:00Z");
         assert_eq!(prefs.verdict(&c), Verdict::Send { after: Some(at("2026-06-02T05:00:00Z")) });
@@ -387,7 +391,8 @@ mod tests {
     fn a_window_ending_in_a_daylight_saving_gap_ends_after_it() {
         // Berlin skips 02:00-03:00 on 2026-03-29.
         let window = quiet("01:00", "02:30", None);
-        let end = window.end_if_inside(at("2026-03-29T00:30:00Z"), "Europe/Berlin".parse().unwrap());
+        let end =
+            window.end_if_inside(at("2026-03-29T00:30:00Z"), "Europe/Berlin".parse().unwrap());
         assert_eq!(end, Some(at("2026-03-29T01:30:00Z")));
     }
 
@@ -397,7 +402,12 @@ mod tests {
         app.frequency_cap = Some(CategoryCap { limit: 5, period: Period::Day });
         let prefs = Preferences {
             frequency_caps: vec![
-                FrequencyCap { category: "news".into(), channel: None, limit: 2, period: Period::Week },
+                FrequencyCap {
+                    category: "news".into(),
+                    channel: None,
+                    limit: 2,
+                    period: Period::Week,
+                },
                 FrequencyCap {
                     category: "news".into(),
                     channel: Some(Channel::Sms),
@@ -433,7 +443,12 @@ mod tests {
         let fields: Vec<_> = prefs.problems(|_| true).into_iter().map(|(f, _)| f).collect();
         assert_eq!(
             fields,
-            ["quiet_hours.end", "quiet_hours.time_zone", "frequency_caps[0].limit", "frequency_caps[1]"]
+            [
+                "quiet_hours.end",
+                "quiet_hours.time_zone",
+                "frequency_caps[0].limit",
+                "frequency_caps[1]"
+            ]
         );
         let bad = serde_json::from_value::<Preferences>(serde_json::json!({
             "quiet_hours": {"start": "25:00", "end": "07:00"}

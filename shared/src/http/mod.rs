@@ -5,15 +5,18 @@ mod groups;
 mod json;
 mod keys;
 mod notifications;
+mod preferences;
 pub mod problem;
 mod system;
 mod templates;
+mod unsubscribe;
 mod users;
 pub mod validate;
 
 use crate::channels::LogProvider;
-use crate::ports::{GroupStore, Queue, Store, TemplateStore, UserStore};
+use crate::ports::{GroupStore, PreferenceStore, Queue, Store, Stores, TemplateStore, UserStore};
 use crate::templates::Renderer;
+use crate::unsubscribe::UnsubscribeLinks;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
@@ -32,22 +35,37 @@ pub struct AppState {
     pub templates: Arc<dyn TemplateStore>,
     pub users: Arc<dyn UserStore>,
     pub groups: Arc<dyn GroupStore>,
+    pub preferences: Arc<dyn PreferenceStore>,
     /// Compiled templates, shared by every request.
     pub renderer: Arc<Renderer>,
+    pub links: Arc<UnsubscribeLinks>,
 }
 
 impl AppState {
+    /// `renderer` and `links` are shared with the workers of the same process.
     pub fn new(
-        store: Arc<dyn Store>,
+        stores: Stores,
         queue: Arc<dyn Queue>,
-        templates: Arc<dyn TemplateStore>,
-        users: Arc<dyn UserStore>,
-        groups: Arc<dyn GroupStore>,
         log: Arc<LogProvider>,
         limits: Limits,
+        renderer: Arc<Renderer>,
+        links: Arc<UnsubscribeLinks>,
     ) -> Self {
-        let (keys, renderer) = (Arc::default(), Arc::default());
-        Self { store, queue, log, limits, keys, templates, users, groups, renderer }
+        let Stores { store, templates, users, groups, preferences } = stores;
+        let keys = Arc::default();
+        Self {
+            store,
+            queue,
+            log,
+            limits,
+            keys,
+            templates,
+            users,
+            groups,
+            preferences,
+            renderer,
+            links,
+        }
     }
 }
 
@@ -90,6 +108,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/users/{id}", put(users::put).get(users::get).delete(users::delete))
         .route("/v1/users/{id}/groups", get(groups::of_user))
+        .route("/v1/users/{id}/preferences", get(preferences::get).put(preferences::put))
+        .route("/v1/categories", get(preferences::list_categories))
+        .route(
+            "/v1/categories/{name}",
+            put(preferences::put_category)
+                .get(preferences::get_category)
+                .delete(preferences::delete_category),
+        )
+        .route("/v1/unsubscribe/{token}", get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
         .route("/v1/groups", get(groups::list))
         .route("/v1/groups/{id}", put(groups::put).get(groups::get).delete(groups::delete))
         .route(

@@ -8,10 +8,11 @@ use super::templates::render_version;
 use super::validate::{self, Errors};
 use crate::auth::Scope;
 use crate::domain::{
-    Channel, Content, Delivery, EmailContent, Notification, NotificationId, NotificationStatus,
-    Priority, Recipient, Routing, SmsContent, TemplateUse, TimelineEvent,
+    Channel, Content, Delivery, Notification, NotificationId, NotificationStatus, Priority,
+    Recipient, Routing, TemplateUse, TimelineEvent,
 };
 use crate::pipeline::intake::{self, IntakeError};
+use crate::pipeline::personalize::UNSUBSCRIBE_URL;
 use crate::ports::{IdempotencyClaim, NotificationFilter};
 use axum::Json;
 use axum::body::Bytes;
@@ -121,25 +122,29 @@ async fn content_of(
                         )
                     },
                 )?;
+            // A direct address has no unsubscribe link: templates may still name it.
+            let mut data = t.data.clone();
+            if let Some(fields) = data.as_object_mut() {
+                fields.entry(UNSUBSCRIBE_URL).or_insert_with(|| "".into());
+            }
             let (locale, parts) = render_version(
                 &state.renderer,
                 app_id,
                 &version,
                 t.locale.as_deref(),
                 t.time_zone.as_deref(),
-                &t.data,
+                &data,
             )
             .map_err(field)?;
-            let content = Content {
-                email: parts.email.map(|e| EmailContent {
-                    subject: e.subject,
-                    text: e.text,
-                    html: e.html,
-                }),
-                sms: parts.sms.map(|s| SmsContent { text: s.text }),
-                webhook: parts.webhook,
+            let used = TemplateUse {
+                id: t.id,
+                version: number,
+                locale,
+                requested_locale: t.locale,
+                time_zone: t.time_zone,
+                data: t.data,
             };
-            Ok((content, Some(TemplateUse { id: t.id, version: number, locale })))
+            Ok((parts.into(), Some(used)))
         }
         (Some(_), Some(_)) => Err(Problem::field("template", "give content or template, not both")),
         (None, None) => {

@@ -295,14 +295,13 @@ pub fn render_version(
     if !data.is_object() && !data.is_null() {
         return Err(Problem::field("data", "an object of template variables"));
     }
-    let (variant, mix, parts) = version
-        .for_locale(locale)
-        .ok_or_else(|| Problem::field("locale", "the template has no variant for it"))?;
     let recipient = Recipient { locale: locale.map(str::to_owned), time_zone };
-    let rendered = renderer
-        .render(&version.cache_key(app, &mix), &parts, data, &recipient)
-        .map_err(|e| Problem::field("data", e.to_string()))?;
-    Ok((variant, rendered))
+    crate::templates::render_for(renderer, app, version, &recipient, data).map_err(|e| match e {
+        TemplateError::Render { part, message } if part == "locale" => {
+            Problem::field("locale", message)
+        }
+        e => Problem::field("data", e.to_string()),
+    })
 }
 
 pub async fn preview(

@@ -3,14 +3,16 @@
 //! ids are derived, inserts skip existing rows and queueing is deduplicated.
 
 use super::send_job;
-use crate::domain::User;
 use crate::domain::notification::WebhookTarget;
+use crate::domain::preferences::{Circumstances, Verdict};
 use crate::domain::{
     Channel, Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId,
     NotificationStatus, Recipient, Routing,
 };
-use crate::ports::{GroupStore, Store, StoreError, UserStore};
+use crate::domain::{DeliveryUser, User};
+use crate::ports::{CapWindow, GroupStore, PreferenceStore, Store, StoreError, UserStore};
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DispatchOutcome {
@@ -23,11 +25,12 @@ pub enum DispatchOutcome {
     Skipped,
 }
 
-/// Where dispatch looks up users and groups named as recipients.
+/// Where dispatch looks up users and groups named as recipients, and what they want.
 #[derive(Clone, Copy)]
 pub struct Directory<'a> {
     pub users: &'a dyn UserStore,
     pub groups: &'a dyn GroupStore,
+    pub preferences: &'a dyn PreferenceStore,
 }
 
 /// Group members read per page while resolving a group.
@@ -46,35 +49,42 @@ fn user_recipient(user: Option<&User>, id: &str) -> Recipient {
     }
 }
 
+/// A recipient with addresses, and the user record it came from (if any).
+pub struct Resolved {
+    pub recipient: Recipient,
+    pub user: Option<User>,
+}
+
 /// The notification's recipients with users and groups replaced by addresses: a
 /// group by its members in id order, so a repeated dispatch plans the same deliveries.
 pub async fn resolve_recipients(
     notification: &Notification,
     directory: Directory<'_>,
-) -> Result<Vec<Recipient>, StoreError> {
+) -> Result<Vec<Resolved>, StoreError> {
     let app = &notification.app_id;
     let mut resolved = Vec::with_capacity(notification.to.len());
+    fn add_users(resolved: &mut Vec<Resolved>, ids: &[String], users: Vec<Option<User>>) {
+        for (id, user) in ids.iter().zip(users) {
+            resolved.push(Resolved { recipient: user_recipient(user.as_ref(), id), user });
+        }
+    }
     for recipient in &notification.to {
         if let Some(id) = &recipient.user_id {
-            resolved.push(user_recipient(directory.users.user(app, id).await?.as_ref(), id));
+            let ids = std::slice::from_ref(id);
+            add_users(&mut resolved, ids, directory.users.users(app, ids).await?);
         } else if let Some(group) = &recipient.group {
             let mut after: Option<String> = None;
             loop {
                 let page =
                     directory.groups.members(app, group, after.as_deref(), MEMBER_PAGE).await?;
-                for member in &page {
-                    resolved.push(user_recipient(
-                        directory.users.user(app, member).await?.as_ref(),
-                        member,
-                    ));
-                }
+                add_users(&mut resolved, &page, directory.users.users(app, &page).await?);
                 if page.len() < MEMBER_PAGE {
                     break;
                 }
                 after = page.last().cloned();
             }
         } else {
-            resolved.push(recipient.clone());
+            resolved.push(Resolved { recipient: recipient.clone(), user: None });
         }
     }
     Ok(resolved)
@@ -89,9 +99,6 @@ pub async fn dispatch(
     let Some(mut notification) = store.notification(id).await? else {
         return Ok(DispatchOutcome::Skipped);
     };
-    if notification.to.iter().any(Recipient::is_indirect) {
-        notification.to = resolve_recipients(&notification, directory).await?;
-    }
     if notification.status != NotificationStatus::Accepted {
         return Ok(DispatchOutcome::Skipped);
     }
@@ -100,15 +107,109 @@ pub async fn dispatch(
         store.transition_notification(id, NotificationStatus::Expired, detail).await?;
         return Ok(DispatchOutcome::Expired);
     }
-    let deliveries = plan_deliveries(&notification, now);
+    let mut users = Vec::new();
+    if notification.to.iter().any(Recipient::is_indirect) {
+        let resolved = resolve_recipients(&notification, directory).await?;
+        (notification.to, users) = resolved.into_iter().map(|r| (r.recipient, r.user)).unzip();
+    }
+    let mut deliveries = plan_deliveries(&notification, now);
+    if !users.is_empty() {
+        apply_preferences(&notification, &users, &mut deliveries, directory.preferences, now)
+            .await?;
+    }
     let jobs: Vec<_> = deliveries
         .iter()
         .filter(|d| d.status == DeliveryStatus::Queued)
-        .map(|d| send_job(&d.id, d.channel, notification.priority))
+        .map(|d| {
+            let mut job = send_job(&d.id, d.channel, notification.priority);
+            if let Some(after) = d.deliver_after {
+                job.delay = (after - now).to_std().unwrap_or_default();
+            }
+            job
+        })
         .collect();
     let queued = jobs.len();
     store.record_dispatch(id, &deliveries, jobs).await?;
     Ok(DispatchOutcome::Dispatched { queued, suppressed: deliveries.len() - queued })
+}
+
+/// Marks each delivery to a user with who it is for, then applies what they want:
+/// opted out → `suppressed` (`opted_out`); over a frequency cap → `suppressed`
+/// (`frequency_cap`); inside quiet hours → `deliver_after` the window's end.
+async fn apply_preferences(
+    notification: &Notification,
+    users: &[Option<User>],
+    deliveries: &mut [Delivery],
+    store: &dyn PreferenceStore,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let category = notification.category.as_deref();
+    let settings = match category {
+        Some(name) => store.category(&notification.app_id, name).await?,
+        None => None,
+    };
+    for delivery in deliveries {
+        let Some(recipient_id) =
+            notification.to.get(delivery.recipient_index).and_then(|r| r.user_id.clone())
+        else {
+            continue;
+        };
+        let user = users.get(delivery.recipient_index).and_then(Option::as_ref);
+        let profile = user.map(|u| &u.profile);
+        delivery.user = Some(DeliveryUser {
+            id: recipient_id.clone(),
+            unsubscribable: !settings.as_ref().is_some_and(|s| s.critical),
+            locale: profile.and_then(|p| p.locale.clone()),
+            time_zone: profile.and_then(|p| p.time_zone.clone()),
+        });
+        let Some(user) = user else { continue };
+        if delivery.status != DeliveryStatus::Queued {
+            continue;
+        }
+        let circumstances = Circumstances {
+            category,
+            settings: settings.as_ref(),
+            channel: delivery.channel,
+            priority: notification.priority,
+            user_zone: user
+                .profile
+                .time_zone
+                .as_deref()
+                .and_then(|z| z.parse().ok())
+                .unwrap_or(Tz::UTC),
+            now,
+        };
+        let after = match user.preferences.verdict(&circumstances) {
+            Verdict::OptedOut => {
+                suppress(delivery, "opted_out");
+                continue;
+            }
+            Verdict::Send { after } => after,
+        };
+        if let Some(category) = category
+            && let Some(cap) = user.preferences.cap(category, delivery.channel, settings.as_ref())
+        {
+            let window = CapWindow {
+                app_id: notification.app_id.clone(),
+                user_id: recipient_id,
+                category: category.to_owned(),
+                channel: delivery.channel,
+                period: cap.period,
+                start: cap.period.window_start(now),
+            };
+            if !store.take_cap_slot(&window, &delivery.id, cap.limit).await? {
+                suppress(delivery, "frequency_cap");
+                continue;
+            }
+        }
+        delivery.deliver_after = after;
+    }
+    Ok(())
+}
+
+fn suppress(delivery: &mut Delivery, reason: &str) {
+    delivery.status = DeliveryStatus::Suppressed;
+    delivery.reason = Some(reason.to_owned());
 }
 
 /// The deliveries a notification starts with. With `all` routing, one per recipient and

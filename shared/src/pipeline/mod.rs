@@ -3,6 +3,7 @@
 
 pub mod dispatch;
 pub mod intake;
+pub mod personalize;
 pub mod retry;
 pub mod send;
 

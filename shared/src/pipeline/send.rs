@@ -3,6 +3,7 @@
 //! twice; transient failures are retried with backoff and dead-lettered at the end.
 
 use super::dispatch::next_fallback;
+use super::personalize::{PersonalizeError, Personalizer};
 use super::retry::RetryPolicy;
 use super::send_job;
 use crate::channels::{OutboundMessage, ProviderError, Providers};
@@ -17,6 +18,8 @@ pub enum SendOutcome {
     Skipped,
     Expired,
     Retrying,
+    /// Not due yet (quiet hours): the message comes back when it is.
+    Deferred,
     Failed,
     DeadLettered,
 }
@@ -25,8 +28,13 @@ pub struct SendContext<'a> {
     pub store: &'a dyn Store,
     pub queue: &'a dyn Queue,
     pub providers: &'a Providers,
+    pub personalizer: &'a Personalizer,
     pub retry: RetryPolicy,
 }
+
+/// The longest a deferred delivery's message is hidden at once (SQS allows 12 hours);
+/// a longer wait takes more than one step.
+const MAX_DEFERRAL_STEP: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, StoreError> {
     let Ok(id) = DeliveryId::parse(&job.payload) else {
@@ -50,6 +58,17 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
             .await?;
         cx.queue.ack(std::slice::from_ref(job)).await?;
         return Ok(SendOutcome::Skipped);
+    }
+    // A queue whose longest delay is shorter than the wait (SQS: 15 minutes) hands the
+    // message over early; hide it again until the delivery is due.
+    let now = Utc::now();
+    if let Some(after) = delivery.deliver_after
+        && after > now
+        && !notification.is_expired_at(now)
+    {
+        let wait = (after - now).to_std().unwrap_or_default().min(MAX_DEFERRAL_STEP);
+        cx.queue.retry(job, wait, "deferred: quiet hours").await?;
+        return Ok(SendOutcome::Deferred);
     }
     let outcome = attempt(cx, job, &delivery, &notification).await?;
     if !matches!(outcome, SendOutcome::Retrying | SendOutcome::DeadLettered) {
@@ -75,6 +94,14 @@ async fn attempt(
         return Ok(SendOutcome::Expired);
     }
     let provider = cx.providers.for_channel(delivery.channel);
+    let personalized = match cx.personalizer.personalize(notification, delivery).await {
+        Ok(personalized) => personalized,
+        Err(PersonalizeError::Store(e)) => return Err(e),
+        Err(PersonalizeError::Content(error)) => {
+            fail(cx, job, delivery, notification, provider.name(), error).await?;
+            return Ok(SendOutcome::Failed);
+        }
+    };
     let message = OutboundMessage {
         delivery_id: delivery.id.clone(),
         notification_id: notification.id.clone(),
@@ -82,7 +109,8 @@ async fn attempt(
         priority: notification.priority,
         category: notification.category.clone(),
         address: delivery.address.clone(),
-        content: notification.content.clone(),
+        content: personalized.content,
+        unsubscribe_url: personalized.unsubscribe_url,
         metadata: notification.metadata.clone(),
     };
     match provider.send(&message).await {

@@ -237,5 +237,39 @@ impl TemplateVersion {
     }
 }
 
+/// Renders `version` for `recipient`: the locale variant their locale falls back to,
+/// with `data`. Returns the variant's name and the rendered parts.
+pub fn render_for(
+    renderer: &Renderer,
+    app_id: &str,
+    version: &TemplateVersion,
+    recipient: &Recipient,
+    data: &Value,
+) -> Result<(String, TemplateParts), TemplateError> {
+    let (variant, mix, parts) =
+        version.for_locale(recipient.locale.as_deref()).ok_or_else(|| TemplateError::Render {
+            part: "locale".into(),
+            message: "the template has no variant for it".into(),
+        })?;
+    let rendered = renderer.render(&version.cache_key(app_id, &mix), &parts, data, recipient)?;
+    Ok((variant, rendered))
+}
+
+impl From<TemplateParts> for crate::domain::Content {
+    /// The parts a notification carries today (push and chat wait for their channels).
+    fn from(parts: TemplateParts) -> Self {
+        use crate::domain::{EmailContent, SmsContent};
+        crate::domain::Content {
+            email: parts.email.map(|e| EmailContent {
+                subject: e.subject,
+                text: e.text,
+                html: e.html,
+            }),
+            sms: parts.sms.map(|s| SmsContent { text: s.text }),
+            webhook: parts.webhook,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -9,8 +9,8 @@ use crate::domain::{User, UserProfile};
 use crate::ports::{StoreResult, UserStore};
 use crate::time::{format_time, parse_time};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
+use aws_sdk_dynamodb::types::ReturnValue;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 

@@ -111,8 +111,11 @@ pub async fn handle_dispatch_batch(backends: &Backends, event: SqsEvent) -> SqsB
                 .await
                 .map_err(|e| e.to_string());
         };
-        let directory =
-            Directory { users: backends.store.as_ref(), groups: backends.store.as_ref() };
+        let directory = Directory {
+            users: backends.store.as_ref(),
+            groups: backends.store.as_ref(),
+            preferences: backends.store.as_ref(),
+        };
         dispatch(backends.store.as_ref(), directory, &id, chrono::Utc::now())
             .await
             .map(|_| ())
@@ -128,6 +131,7 @@ pub async fn handle_send_batch(backends: &Backends, event: SqsEvent) -> SqsBatch
             store: backends.store.as_ref(),
             queue: queue.as_ref(),
             providers: &backends.providers,
+            personalizer: &backends.personalizer,
             retry: backends.retry,
         };
         match send(&cx, &job).await {

@@ -15,8 +15,11 @@ use crate::channels::{
     LogProvider, Providers, SesProvider, SnsSmsProvider, WebhookProvider, WebhookSecret,
 };
 use crate::domain::Channel;
+use crate::pipeline::personalize::Personalizer;
 use crate::pipeline::retry::RetryPolicy;
 use crate::ports::Store;
+use crate::templates::Renderer;
+use crate::unsubscribe::UnsubscribeLinks;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +40,8 @@ pub struct Backends {
     pub queue: Arc<SqsQueue>,
     pub providers: Providers,
     pub retry: RetryPolicy,
+    /// Renders per recipient and signs unsubscribe links (api and send share the key).
+    pub personalizer: Arc<Personalizer>,
     /// The SDK configuration the clients were built from, for clients built later.
     pub config: aws_config::SdkConfig,
 }
@@ -53,7 +58,8 @@ impl Backends {
     /// Reads `HERALD_TABLE`, `HERALD_QUEUE_URL_PREFIX` (or `HERALD_QUEUE_PREFIX`, looked
     /// up by name), `HERALD_PROVIDERS=none` (for functions that never send) and the
     /// provider settings (`HERALD_EMAIL_FROM`, `HERALD_SES_CONFIGURATION_SET`,
-    /// `HERALD_SMS_SENDER_ID`, `HERALD_WEBHOOK_SECRET_PARAMETER`); region, credentials
+    /// `HERALD_SMS_SENDER_ID`, `HERALD_WEBHOOK_SECRET_PARAMETER`) and `HERALD_PUBLIC_URL`
+    /// (where unsubscribe links point: the API's URL); region, credentials
     /// and `AWS_ENDPOINT_URL` come from the usual AWS environment.
     pub async fn from_env() -> Result<Self, String> {
         let config = super::sdk_config().await;
@@ -71,10 +77,16 @@ impl Backends {
             queue.clone(),
         ));
         let retry = RetryPolicy::default();
+        let links = Arc::new(UnsubscribeLinks::new(
+            &optional("HERALD_PUBLIC_URL").unwrap_or_else(|| "http://localhost".to_owned()),
+            store.clone(),
+        ));
+        let personalizer =
+            Arc::new(Personalizer::new(store.clone(), Arc::new(Renderer::new()), links));
         if optional("HERALD_PROVIDERS").as_deref() == Some("none") {
             // api, dispatch and track never send: no provider clients, no secrets.
             let providers = Providers::new(Arc::new(LogProvider::default()));
-            return Ok(Self { store, queue, providers, retry, config });
+            return Ok(Self { store, queue, providers, retry, personalizer, config });
         }
         let secret = webhook_secret(&config, store.as_ref()).await?;
         let mut providers = Providers::new(Arc::new(LogProvider::default()))
@@ -95,7 +107,7 @@ impl Backends {
             .with_list_unsubscribe(optional("HERALD_LIST_UNSUBSCRIBE"));
             providers = providers.with(Channel::Email, Arc::new(ses));
         }
-        Ok(Self { store, queue, providers, retry, config })
+        Ok(Self { store, queue, providers, retry, personalizer, config })
     }
 }
 

@@ -1,0 +1,190 @@
+//! `/v1/users/{id}/preferences` and `/v1/categories`: what each user wants, and the
+//! app's defaults per category (including which ones are critical).
+
+use super::AppState;
+use super::auth::Caller;
+use super::json::decode;
+use super::problem::{ApiResult, FieldError, Problem};
+use super::validate::{Errors, category as check_category};
+use crate::auth::Scope;
+use crate::domain::preferences::{CategoryCap, MAX_CAP};
+use crate::domain::{CategorySettings, Channel, Preferences};
+use crate::ports::PreferencesWrite;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+fn valid_category(name: &str) -> bool {
+    let mut errors = Errors::default();
+    check_category(&mut errors, Some(name));
+    errors.0.is_empty()
+}
+
+fn invalid(problems: Vec<(String, String)>) -> Problem {
+    Problem::invalid(
+        problems.into_iter().map(|(field, message)| FieldError { field, message }).collect(),
+    )
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreferencesView {
+    pub user_id: String,
+    #[serde(flatten)]
+    pub preferences: Preferences,
+    /// Bumped by every change.
+    pub revision: u64,
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PreferencesView>> {
+    caller.require(Scope::Read)?;
+    let user =
+        state.users.user(caller.app_id(), &id).await?.ok_or_else(|| Problem::not_found("user"))?;
+    Ok(Json(PreferencesView {
+        user_id: user.id,
+        preferences: user.preferences,
+        revision: user.preferences_revision,
+    }))
+}
+
+/// Replaces the user's preferences. `If-Match: "<revision>"` makes it conditional.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<PreferencesView>> {
+    caller.require(Scope::Manage)?;
+    let (preferences, _): (Preferences, _) = decode(&headers, body)?;
+    let problems = preferences.problems(valid_category);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let expected = match headers.get("if-match") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().trim_matches('"').parse::<u64>().ok())
+                .ok_or_else(|| Problem::field("If-Match", "the revision in quotes, as \"3\""))?,
+        ),
+        None => None,
+    };
+    match state.preferences.put_preferences(caller.app_id(), &id, &preferences, expected).await? {
+        PreferencesWrite::Saved { revision } => {
+            Ok(Json(PreferencesView { user_id: id, preferences, revision }))
+        }
+        PreferencesWrite::NoUser => Err(Problem::not_found("user")),
+        PreferencesWrite::Conflict => Err(Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "revision-mismatch",
+            "Preferences changed",
+            "the preferences changed since that revision; read them again",
+        )),
+    }
+}
+
+/// What a caller writes for a category.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryRequest {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub critical: bool,
+    #[serde(default = "yes")]
+    pub enabled_by_default: bool,
+    #[serde(default)]
+    pub channels: BTreeMap<Channel, bool>,
+    #[serde(default)]
+    pub frequency_cap: Option<CategoryCap>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn put_category(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<CategorySettings>)> {
+    caller.require(Scope::Manage)?;
+    let (request, _): (CategoryRequest, _) = decode(&headers, body)?;
+    let mut problems = Vec::new();
+    if !valid_category(&name) {
+        problems
+            .push(("name".to_owned(), "1 to 64 characters of a-z, 0-9, '_', '-' and '.'".into()));
+    }
+    if request.frequency_cap.is_some_and(|cap| cap.limit == 0 || cap.limit > MAX_CAP) {
+        problems.push(("frequency_cap.limit".to_owned(), format!("1 to {MAX_CAP}")));
+    }
+    if request.description.as_ref().is_some_and(|d| d.len() > 500) {
+        problems.push(("description".to_owned(), "at most 500 characters".into()));
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let now = Utc::now().trunc_subsecs(3);
+    let settings = CategorySettings {
+        name: name.clone(),
+        app_id: caller.app_id().to_owned(),
+        description: request.description,
+        critical: request.critical,
+        enabled_by_default: request.enabled_by_default,
+        channels: request.channels,
+        frequency_cap: request.frequency_cap,
+        created_at: now,
+        updated_at: now,
+    };
+    let created = state.preferences.put_category(&settings).await?;
+    let stored = state.preferences.category(caller.app_id(), &name).await?.unwrap_or(settings);
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(stored)))
+}
+
+pub async fn get_category(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CategorySettings>> {
+    caller.require(Scope::Read)?;
+    state
+        .preferences
+        .category(caller.app_id(), &name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("category"))
+}
+
+#[derive(Debug, Serialize)]
+pub struct CategoryList {
+    pub data: Vec<CategorySettings>,
+}
+
+pub async fn list_categories(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<CategoryList>> {
+    caller.require(Scope::Read)?;
+    Ok(Json(CategoryList { data: state.preferences.list_categories(caller.app_id()).await? }))
+}
+
+pub async fn delete_category(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Scope::Manage)?;
+    Problem::deleted(state.preferences.delete_category(caller.app_id(), &name).await?, "category")
+}

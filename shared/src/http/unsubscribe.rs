@@ -1,0 +1,94 @@
+//! `/v1/unsubscribe/{token}`: the one-click unsubscribe endpoint (RFC 8058). It takes
+//! no API key: the token is signed and names the app, the user and the category. GET
+//! shows a confirmation page and changes nothing (mail scanners follow links); POST,
+//! from the mail client's one-click button or the page's form, unsubscribes. Repeating
+//! it changes nothing more and answers the same.
+
+use super::AppState;
+use super::problem::{ApiResult, Problem};
+use crate::domain::Channel;
+use crate::ports::PreferencesWrite;
+use crate::unsubscribe::Unsubscribe;
+use axum::extract::{Path, State};
+use axum::response::Html;
+
+/// Read-modify-write rounds before giving up on a user whose preferences keep changing.
+const ROUNDS: usize = 5;
+
+async fn verified(state: &AppState, token: &str) -> ApiResult<Unsubscribe> {
+    state.links.verify(token).await?.ok_or_else(|| {
+        Problem::forbidden("this unsubscribe link is not valid (it was changed or is not ours)")
+    })
+}
+
+fn what_of(what: &Unsubscribe) -> String {
+    match &what.category {
+        Some(category) => format!("“{category}” emails"),
+        None => "all emails except security and account messages".to_owned(),
+    }
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head>\
+         <body style=\"font-family:system-ui;max-width:32rem;margin:4rem auto\">\
+         <h1>{title}</h1>{body}</body></html>"
+    ))
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Html<String>> {
+    let what = verified(&state, &token).await?;
+    Ok(page(
+        "Unsubscribe?",
+        &format!(
+            "<p>Stop receiving {}?</p><form method=\"post\">\
+             <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+             <button type=\"submit\">Unsubscribe</button></form>",
+            what_of(&what)
+        ),
+    ))
+}
+
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Html<String>> {
+    let what = verified(&state, &token).await?;
+    for _ in 0..ROUNDS {
+        let Some(user) = state.users.user(&what.app_id, &what.user_id).await? else {
+            break; // A deleted user receives nothing anyway.
+        };
+        let mut preferences = user.preferences.clone();
+        match &what.category {
+            Some(category) => {
+                let choice = preferences.categories.entry(category.clone()).or_default();
+                choice.channels.insert(Channel::Email, false);
+            }
+            None => preferences.unsubscribed = true,
+        }
+        if preferences == user.preferences {
+            break; // Already unsubscribed: the same answer again.
+        }
+        let revision = Some(user.preferences_revision);
+        match state
+            .preferences
+            .put_preferences(&what.app_id, &what.user_id, &preferences, revision)
+            .await?
+        {
+            PreferencesWrite::Saved { .. } => {
+                tracing::info!(app = %what.app_id, user = %what.user_id, category = ?what.category, "unsubscribed");
+                break;
+            }
+            PreferencesWrite::NoUser => break,
+            PreferencesWrite::Conflict => continue,
+        }
+    }
+    Ok(page(
+        "You are unsubscribed",
+        &format!("<p>You will no longer receive {}.</p>", what_of(&what)),
+    ))
+}
