@@ -99,7 +99,8 @@ fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
 /// The checked configuration.
 pub struct Settings {
     pub addr: SocketAddr,
-    pub public_url: String,
+    /// None: http:// and the address actually bound (the port may be chosen by the OS).
+    pub public_url: Option<String>,
     pub admin_key: Option<String>,
     pub webhook_secret: Option<WebhookSecret>,
     pub webhook_timeout: Duration,
@@ -122,9 +123,9 @@ impl ServeArgs {
                 parsed.ok_or_else(|| {
                     bad("HERALD_PUBLIC_URL", "an http(s) URL like https://herald.example.com")
                 })?;
-                url.trim_end_matches('/').to_owned()
+                Some(url.trim_end_matches('/').to_owned())
             }
-            None => format!("http://{addr}"),
+            None => None,
         };
         if let Some(key) = &self.admin_key
             && (key.len() < 24 || key.chars().any(char::is_whitespace))

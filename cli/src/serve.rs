@@ -41,10 +41,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     bootstrap_admin_key(&backend, &settings).await?;
     let providers = providers(&backend, &settings).await?;
 
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .with_context(|| format!("HERALD_ADDR: cannot listen on {}", settings.addr))?;
+    let public_url = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
     let stores = Stores::of(Arc::new(backend.clone()));
     let queue: Arc<dyn Queue> = Arc::new(backend.clone());
     let renderer = Arc::new(Renderer::new());
-    let links = Arc::new(UnsubscribeLinks::new(&settings.public_url, stores.store.clone()));
+    let links = Arc::new(UnsubscribeLinks::new(&public_url, stores.store.clone()));
     let personalizer =
         Arc::new(Personalizer::new(stores.templates.clone(), renderer.clone(), links.clone()));
     let shutdown = CancellationToken::new();
@@ -59,9 +66,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(purge_idempotency_keys(stores.store.clone(), shutdown.clone()));
 
     let state = AppState::new(stores, queue, providers.log(), settings.limits, renderer, links);
-    let listener = tokio::net::TcpListener::bind(settings.addr)
-        .await
-        .with_context(|| format!("HERALD_ADDR: cannot listen on {}", settings.addr))?;
     println!("herald: listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal(shutdown.clone()))
