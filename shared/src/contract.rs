@@ -664,3 +664,71 @@ pub async fn cap_slots_count_each_delivery_once_up_to_the_limit(
         futures::future::join_all(racers.iter().map(|d| store.take_cap_slot(&window, d, 5))).await;
     assert_eq!(results.into_iter().filter(|r| *r.as_ref().unwrap()).count(), 5);
 }
+
+/// A store with every port dispatch reads.
+pub trait DispatchStores:
+    Store + crate::ports::UserStore + crate::ports::GroupStore + crate::ports::PreferenceStore
+{
+}
+impl<T> DispatchStores for T where
+    T: Store + crate::ports::UserStore + crate::ports::GroupStore + crate::ports::PreferenceStore
+{
+}
+
+/// Dispatch over this backend: a 150-member group (more than one batch read), one
+/// member unsubscribed, one capped at one `news` a day; a second send meets the cap.
+pub async fn dispatch_honours_preferences(store: &dyn DispatchStores) {
+    use crate::pipeline::dispatch::{Directory, DispatchOutcome, dispatch};
+    let app = format!("dispatch-{}", NotificationId::new());
+    let users: Vec<_> =
+        (0..150).map(|i| user(&app, &format!("u{i:03}"), &format!("u{i}@example.com"))).collect();
+    store.upsert_users(&users).await.unwrap();
+    let prefs = |value: serde_json::Value| serde_json::from_value(value).unwrap();
+    store
+        .put_preferences(&app, "u001", &prefs(serde_json::json!({"unsubscribed": true})), None)
+        .await
+        .unwrap();
+    let capped =
+        serde_json::json!({"frequency_caps": [{"category": "news", "limit": 1, "period": "day"}]});
+    store.put_preferences(&app, "u002", &prefs(capped), None).await.unwrap();
+    let now = Utc::now().trunc_subsecs(3);
+    let group = crate::domain::Group {
+        id: "all".into(),
+        app_id: app.clone(),
+        name: "All".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.put_group(&group).await.unwrap();
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    store.add_members(&app, "all", &ids).await.unwrap();
+
+    let directory = Directory { users: store, groups: store, preferences: store };
+    for round in 1..=2 {
+        let mut n = notification(&app, Priority::Medium);
+        n.category = Some("news".into());
+        n.channels = vec![Channel::Email];
+        n.to = vec![serde_json::from_value(serde_json::json!({"group": "all"})).unwrap()];
+        store.accept(&n, None, Vec::new()).await.unwrap();
+        let outcome = dispatch(store, directory, &n.id, Utc::now()).await.unwrap();
+        let suppressed = if round == 1 { 1 } else { 2 };
+        assert_eq!(outcome, DispatchOutcome::Dispatched { queued: 150 - suppressed, suppressed });
+        let deliveries = store.deliveries(&n.id).await.unwrap();
+        assert_eq!(deliveries.len(), 150);
+        let reason = |user: &str| {
+            let d = deliveries.iter().find(|d| d.user.as_ref().unwrap().id == user).unwrap();
+            (d.status, d.reason.clone())
+        };
+        assert_eq!(reason("u001"), (DeliveryStatus::Suppressed, Some("opted_out".into())));
+        let u002 = if round == 1 {
+            (DeliveryStatus::Queued, None)
+        } else {
+            (DeliveryStatus::Suppressed, Some("frequency_cap".into()))
+        };
+        assert_eq!(reason("u002"), u002, "round {round}");
+        assert_eq!(reason("u149"), (DeliveryStatus::Queued, None));
+        let first = deliveries.iter().find(|d| d.recipient_index == 0).unwrap();
+        let user = first.user.as_ref().unwrap();
+        assert_eq!((user.locale.as_deref(), user.unsubscribable), (Some("de-AT"), true));
+    }
+}

@@ -83,6 +83,11 @@ async fn cap_slots_count_each_delivery_once_up_to_the_limit() {
     contract::cap_slots_count_each_delivery_once_up_to_the_limit(&backends().await.0).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn dispatch_honours_preferences() {
+    contract::dispatch_honours_preferences(&backends().await.0).await;
+}
+
 /// DynamoDB cannot hold the outbox in the same transaction as the fan-out, so a crash
 /// between recording the dispatch and queueing its sends is repaired by the redelivered
 /// dispatch: it sees `dispatched` without `outbox_sent` and queues the sends again.

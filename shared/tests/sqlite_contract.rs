@@ -41,6 +41,7 @@ contract_tests! {
     preferences_survive_profile_upserts_and_writes_are_conditional => |b| contract::preferences_survive_profile_upserts_and_writes_are_conditional(&b);
     categories_are_per_app_and_listed_by_name => |b| contract::categories_are_per_app_and_listed_by_name(&b);
     cap_slots_count_each_delivery_once_up_to_the_limit => |b| contract::cap_slots_count_each_delivery_once_up_to_the_limit(&b);
+    dispatch_honours_preferences => |b| contract::dispatch_honours_preferences(&b);
 }
 
 #[tokio::test(flavor = "multi_thread")]

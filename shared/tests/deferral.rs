@@ -1,0 +1,66 @@
+//! A delivery held by quiet hours, handed to the send stage before it is due (as SQS
+//! does, its delays stopping at 15 minutes): send hides it again and sends nothing.
+
+use chrono::{Duration as Age, SubsecRound, Utc};
+use herald_core::channels::{LogProvider, Providers};
+use herald_core::contract;
+use herald_core::domain::{DeliveryStatus, DeliveryUser, Priority};
+use herald_core::pipeline::dispatch::plan_deliveries;
+use herald_core::pipeline::personalize::Personalizer;
+use herald_core::pipeline::send::{SendContext, SendOutcome, send};
+use herald_core::pipeline::send_job;
+use herald_core::ports::{Queue, QueueName, Store, Stores};
+use herald_core::sqlite::SqliteBackend;
+use herald_core::templates::Renderer;
+use herald_core::unsubscribe::UnsubscribeLinks;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_handed_over_early_waits_until_it_is_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(SqliteBackend::open(&dir.path().join("herald.db")).unwrap());
+    let stores = Stores::of(backend.clone());
+    let log = Arc::new(LogProvider::default());
+    let links = Arc::new(UnsubscribeLinks::new("http://localhost", stores.store.clone()));
+    let personalizer =
+        Personalizer::new(stores.templates.clone(), Arc::new(Renderer::new()), links);
+
+    let mut notification = contract::notification("quiet", Priority::Medium);
+    notification.channels.truncate(1);
+    backend.accept(&notification, None, Vec::new()).await.unwrap();
+    let mut delivery = plan_deliveries(&notification, Utc::now()).remove(0);
+    let due = Utc::now().trunc_subsecs(3) + Age::hours(7);
+    delivery.deliver_after = Some(due);
+    delivery.user = Some(DeliveryUser {
+        id: "owl".into(),
+        unsubscribable: false,
+        locale: None,
+        time_zone: None,
+    });
+    // The message arrives now, seven hours early.
+    let job = send_job(&delivery.id, delivery.channel, Priority::Medium);
+    backend
+        .record_dispatch(&notification.id, std::slice::from_ref(&delivery), vec![job])
+        .await
+        .unwrap();
+    let queue = QueueName::Send(delivery.channel);
+    let leased = backend.lease(queue, 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(leased.len(), 1);
+
+    let cx = SendContext {
+        store: backend.as_ref(),
+        queue: backend.as_ref(),
+        providers: &Providers::new(log.clone()),
+        personalizer: &personalizer,
+        retry: Default::default(),
+    };
+    assert_eq!(send(&cx, &leased[0]).await.unwrap(), SendOutcome::Deferred);
+    assert!(log.recent("quiet").is_empty(), "nothing was sent");
+    let stored = backend.delivery(&delivery.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.deliver_after), (DeliveryStatus::Queued, Some(due)));
+    assert!(
+        backend.lease(queue, 10, Duration::from_secs(30)).await.unwrap().is_empty(),
+        "hidden until it is due"
+    );
+}
