@@ -46,7 +46,7 @@ pub fn verify(key: &[u8], token: &str) -> Option<Unsubscribe> {
 }
 
 /// The setting that holds the signing key, made once per installation.
-const KEY_SETTING: &str = "unsubscribe_signing_key";
+pub const KEY_SETTING: &str = "unsubscribe_signing_key";
 
 /// Signs and checks links with the installation's key, read (or made) on first use so
 /// a cold start costs no request.

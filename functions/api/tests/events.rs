@@ -92,6 +92,43 @@ async fn api_gateway_events_reach_the_router() {
     assert_eq!((status, spec["openapi"].as_str().map(|v| &v[..2])), (200, Some("3.")));
 }
 
+/// The signing key the unsubscribe test installs, so it can sign a token for the event.
+const UNSUBSCRIBE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+#[tokio::test]
+async fn preference_events_reach_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteBackend::open(&dir.path().join("herald.db")).unwrap();
+    store
+        .insert_api_key(&key_from_secret(KEY, "default", "events", vec![Scope::Admin]).record)
+        .await
+        .unwrap();
+    store.init_setting(herald_core::unsubscribe::KEY_SETTING, UNSUBSCRIBE_KEY).await.unwrap();
+    let app = herald_fn_api::local_app(dir.path()).unwrap();
+
+    let (status, user) = call(&app, event("put-user.json")).await;
+    assert_eq!(status, 201, "{user}");
+    let (status, prefs) = call(&app, event("put-user-preferences.json")).await;
+    assert_eq!((status, prefs["revision"].as_u64()), (200, Some(1)), "{prefs}");
+    let (status, category) = call(&app, event("put-category.json")).await;
+    assert_eq!((status, category["critical"].as_bool()), (201, Some(true)), "{category}");
+
+    // The unsubscribe event carries no API key; its token is signed here.
+    let what = herald_core::unsubscribe::Unsubscribe {
+        app_id: "default".into(),
+        user_id: "ann".into(),
+        category: Some("newsletter".into()),
+    };
+    let token = herald_core::unsubscribe::sign(&hex::decode(UNSUBSCRIBE_KEY).unwrap(), &what);
+    let path = format!("{}/../../events/api/post-unsubscribe.json", manifest_dir());
+    let text = std::fs::read_to_string(&path).unwrap().replace("UNSUBSCRIBE_TOKEN", &token);
+    let request = lambda_http::request::from_str(&text).expect("a valid API Gateway v2 event");
+    let response = app.clone().oneshot(request.map(axum::body::Body::new)).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (_, prefs) = call(&app, event("get-user-preferences.json")).await;
+    assert_eq!(prefs["categories"]["newsletter"]["channels"]["email"], false, "{prefs}");
+}
+
 /// The package's folder. Read at run time (cargo test sets it) rather than baked in at
 /// build time: the build cache is shared by clones at different paths.
 fn manifest_dir() -> String {
