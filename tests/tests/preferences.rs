@@ -272,6 +272,27 @@ async fn each_user_gets_the_template_in_their_own_locale_and_time_zone() {
     assert_eq!(subject_to("anna"), "Bis 02.12.2026 um 04:30");
     assert_eq!(subject_to("bob"), "See you on Dec 1, 2026 at 10:30 PM");
     assert_eq!(subject_to("direct"), "See you on 02/12/2026 at 12:30");
+
+    // A user may need any variant: each must render with the data, checked at intake.
+    let partial = json!({
+        "id": "partial", "name": "Partial",
+        "locales": {
+            "default": {"email": {"subject": "Hi", "text": "t"}},
+            "de": {"email": {"subject": "Hallo {{ nickname }}", "text": "t"}}
+        }
+    });
+    assert_eq!(herald.post(ADMIN_KEY, "/v1/templates", &partial).await.status().as_u16(), 201);
+    let to_user = json!({"to": [{"user_id": "bob"}], "channels": ["email"],
+        "template": {"id": "partial", "data": {}}});
+    let response = herald.post(ADMIN_KEY, "/v1/notifications", &to_user).await;
+    assert_eq!(response.status().as_u16(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "template.data");
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("'de'") && message.contains("nickname"), "{message}");
+    let to_address = json!({"to": [{"email": "x@example.com"}], "channels": ["email"],
+        "template": {"id": "partial", "data": {}}});
+    herald.send(ADMIN_KEY, &to_address).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -136,6 +136,9 @@ async fn content_of(
                 &data,
             )
             .map_err(field)?;
+            if request.to.iter().any(Recipient::is_indirect) {
+                every_variant_renders(state, app_id, &version, &data)?;
+            }
             let used = TemplateUse {
                 id: t.id,
                 version: number,
@@ -151,6 +154,23 @@ async fn content_of(
             Err(Problem::field("content", "give content, or a template to render it from"))
         }
     }
+}
+
+/// Users are rendered for at send time in their own locale: check now that every locale
+/// variant renders with this data, so a user's delivery cannot fail on it later.
+fn every_variant_renders(
+    state: &AppState,
+    app_id: &str,
+    version: &crate::templates::TemplateVersion,
+    data: &serde_json::Value,
+) -> ApiResult<()> {
+    for locale in version.locales.keys() {
+        let recipient =
+            crate::templates::Recipient { locale: Some(locale.clone()), ..Default::default() };
+        crate::templates::render_for(&state.renderer, app_id, version, &recipient, data)
+            .map_err(|e| Problem::field("template.data", format!("for locale '{locale}': {e}")))?;
+    }
+    Ok(())
 }
 
 fn validated(
