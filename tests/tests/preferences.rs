@@ -126,11 +126,11 @@ async fn preferences_and_categories_are_read_written_and_validated() {
 /// another has a cap of one `news` message a day per channel.
 fn member(i: usize) -> (Value, Value) {
     let mut user =
-        json!({"id": format!("p{i:04}"), "locale": if i % 3 == 0 { "de" } else { "en" }});
-    if i % 5 != 0 {
+        json!({"id": format!("p{i:04}"), "locale": if i.is_multiple_of(3) { "de" } else { "en" }});
+    if !i.is_multiple_of(5) {
         user["email"] = json!(format!("p{i}@example.com"));
     }
-    if i % 4 != 0 {
+    if !i.is_multiple_of(4) {
         user["phone"] = json!(format!("+1415555{i:04}"));
     }
     let prefs = match i % 10 {
@@ -146,7 +146,7 @@ fn member(i: usize) -> (Value, Value) {
 /// The reason a delivery to user `i` on `channel` is suppressed, or None if it is sent,
 /// for the `round`-th notification (from 1) of the day.
 fn expected(i: usize, channel: &str, round: usize) -> Option<&'static str> {
-    let has = if channel == "email" { i % 5 != 0 } else { i % 4 != 0 };
+    let has = if channel == "email" { !i.is_multiple_of(5) } else { !i.is_multiple_of(4) };
     match i % 10 {
         _ if !has => Some("no_address"),
         1 => Some("opted_out"),
