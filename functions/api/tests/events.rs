@@ -33,14 +33,20 @@ async fn call(app: &axum::Router, request: lambda_http::Request) -> (u16, Value)
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn api_gateway_events_reach_the_router() {
+/// A fresh local database holding the events' admin key.
+async fn store_with_admin_key() -> (tempfile::TempDir, SqliteBackend) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteBackend::open(&dir.path().join("herald.db")).unwrap();
     store
         .insert_api_key(&key_from_secret(KEY, "default", "events", vec![Scope::Admin]).record)
         .await
         .unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn api_gateway_events_reach_the_router() {
+    let (dir, _store) = store_with_admin_key().await;
     let app = herald_fn_api::local_app(dir.path()).unwrap();
 
     let (status, body) = call(&app, event("post-notification.json")).await;
@@ -97,12 +103,7 @@ const UNSUBSCRIBE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778
 
 #[tokio::test]
 async fn preference_events_reach_the_router() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteBackend::open(&dir.path().join("herald.db")).unwrap();
-    store
-        .insert_api_key(&key_from_secret(KEY, "default", "events", vec![Scope::Admin]).record)
-        .await
-        .unwrap();
+    let (dir, store) = store_with_admin_key().await;
     store.init_setting(herald_core::unsubscribe::KEY_SETTING, UNSUBSCRIBE_KEY).await.unwrap();
     let app = herald_fn_api::local_app(dir.path()).unwrap();
 

@@ -83,7 +83,7 @@ pub async fn put(
     };
     let created = state.groups.put_group(&group).await?;
     let stored = state.groups.group(caller.app_id(), &id).await?.unwrap_or(group);
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(stored)))
+    Ok(Problem::upserted(created, stored))
 }
 
 pub async fn get(
@@ -92,12 +92,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Group>> {
     caller.require(Scope::Read)?;
-    state
-        .groups
-        .group(caller.app_id(), &id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found("group"))
+    Problem::found(state.groups.group(caller.app_id(), &id).await?, "group")
 }
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<GroupList>> {

@@ -150,7 +150,7 @@ pub async fn put_category(
     };
     let created = state.preferences.put_category(&settings).await?;
     let stored = state.preferences.category(caller.app_id(), &name).await?.unwrap_or(settings);
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(stored)))
+    Ok(Problem::upserted(created, stored))
 }
 
 pub async fn get_category(
@@ -159,12 +159,7 @@ pub async fn get_category(
     Path(name): Path<String>,
 ) -> ApiResult<Json<CategorySettings>> {
     caller.require(Scope::Read)?;
-    state
-        .preferences
-        .category(caller.app_id(), &name)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found("category"))
+    Problem::found(state.preferences.category(caller.app_id(), &name).await?, "category")
 }
 
 #[derive(Debug, Serialize)]

@@ -64,6 +64,16 @@ impl Problem {
         Self::invalid(self.errors)
     }
 
+    /// The answer to a GET of one record: it as JSON, else a 404 naming `what`.
+    pub fn found<T>(record: Option<T>, what: &str) -> Result<axum::Json<T>, Problem> {
+        record.map(axum::Json).ok_or_else(|| Self::not_found(what))
+    }
+
+    /// The answer to a PUT that creates or replaces: 201 or 200, with the stored record.
+    pub fn upserted<T>(created: bool, stored: T) -> (StatusCode, axum::Json<T>) {
+        (if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(stored))
+    }
+
     /// The answer to a DELETE: 204 if `found`, else a 404 naming `what`.
     pub fn deleted(found: bool, what: &str) -> Result<StatusCode, Problem> {
         if found { Ok(StatusCode::NO_CONTENT) } else { Err(Self::not_found(what)) }

@@ -98,8 +98,7 @@ pub async fn put(
     let user = checked(caller.app_id(), &id, profile).map_err(Problem::invalid)?;
     let created = state.users.upsert_users(std::slice::from_ref(&user)).await?[0];
     let stored = state.users.user(caller.app_id(), &id).await?.unwrap_or(user);
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(stored)))
+    Ok(Problem::upserted(created, stored))
 }
 
 pub async fn get(
@@ -108,12 +107,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<User>> {
     caller.require(Scope::Read)?;
-    state
-        .users
-        .user(caller.app_id(), &id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found("user"))
+    Problem::found(state.users.user(caller.app_id(), &id).await?, "user")
 }
 
 pub async fn delete(
