@@ -7,7 +7,7 @@ use crate::domain::{
     Channel, Content, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
     Priority, Recipient, Routing,
 };
-use crate::pipeline::dispatch::plan_deliveries;
+use crate::pipeline::plan::plan_deliveries;
 use crate::pipeline::{dispatch_job, send_job};
 use crate::ports::{
     AcceptOutcome, DeliveryOutcome, IdempotencyClaim, Job, NotificationFilter, Queue, QueueName,

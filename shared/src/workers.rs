@@ -47,6 +47,16 @@ pub struct Pipeline {
     pub config: WorkerConfig,
 }
 
+impl Pipeline {
+    fn directory(&self) -> Directory<'_> {
+        Directory {
+            users: &*self.stores.users,
+            groups: &*self.stores.groups,
+            preferences: &*self.stores.preferences,
+        }
+    }
+}
+
 /// Starts every worker; they run until `shutdown` is cancelled.
 pub fn spawn_all(pipeline: Pipeline, shutdown: CancellationToken) -> JoinSet<()> {
     let mut workers = JoinSet::new();
@@ -97,6 +107,7 @@ async fn handle(pipeline: &Pipeline, job: LeasedJob) {
                 queue: &*pipeline.queue,
                 providers: &pipeline.providers,
                 personalizer: &pipeline.personalizer,
+                directory: pipeline.directory(),
                 retry: pipeline.config.retry,
             };
             send(&cx, &job).await.map(|_| ())
@@ -114,13 +125,8 @@ async fn handle_dispatch(
 ) -> Result<(), crate::ports::StoreError> {
     match NotificationId::parse(&job.payload) {
         Ok(id) => {
-            let stores = &pipeline.stores;
-            let directory = Directory {
-                users: &*stores.users,
-                groups: &*stores.groups,
-                preferences: &*stores.preferences,
-            };
-            dispatch(&*stores.store, directory, &id, chrono::Utc::now()).await?;
+            dispatch(&*pipeline.stores.store, pipeline.directory(), &id, chrono::Utc::now())
+                .await?;
             pipeline.queue.ack(std::slice::from_ref(job)).await
         }
         Err(_) => pipeline.queue.dead_letter(job, "the message is not a notification id").await,

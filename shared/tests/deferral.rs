@@ -5,8 +5,9 @@ use chrono::{Duration as Age, SubsecRound, Utc};
 use herald_core::channels::{LogProvider, Providers};
 use herald_core::contract;
 use herald_core::domain::{DeliveryStatus, DeliveryUser, Priority};
-use herald_core::pipeline::dispatch::plan_deliveries;
+use herald_core::pipeline::dispatch::Directory;
 use herald_core::pipeline::personalize::Personalizer;
+use herald_core::pipeline::plan::plan_deliveries;
 use herald_core::pipeline::send::{SendContext, SendOutcome, send};
 use herald_core::pipeline::send_job;
 use herald_core::ports::{Queue, QueueName, Store, Stores};
@@ -53,6 +54,11 @@ async fn a_delivery_handed_over_early_waits_until_it_is_due() {
         queue: backend.as_ref(),
         providers: &Providers::new(log.clone()),
         personalizer: &personalizer,
+        directory: Directory {
+            users: backend.as_ref(),
+            groups: backend.as_ref(),
+            preferences: backend.as_ref(),
+        },
         retry: Default::default(),
     };
     assert_eq!(send(&cx, &leased[0]).await.unwrap(), SendOutcome::Deferred);

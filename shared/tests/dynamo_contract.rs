@@ -94,7 +94,7 @@ async fn dispatch_honours_preferences() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
     use herald_core::domain::{Channel, Priority};
-    use herald_core::pipeline::dispatch::plan_deliveries;
+    use herald_core::pipeline::plan::plan_deliveries;
     use herald_core::pipeline::send_job;
     use herald_core::ports::{Queue, QueueName, Store};
     use std::time::Duration;

@@ -2,7 +2,7 @@
 //! (and a real SMTP server for the unsubscribe headers).
 
 use herald_tests::herald::ADMIN_KEY;
-use herald_tests::{Herald, SmtpSink};
+use herald_tests::{Herald, SmtpSink, WEBHOOK_SECRET, WebhookSink};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -405,4 +405,61 @@ async fn unsubscribe_links_are_signed_one_click_and_idempotent() {
     let message =
         smtp.messages().into_iter().find(|m| m.contains("Subject: About security")).unwrap();
     assert!(!message.contains("List-Unsubscribe"), "{message}");
+}
+
+/// Fallback routing to users: each member gets the first channel they have an identity
+/// for and have not opted out of; when that one fails, the next is planned the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn fallback_routing_reaches_each_user_on_the_first_channel_they_allow() {
+    let herald = Herald::start(&[]).await;
+    let sink = WebhookSink::start(WEBHOOK_SECRET).await;
+    bulk_users(
+        &herald,
+        vec![
+            json!({"id": "f1", "email": "f1@example.com", "phone": "+14155550101"}),
+            json!({"id": "f2", "phone": "+14155550102"}),
+            json!({"id": "f3", "email": "f3@example.com", "phone": "+14155550103"}),
+            json!({"id": "f4", "email": "f4@example.com", "webhook_url": sink.url("status=400")}),
+        ],
+    )
+    .await;
+    let no_email = json!({"categories": {"alerts": {"channels": {"email": false}}}});
+    assert_eq!(put(&herald, "/v1/users/f3/preferences", &no_email).await.0, 200);
+    assert_eq!(put(&herald, "/v1/groups/team", &json!({"name": "Team"})).await.0, 201);
+    let members = json!({"add": ["f1", "f2", "f3", "f4"]});
+    assert_eq!(herald.post(ADMIN_KEY, "/v1/groups/team/members", &members).await.status(), 200);
+    let send = json!({
+        "to": [{"group": "team"}], "channels": ["webhook", "email", "sms"], "routing": "fallback",
+        "category": "alerts",
+        "content": {"webhook": {"alert": 1}, "email": {"subject": "s", "text": "t"}, "sms": {"text": "t"}}
+    });
+    let id = herald.send(ADMIN_KEY, &send).await;
+    let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(15)).await;
+    assert_eq!(n["status"], "sent", "{n:#}");
+    let mut outcome: Vec<(String, String, String, String)> = n["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+            (text(&d["user"]["id"]), text(&d["channel"]), text(&d["status"]), text(&d["reason"]))
+        })
+        .collect();
+    outcome.sort();
+    let row = |u: &str, c: &str, s: &str, r: &str| (u.into(), c.into(), s.into(), r.into());
+    assert_eq!(
+        outcome,
+        [
+            row("f1", "email", "sent", "-"),
+            row("f1", "webhook", "suppressed", "no_address"),
+            row("f2", "email", "suppressed", "no_address"),
+            row("f2", "sms", "sent", "-"),
+            row("f2", "webhook", "suppressed", "no_address"),
+            row("f3", "email", "suppressed", "opted_out"),
+            row("f3", "sms", "sent", "-"),
+            row("f3", "webhook", "suppressed", "no_address"),
+            row("f4", "email", "sent", "-"),
+            row("f4", "webhook", "failed", "webhook answered 400 Bad Request"),
+        ]
+    );
 }

@@ -183,14 +183,6 @@ fn validated(
     let now = Utc::now().trunc_subsecs(3);
     let mut errors = Errors::default();
     validate::recipients(&mut errors, &request.to, &state.limits);
-    if request.routing == Routing::Fallback && request.to.iter().any(Recipient::is_indirect) {
-        // Fallback picks the next channel from the stored recipient, which for a user
-        // or group is not resolved yet.
-        errors.add(
-            "routing",
-            "fallback routing takes direct addresses (not user_id or group) for now",
-        );
-    }
     validate::channels(&mut errors, &request.channels, &content);
     validate::content(&mut errors, &content);
     validate::category(&mut errors, request.category.as_deref());

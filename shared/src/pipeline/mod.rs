@@ -4,6 +4,7 @@
 pub mod dispatch;
 pub mod intake;
 pub mod personalize;
+pub mod plan;
 pub mod retry;
 pub mod send;
 
@@ -31,4 +32,17 @@ pub fn send_job(id: &DeliveryId, channel: crate::domain::Channel, priority: Prio
         payload: id.to_string(),
         delay: Duration::ZERO,
     }
+}
+
+/// The send message for a planned delivery, held back until its `deliver_after`.
+pub fn delivery_job(
+    delivery: &crate::domain::Delivery,
+    priority: Priority,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Job {
+    let mut job = send_job(&delivery.id, delivery.channel, priority);
+    if let Some(after) = delivery.deliver_after {
+        job.delay = (after - now).to_std().unwrap_or_default();
+    }
+    job
 }

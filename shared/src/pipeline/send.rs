@@ -2,10 +2,10 @@
 //! already settled is acknowledged without sending, so a queue redelivery never sends
 //! twice; transient failures are retried with backoff and dead-lettered at the end.
 
-use super::dispatch::next_fallback;
+use super::delivery_job;
+use super::dispatch::{Directory, next_fallback};
 use super::personalize::{PersonalizeError, Personalizer};
 use super::retry::RetryPolicy;
-use super::send_job;
 use crate::channels::{OutboundMessage, ProviderError, Providers};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Notification, NotificationStatus};
 use crate::ports::{DeliveryOutcome, LeasedJob, Queue, Store, StoreError};
@@ -29,6 +29,8 @@ pub struct SendContext<'a> {
     pub queue: &'a dyn Queue,
     pub providers: &'a Providers,
     pub personalizer: &'a Personalizer,
+    /// For fallback routing to a user: their identities and preferences now.
+    pub directory: Directory<'a>,
     pub retry: RetryPolicy,
 }
 
@@ -154,9 +156,15 @@ async fn fail(
     reason: String,
 ) -> Result<(), StoreError> {
     tracing::info!(delivery = %delivery.id, to = %delivery.address.redacted(), %reason, "delivery failed");
-    if let Some(next) = next_fallback(notification, delivery, Utc::now()) {
-        let job = send_job(&next.id, next.channel, notification.priority);
-        cx.store.insert_deliveries(std::slice::from_ref(&next), vec![job]).await?;
+    let next = next_fallback(notification, delivery, cx.directory, Utc::now()).await?;
+    if !next.is_empty() {
+        let now = Utc::now();
+        let jobs = next
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Queued)
+            .map(|d| delivery_job(d, notification.priority, now))
+            .collect();
+        cx.store.insert_deliveries(&next, jobs).await?;
     }
     let outcome = DeliveryOutcome {
         provider: Some(provider.to_owned()),

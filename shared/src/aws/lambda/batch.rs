@@ -5,7 +5,7 @@
 use super::Backends;
 use crate::aws::sqs::SqsQueue;
 use crate::domain::NotificationId;
-use crate::pipeline::dispatch::{Directory, dispatch};
+use crate::pipeline::dispatch::dispatch;
 use crate::pipeline::send::{SendContext, SendOutcome, send};
 use crate::ports::{DeadLetter, Job, LeasedJob, Queue, QueueName, StoreResult};
 use async_trait::async_trait;
@@ -111,12 +111,7 @@ pub async fn handle_dispatch_batch(backends: &Backends, event: SqsEvent) -> SqsB
                 .await
                 .map_err(|e| e.to_string());
         };
-        let directory = Directory {
-            users: backends.store.as_ref(),
-            groups: backends.store.as_ref(),
-            preferences: backends.store.as_ref(),
-        };
-        dispatch(backends.store.as_ref(), directory, &id, chrono::Utc::now())
+        dispatch(backends.store.as_ref(), backends.directory(), &id, chrono::Utc::now())
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -132,6 +127,7 @@ pub async fn handle_send_batch(backends: &Backends, event: SqsEvent) -> SqsBatch
             queue: queue.as_ref(),
             providers: &backends.providers,
             personalizer: &backends.personalizer,
+            directory: backends.directory(),
             retry: backends.retry,
         };
         match send(&cx, &job).await {

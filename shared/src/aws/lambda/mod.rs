@@ -112,6 +112,12 @@ impl Backends {
 }
 
 impl Backends {
+    /// Where dispatch and fallback look up users, groups and preferences.
+    pub fn directory(&self) -> crate::pipeline::dispatch::Directory<'_> {
+        let store = self.store.as_ref();
+        crate::pipeline::dispatch::Directory { users: store, groups: store, preferences: store }
+    }
+
     /// Makes sure the admin key in the SSM SecureString parameter named by
     /// `HERALD_ADMIN_KEY_PARAMETER` exists for app `default` (the `api` function calls
     /// this at cold start, so a fresh stack can be used at once).
