@@ -327,6 +327,9 @@ async fn quiet_hours_hold_a_medium_message_until_the_window_ends() {
     assert_eq!(delivery["status"], "queued");
     let expected = end_at.format("%Y-%m-%dT%H:%M:00Z").to_string();
     assert_eq!(delivery["deliver_after"], expected.as_str());
+    let n = herald.notification(ADMIN_KEY, &held).await;
+    let queued = n["timeline"].as_array().unwrap().iter().find(|e| e["event"] == "queued").unwrap();
+    assert_eq!(queued["detail"], format!("held by quiet hours until {expected}"), "{n:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

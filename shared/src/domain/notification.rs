@@ -325,6 +325,21 @@ pub struct Delivery {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Delivery {
+    /// What the timeline says when the delivery is planned: why it was suppressed, or
+    /// until when quiet hours hold it.
+    pub fn planned_detail(&self) -> Option<String> {
+        self.reason.clone().or_else(|| {
+            self.deliver_after.map(|at| {
+                format!(
+                    "held by quiet hours until {}",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            })
+        })
+    }
+}
+
 /// The user a delivery is for, as of dispatch: the send stage renders the template in
 /// their locale and time zone and signs their unsubscribe link.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -161,7 +161,8 @@ fn insert_delivery_rows(conn: &Connection, deliveries: &[Delivery]) -> StoreResu
             d.deliver_after.map(format_time),
         ])? == 1;
         if inserted {
-            add_event(conn, &notification, Some(&id), d.status.as_str(), d.reason.as_deref())?;
+            let detail = d.planned_detail();
+            add_event(conn, &notification, Some(&id), d.status.as_str(), detail.as_deref())?;
         }
     }
     Ok(())

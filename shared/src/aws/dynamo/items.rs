@@ -141,7 +141,7 @@ pub(super) fn delivery_item(d: &Delivery, app: &str, expires: DateTime<Utc>) -> 
             AttributeValue::L(vec![event_value(
                 Some(&d.id),
                 d.status.as_str(),
-                d.reason.as_deref(),
+                d.planned_detail().as_deref(),
             )]),
         ),
     ]);
