@@ -34,7 +34,8 @@ impl SesProvider {
         self
     }
 
-    fn content(message: &OutboundMessage) -> Result<(String, Message), ProviderError> {
+    /// The recipient and the message: subject, bodies and the unsubscribe headers.
+    fn content(&self, message: &OutboundMessage) -> Result<(String, Message), ProviderError> {
         let Address::Email(to) = &message.address else {
             return Err(ProviderError::Permanent("not an email address".into()));
         };
@@ -55,7 +56,20 @@ impl SesProvider {
         if let Some(html) = &email.html {
             body = body.html(text(html)?);
         }
-        let message = Message::builder().subject(text(&email.subject)?).body(body.build());
+        let headers = super::unsubscribe_headers(message, self.list_unsubscribe.as_deref())
+            .into_iter()
+            .map(|(name, value)| {
+                MessageHeader::builder()
+                    .name(name)
+                    .value(value)
+                    .build()
+                    .map_err(|e| ProviderError::Permanent(format!("SES: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let message = Message::builder()
+            .subject(text(&email.subject)?)
+            .body(body.build())
+            .set_headers((!headers.is_empty()).then_some(headers));
         Ok((to.as_str().to_owned(), message.build()))
     }
 }
@@ -82,20 +96,7 @@ impl Provider for SesProvider {
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<Receipt, ProviderError> {
-        let (to, mut simple) = Self::content(message)?;
-        let headers = super::unsubscribe_headers(message, self.list_unsubscribe.as_deref())
-            .into_iter()
-            .map(|(name, value)| {
-                MessageHeader::builder()
-                    .name(name)
-                    .value(value)
-                    .build()
-                    .map_err(|e| ProviderError::Permanent(format!("SES: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if !headers.is_empty() {
-            simple.headers = Some(headers);
-        }
+        let (to, simple) = self.content(message)?;
         let tag = |name: &str, value: String| {
             MessageTag::builder()
                 .name(name)
@@ -116,5 +117,56 @@ impl Provider for SesProvider {
             .await
             .map_err(classify)?;
         Ok(Receipt { provider_message_id: output.message_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Content as Parts, DeliveryId, EmailAddress, EmailContent, NotificationId};
+
+    fn message(unsubscribe_url: Option<&str>) -> OutboundMessage {
+        OutboundMessage {
+            delivery_id: DeliveryId::new(),
+            notification_id: NotificationId::new(),
+            app_id: "shop".into(),
+            priority: crate::domain::Priority::Low,
+            category: Some("newsletter".into()),
+            address: Address::Email(EmailAddress::parse("ann@example.com").unwrap()),
+            content: Parts {
+                email: Some(EmailContent {
+                    subject: "News".into(),
+                    text: Some("t".into()),
+                    html: None,
+                }),
+                ..Default::default()
+            },
+            unsubscribe_url: unsubscribe_url.map(str::to_owned),
+            metadata: None,
+        }
+    }
+
+    fn provider() -> SesProvider {
+        let config = aws_sdk_sesv2::Config::builder()
+            .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+            .build();
+        SesProvider::new(Client::from_conf(config), "herald@example.com", None)
+    }
+
+    #[test]
+    fn a_signed_link_becomes_the_rfc_8058_header_pair() {
+        let url = "https://herald.example.com/v1/unsubscribe/abc.def";
+        let (_, built) = provider().content(&message(Some(url))).unwrap();
+        let headers: Vec<(&str, &str)> =
+            built.headers().iter().map(|h| (h.name(), h.value())).collect();
+        assert_eq!(
+            headers,
+            [
+                ("List-Unsubscribe", "<https://herald.example.com/v1/unsubscribe/abc.def>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ]
+        );
+        let (_, plain) = provider().content(&message(None)).unwrap();
+        assert!(plain.headers().is_empty(), "no link, no headers");
     }
 }
