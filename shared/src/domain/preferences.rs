@@ -7,10 +7,11 @@ use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveTime, TimeZone, Utc
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// One user's choices. Everything is optional: an empty value means "the app's
 /// defaults".
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     /// Receive nothing but critical categories (what a one-click unsubscribe without
@@ -26,7 +27,7 @@ pub struct Preferences {
     pub frequency_caps: Vec<FrequencyCap>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryChoice {
     /// On or off for every channel, unless `channels` says otherwise.
@@ -38,10 +39,12 @@ pub struct CategoryChoice {
 
 /// A daily window (`22:00` to `07:00` may cross midnight) in the user's time zone, or
 /// in `time_zone` when given. Non-critical, non-high-priority messages wait for its end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuietHours {
+    #[schema(value_type = String, example = "22:00")]
     pub start: ClockTime,
+    #[schema(value_type = String, example = "07:00")]
     pub end: ClockTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
@@ -49,7 +52,7 @@ pub struct QuietHours {
 
 /// At most `limit` messages of `category` per `period` (on `channel`, or on each
 /// channel when none is named).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FrequencyCap {
     pub category: String,
@@ -61,7 +64,7 @@ pub struct FrequencyCap {
 
 /// Caps count in fixed windows: clock hours and days in UTC, ISO weeks from Monday
 /// 00:00 UTC. Fixed windows are what a conditional counter can enforce atomically.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
     Hour,
@@ -120,7 +123,7 @@ impl<'de> Deserialize<'de> for ClockTime {
 }
 
 /// The app's settings for one category.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CategorySettings {
     pub name: String,
     #[serde(skip)]
@@ -141,7 +144,7 @@ pub struct CategorySettings {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryCap {
     pub limit: u32,

@@ -5,8 +5,9 @@ use super::contact::{EmailAddress, PhoneNumber, WebhookUrl};
 use super::preferences::Preferences;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PushPlatform {
     /// Apple Push Notification service.
@@ -15,7 +16,7 @@ pub enum PushPlatform {
     Fcm,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushToken {
     pub platform: PushPlatform,
@@ -23,16 +24,17 @@ pub struct PushToken {
 }
 
 /// A browser's Web Push subscription (RFC 8030 endpoint, RFC 8291 keys).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebPushSubscription {
+    #[schema(value_type = String)]
     pub endpoint: WebhookUrl,
     pub p256dh: String,
     pub auth: String,
 }
 
 /// The user's ids in the chat apps Herald sends to.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatIds {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,7 +50,7 @@ pub struct ChatIds {
 }
 
 /// What a caller writes: everything but the id and the times.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,8 +58,10 @@ pub struct UserProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "ann@example.com")]
     pub email: Option<EmailAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "+14155552671")]
     pub phone: Option<PhoneNumber>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub push_tokens: Vec<PushToken>,
@@ -66,6 +70,7 @@ pub struct UserProfile {
     #[serde(default, skip_serializing_if = "is_default")]
     pub chat: ChatIds,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub webhook_url: Option<WebhookUrl>,
 }
 
@@ -73,7 +78,7 @@ fn is_default(chat: &ChatIds) -> bool {
     *chat == ChatIds::default()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: String,
     #[serde(skip)]
@@ -147,7 +152,7 @@ pub fn validate_user(id: &str, profile: &UserProfile) -> Vec<(String, String)> {
 }
 
 /// A named set of users (`beta-testers`); a user can be in many.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Group {
     pub id: String,
     #[serde(skip)]

@@ -13,17 +13,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// User ids in one membership change at most.
 pub const MAX_MEMBER_CHANGES: usize = 10_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutGroup {
     pub name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
     #[serde(default)]
@@ -32,18 +33,18 @@ pub struct Membership {
     pub remove: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MembershipChange {
     pub added: usize,
     pub removed: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GroupList {
     pub data: Vec<Group>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemberPage {
     pub data: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +61,10 @@ fn validate_id(field: &str, id: &str) -> Result<(), Problem> {
     check_caller_id(id).map_err(|message| Problem::field(field, message))
 }
 
+#[utoipa::path(put, path = "/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
+    request_body = PutGroup,
+    responses((status = 201, body = Group), (status = 200, body = Group), (status = 422, body = Problem)),
+    security(("api_key" = ["manage"])))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -86,6 +91,8 @@ pub async fn put(
     Ok(Problem::upserted(created, stored))
 }
 
+#[utoipa::path(get, path = "/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
+    responses((status = 200, body = Group), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,11 +102,15 @@ pub async fn get(
     Problem::found(state.groups.group(caller.app_id(), &id).await?, "group")
 }
 
+#[utoipa::path(get, path = "/v1/groups", tag = "groups",
+    responses((status = 200, body = GroupList)), security(("api_key" = ["read"])))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<GroupList>> {
     caller.require(Scope::Read)?;
     Ok(Json(GroupList { data: state.groups.list_groups(caller.app_id()).await? }))
 }
 
+#[utoipa::path(delete, path = "/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -111,6 +122,10 @@ pub async fn delete(
 
 /// Adds and removes members in one request. Members are user ids; a user may be
 /// created later (dispatch resolves members to users when it sends).
+#[utoipa::path(post, path = "/v1/groups/{id}/members", tag = "groups", params(("id" = String, Path)),
+    request_body = Membership,
+    responses((status = 200, body = MembershipChange), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = ["manage"])))]
 pub async fn change_members(
     State(state): State<AppState>,
     caller: Caller,
@@ -137,6 +152,9 @@ pub async fn change_members(
     Ok(Json(MembershipChange { added, removed }))
 }
 
+#[utoipa::path(get, path = "/v1/groups/{id}/members", tag = "groups",
+    params(("id" = String, Path), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = MemberPage), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn members(
     State(state): State<AppState>,
     caller: Caller,
@@ -157,6 +175,8 @@ pub async fn members(
 }
 
 /// The groups a user is in.
+#[utoipa::path(get, path = "/v1/users/{id}/groups", tag = "groups", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<String>)), security(("api_key" = ["read"])))]
 pub async fn of_user(
     State(state): State<AppState>,
     caller: Caller,

@@ -76,6 +76,14 @@ impl AppState {
         notifications::send, notifications::get, notifications::list,
         notifications::cancel, notifications::resend,
         keys::create, system::log_messages, system::dead_letters, system::healthz, system::readyz,
+        users::put, users::get, users::delete, users::list, users::bulk,
+        groups::put, groups::get, groups::list, groups::delete, groups::change_members,
+        groups::members, groups::of_user,
+        preferences::get, preferences::put, preferences::put_category, preferences::get_category,
+        preferences::list_categories, preferences::delete_category,
+        unsubscribe::confirm, unsubscribe::unsubscribe,
+        templates::create, templates::list, templates::get, templates::get_version,
+        templates::delete, templates::create_version, templates::rollback, templates::preview,
     ),
     modifiers(&BearerAuth),
 )]
@@ -141,4 +149,43 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiDoc;
+    use utoipa::OpenApi;
+
+    /// Every route the router serves (read from this file) is in the OpenAPI document,
+    /// with the same methods.
+    #[test]
+    fn the_openapi_document_describes_every_route() {
+        let source = include_str!("mod.rs");
+        let start = source.find("pub fn router").expect("the router");
+        let router = &source[start..start + source[start..].find("\n}\n").expect("its end")];
+        let doc = ApiDoc::openapi();
+        let mut missing = Vec::new();
+        for chunk in router.split(".route(").skip(1) {
+            let path = chunk.split('"').nth(1).expect("a path literal");
+            if path == "/openapi.json" {
+                continue;
+            }
+            let documented = doc.paths.paths.get(path);
+            for method in ["get", "post", "put", "delete"] {
+                let served = chunk.contains(&format!(" {method}("))
+                    || chunk.contains(&format!("({method}("))
+                    || chunk.contains(&format!(".{method}("));
+                let has = documented.is_some_and(|item| match method {
+                    "get" => item.get.is_some(),
+                    "post" => item.post.is_some(),
+                    "put" => item.put.is_some(),
+                    _ => item.delete.is_some(),
+                });
+                if served && !has {
+                    missing.push(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not in /openapi.json: {missing:?}");
+    }
 }

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 fn valid_category(name: &str) -> bool {
     let mut errors = Errors::default();
@@ -31,7 +32,7 @@ fn invalid(problems: Vec<(String, String)>) -> Problem {
     )
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PreferencesView {
     pub user_id: String,
     #[serde(flatten)]
@@ -40,6 +41,8 @@ pub struct PreferencesView {
     pub revision: u64,
 }
 
+#[utoipa::path(get, path = "/v1/users/{id}/preferences", tag = "preferences", params(("id" = String, Path)),
+    responses((status = 200, body = PreferencesView), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,6 +59,12 @@ pub async fn get(
 }
 
 /// Replaces the user's preferences. `If-Match: "<revision>"` makes it conditional.
+#[utoipa::path(put, path = "/v1/users/{id}/preferences", tag = "preferences",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The revision read, in quotes")),
+    request_body = Preferences,
+    responses((status = 200, body = PreferencesView), (status = 404, body = Problem),
+        (status = 412, body = Problem, description = "Changed since that revision"), (status = 422, body = Problem)),
+    security(("api_key" = ["manage"])))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,7 +103,7 @@ pub async fn put(
 }
 
 /// What a caller writes for a category.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryRequest {
     #[serde(default)]
@@ -113,6 +122,10 @@ fn yes() -> bool {
     true
 }
 
+#[utoipa::path(put, path = "/v1/categories/{name}", tag = "preferences", params(("name" = String, Path)),
+    request_body = CategoryRequest,
+    responses((status = 201, body = CategorySettings), (status = 200, body = CategorySettings), (status = 422, body = Problem)),
+    security(("api_key" = ["manage"])))]
 pub async fn put_category(
     State(state): State<AppState>,
     caller: Caller,
@@ -153,6 +166,8 @@ pub async fn put_category(
     Ok(Problem::upserted(created, stored))
 }
 
+#[utoipa::path(get, path = "/v1/categories/{name}", tag = "preferences", params(("name" = String, Path)),
+    responses((status = 200, body = CategorySettings), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get_category(
     State(state): State<AppState>,
     caller: Caller,
@@ -162,11 +177,13 @@ pub async fn get_category(
     Problem::found(state.preferences.category(caller.app_id(), &name).await?, "category")
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CategoryList {
     pub data: Vec<CategorySettings>,
 }
 
+#[utoipa::path(get, path = "/v1/categories", tag = "preferences",
+    responses((status = 200, body = CategoryList)), security(("api_key" = ["read"])))]
 pub async fn list_categories(
     State(state): State<AppState>,
     caller: Caller,
@@ -175,6 +192,8 @@ pub async fn list_categories(
     Ok(Json(CategoryList { data: state.preferences.list_categories(caller.app_id()).await? }))
 }
 
+#[utoipa::path(delete, path = "/v1/categories/{name}", tag = "preferences", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn delete_category(
     State(state): State<AppState>,
     caller: Caller,

@@ -20,8 +20,9 @@ use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTemplate {
     pub id: String,
@@ -31,7 +32,7 @@ pub struct CreateTemplate {
     pub locales: BTreeMap<String, TemplateParts>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVersion {
     pub locales: BTreeMap<String, TemplateParts>,
@@ -39,13 +40,13 @@ pub struct NewVersion {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
     pub version: u32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preview {
     /// Defaults to the latest version.
@@ -56,17 +57,18 @@ pub struct Preview {
     #[serde(default)]
     pub time_zone: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub data: Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateWithVersion {
     #[serde(flatten)]
     pub template: Template,
     pub version: TemplateVersion,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Rendered {
     pub template_id: String,
     pub version: u32,
@@ -75,7 +77,7 @@ pub struct Rendered {
     pub rendered: TemplateParts,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateList {
     pub data: Vec<Template>,
 }
@@ -141,6 +143,9 @@ fn new_version(
     }
 }
 
+#[utoipa::path(post, path = "/v1/templates", tag = "templates", request_body = CreateTemplate,
+    responses((status = 201, body = TemplateWithVersion), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = ["manage"])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -174,6 +179,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(TemplateWithVersion { template, version })))
 }
 
+#[utoipa::path(get, path = "/v1/templates", tag = "templates",
+    responses((status = 200, body = TemplateList)), security(("api_key" = ["read"])))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<TemplateList>> {
     caller.require(Scope::Read)?;
     Ok(Json(TemplateList { data: state.templates.list_templates(&caller.0.app_id).await? }))
@@ -196,6 +203,8 @@ async fn load_version(
         .ok_or_else(|| Problem::not_found("template version"))
 }
 
+#[utoipa::path(get, path = "/v1/templates/{id}", tag = "templates", params(("id" = String, Path)),
+    responses((status = 200, body = TemplateWithVersion), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -207,6 +216,9 @@ pub async fn get(
     Ok(Json(TemplateWithVersion { template, version }))
 }
 
+#[utoipa::path(get, path = "/v1/templates/{id}/versions/{version}", tag = "templates",
+    params(("id" = String, Path), ("version" = u32, Path)),
+    responses((status = 200, body = TemplateVersion), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -216,6 +228,8 @@ pub async fn get_version(
     Ok(Json(load_version(&state, &caller.0.app_id, &id, version).await?))
 }
 
+#[utoipa::path(delete, path = "/v1/templates/{id}", tag = "templates", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -244,6 +258,10 @@ async fn publish(
     Err(Problem::conflict("template-busy", "the template kept changing; try again"))
 }
 
+#[utoipa::path(post, path = "/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path)),
+    request_body = NewVersion,
+    responses((status = 201, body = TemplateVersion), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = ["manage"])))]
 pub async fn create_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,6 +276,10 @@ pub async fn create_version(
     Ok((StatusCode::CREATED, Json(version)))
 }
 
+#[utoipa::path(post, path = "/v1/templates/{id}/rollback", tag = "templates", params(("id" = String, Path)),
+    request_body = Rollback,
+    responses((status = 201, body = TemplateVersion), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = ["manage"])))]
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
@@ -304,6 +326,10 @@ pub fn render_version(
     })
 }
 
+#[utoipa::path(post, path = "/v1/templates/{id}/preview", tag = "templates", params(("id" = String, Path)),
+    request_body = Preview,
+    responses((status = 200, body = Rendered), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = ["read"])))]
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,

@@ -37,6 +37,9 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
+#[utoipa::path(get, path = "/v1/unsubscribe/{token}", tag = "preferences", params(("token" = String, Path)),
+    responses((status = 200, content_type = "text/html", description = "A confirmation page; changes nothing"),
+        (status = 403, body = Problem, description = "Not a link Herald signed")))]
 pub async fn confirm(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -53,6 +56,10 @@ pub async fn confirm(
     ))
 }
 
+#[utoipa::path(post, path = "/v1/unsubscribe/{token}", tag = "preferences", params(("token" = String, Path)),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "List-Unsubscribe=One-Click (RFC 8058)"),
+    responses((status = 200, content_type = "text/html", description = "Unsubscribed (the same on every repeat)"),
+        (status = 403, body = Problem, description = "Not a link Herald signed")))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,

@@ -15,13 +15,14 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Users in one bulk request at most.
 pub const MAX_BULK_USERS: usize = 10_000;
 /// The body of a bulk request at most: 10,000 profiles of about 1.5 KiB.
 pub const MAX_BULK_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserPage {
     pub data: Vec<User>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,13 +35,14 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bulk {
+    #[schema(value_type = Vec<Object>)]
     pub users: Vec<Value>,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ItemStatus {
     Created,
@@ -48,7 +50,7 @@ pub enum ItemStatus {
     Invalid,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItemResult {
     pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,7 +60,7 @@ pub struct ItemResult {
     pub errors: Vec<FieldError>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BulkResult {
     pub created: usize,
     pub updated: usize,
@@ -86,6 +88,10 @@ fn checked(app: &str, id: &str, profile: UserProfile) -> Result<User, Vec<FieldE
     })
 }
 
+#[utoipa::path(put, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    request_body = UserProfile,
+    responses((status = 201, body = User, description = "Created"), (status = 200, body = User, description = "Replaced"),
+        (status = 422, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -101,6 +107,8 @@ pub async fn put(
     Ok(Problem::upserted(created, stored))
 }
 
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,6 +118,8 @@ pub async fn get(
     Problem::found(state.users.user(caller.app_id(), &id).await?, "user")
 }
 
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,6 +129,9 @@ pub async fn delete(
     Problem::deleted(state.users.delete_user(caller.app_id(), &id).await?, "user")
 }
 
+#[utoipa::path(get, path = "/v1/users", tag = "users",
+    params(("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = UserPage), (status = 422, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -165,6 +178,9 @@ fn bulk_item(app: &str, index: usize, item: Value) -> Result<User, ItemResult> {
     checked(app, &id, profile).map_err(|errors| invalid(Some(id.clone()), errors))
 }
 
+#[utoipa::path(post, path = "/v1/users/bulk", tag = "users", request_body = Bulk,
+    responses((status = 200, body = BulkResult, description = "Per-item results"), (status = 422, body = Problem)),
+    security(("api_key" = ["manage"])))]
 pub async fn bulk(
     State(state): State<AppState>,
     caller: Caller,

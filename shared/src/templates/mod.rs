@@ -11,8 +11,9 @@ pub use render::{Recipient, Renderer, TemplateError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailParts {
     pub subject: String,
@@ -22,13 +23,13 @@ pub struct EmailParts {
     pub html: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmsParts {
     pub text: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushParts {
     pub title: String,
@@ -38,7 +39,7 @@ pub struct PushParts {
     pub data: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatParts {
     pub markdown: String,
@@ -46,7 +47,7 @@ pub struct ChatParts {
 
 /// One locale variant of a template: what each channel gets. Every string is a
 /// minijinja template; in `webhook`, every string leaf of the JSON is.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateParts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,6 +59,7 @@ pub struct TemplateParts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatParts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub webhook: Option<Value>,
 }
 
@@ -175,7 +177,7 @@ impl TemplateParts {
 
 /// A template: a name for the caller, and its versions. Versions never change once
 /// published; `latest_version` is what a send without a pinned version gets.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Template {
     /// The caller's own key (`order-shipped`), unique within the app.
     pub id: String,
@@ -190,7 +192,7 @@ pub struct Template {
 }
 
 /// One immutable version: the parts for each locale (`default` always present).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TemplateVersion {
     pub template_id: String,
     pub version: u32,
