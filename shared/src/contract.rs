@@ -703,6 +703,11 @@ pub async fn dispatch_honours_preferences(store: &dyn DispatchStores) {
     let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
     store.add_members(&app, "all", &ids).await.unwrap();
 
+    // Both sends must fall in one UTC day for the daily cap to meet the second.
+    let into_day = Utc::now().timestamp().rem_euclid(86_400);
+    if into_day > 86_400 - 120 {
+        tokio::time::sleep(Duration::from_secs((86_400 - into_day + 1) as u64)).await;
+    }
     let directory = Directory { users: store, groups: store, preferences: store };
     for round in 1..=2 {
         let mut n = notification(&app, Priority::Medium);
@@ -727,8 +732,10 @@ pub async fn dispatch_honours_preferences(store: &dyn DispatchStores) {
         };
         assert_eq!(reason("u002"), u002, "round {round}");
         assert_eq!(reason("u149"), (DeliveryStatus::Queued, None));
-        let first = deliveries.iter().find(|d| d.recipient_index == 0).unwrap();
+        // Users are numbered after the notification's own `to` (one entry, the group).
+        let first = deliveries.iter().find(|d| d.recipient_index == 1).unwrap();
         let user = first.user.as_ref().unwrap();
+        assert_eq!(user.id, "u000");
         assert_eq!((user.locale.as_deref(), user.unsubscribable), (Some("de-AT"), true));
     }
 }

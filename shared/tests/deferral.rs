@@ -70,3 +70,70 @@ async fn a_delivery_handed_over_early_waits_until_it_is_due() {
         "hidden until it is due"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_who_opted_out_while_it_waited_does_not_get_it() {
+    use herald_core::ports::{PreferenceStore, UserStore};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(SqliteBackend::open(&dir.path().join("herald.db")).unwrap());
+    let stores = Stores::of(backend.clone());
+    let log = Arc::new(LogProvider::default());
+    let links = Arc::new(UnsubscribeLinks::new("http://localhost", stores.store.clone()));
+    let personalizer =
+        Personalizer::new(stores.templates.clone(), Arc::new(Renderer::new()), links);
+
+    let now = Utc::now().trunc_subsecs(3);
+    let profile = serde_json::from_value(serde_json::json!({"email": "owl@example.com"})).unwrap();
+    let user = herald_core::domain::User {
+        id: "owl".into(),
+        app_id: "quiet".into(),
+        profile,
+        preferences: Default::default(),
+        preferences_revision: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    backend.upsert_users(&[user]).await.unwrap();
+    let mut notification = contract::notification("quiet", Priority::Medium);
+    notification.channels.truncate(1);
+    backend.accept(&notification, None, Vec::new()).await.unwrap();
+    let mut delivery = plan_deliveries(&notification, now).remove(0);
+    // It waited for quiet hours, which have just ended...
+    delivery.deliver_after = Some(now - Age::seconds(1));
+    delivery.user = Some(DeliveryUser {
+        id: "owl".into(),
+        unsubscribable: true,
+        locale: None,
+        time_zone: None,
+    });
+    let job = send_job(&delivery.id, delivery.channel, Priority::Medium);
+    backend
+        .record_dispatch(&notification.id, std::slice::from_ref(&delivery), vec![job])
+        .await
+        .unwrap();
+    // ...and meanwhile the user unsubscribed.
+    let unsubscribed = serde_json::from_value(serde_json::json!({"unsubscribed": true})).unwrap();
+    backend.put_preferences("quiet", "owl", &unsubscribed, None).await.unwrap();
+
+    let queue = QueueName::Send(delivery.channel);
+    let leased = backend.lease(queue, 10, Duration::from_secs(30)).await.unwrap();
+    let cx = SendContext {
+        store: backend.as_ref(),
+        queue: backend.as_ref(),
+        providers: &Providers::new(log.clone()),
+        personalizer: &personalizer,
+        directory: Directory {
+            users: backend.as_ref(),
+            groups: backend.as_ref(),
+            preferences: backend.as_ref(),
+        },
+        retry: Default::default(),
+    };
+    assert_eq!(send(&cx, &leased[0]).await.unwrap(), SendOutcome::Skipped);
+    assert!(log.recent("quiet").is_empty(), "nothing was sent");
+    let stored = backend.delivery(&delivery.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.reason.as_deref()),
+        (DeliveryStatus::Suppressed, Some("opted_out"))
+    );
+}

@@ -31,3 +31,17 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Waits (at most two minutes) until the next UTC midnight is more than two minutes
+/// away, for tests whose daily frequency caps must count two sends in one window.
+pub async fn clear_of_utc_midnight() {
+    let seconds_into_day = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        % 86_400;
+    let left = 86_400 - seconds_into_day;
+    if left < 120 {
+        tokio::time::sleep(std::time::Duration::from_secs(left + 1)).await;
+    }
+}

@@ -55,6 +55,22 @@ async fn preferences_and_categories_are_read_written_and_validated() {
     put(&herald, "/v1/users/ann", &json!({"email": "ann@example.org"})).await;
     assert_eq!(herald.get_json(ADMIN_KEY, "/v1/users/ann/preferences").await["revision"], 1);
 
+    // What GET returns can be sent back as it is; its revision makes the write
+    // conditional, and the ETag carries the same revision.
+    let response = herald.get(ADMIN_KEY, "/v1/users/ann/preferences").await;
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let mut echoed: Value = response.json().await.unwrap();
+    echoed["unsubscribed"] = json!(false);
+    echoed["quiet_hours"]["end"] = json!("06:30");
+    let (status, saved) = put(&herald, "/v1/users/ann/preferences", &echoed).await;
+    assert_eq!((status, saved["revision"].as_u64()), (200, Some(2)), "{saved}");
+    let (status, _) = put(&herald, "/v1/users/ann/preferences", &echoed).await;
+    assert_eq!(status, 412, "the echoed revision 1 is stale now");
+    echoed["user_id"] = json!("bob");
+    echoed["revision"] = json!(2);
+    let (status, problem) = put(&herald, "/v1/users/ann/preferences", &echoed).await;
+    assert_eq!((status, errors(&problem)), (422, vec!["user_id"]));
+
     let stale = reqwest::Client::new()
         .put(herald.url("/v1/users/ann/preferences"))
         .bearer_auth(ADMIN_KEY)
@@ -182,6 +198,7 @@ async fn a_group_with_mixed_preferences_gets_exactly_what_each_member_wants() {
     });
     assert_eq!(herald.post(ADMIN_KEY, "/v1/templates", &template).await.status().as_u16(), 201);
 
+    herald_tests::clear_of_utc_midnight().await;
     for round in 1..=2 {
         // High priority: quiet hours do not hold it back (the tenth with `3` get it).
         let send = json!({
@@ -432,7 +449,8 @@ async fn fallback_routing_reaches_each_user_on_the_first_channel_they_allow() {
     let members = json!({"add": ["f1", "f2", "f3", "f4"]});
     assert_eq!(herald.post(ADMIN_KEY, "/v1/groups/team/members", &members).await.status(), 200);
     let send = json!({
-        "to": [{"group": "team"}], "channels": ["webhook", "email", "sms"], "routing": "fallback",
+        "to": [{"group": "team"}, {"webhook": {"url": sink.url("status=400")}, "email": "direct@example.com"}],
+        "channels": ["webhook", "email", "sms"], "routing": "fallback",
         "category": "alerts",
         "content": {"webhook": {"alert": 1}, "email": {"subject": "s", "text": "t"}, "sms": {"text": "t"}}
     });
@@ -453,6 +471,8 @@ async fn fallback_routing_reaches_each_user_on_the_first_channel_they_allow() {
     assert_eq!(
         outcome,
         [
+            row("-", "email", "sent", "-"),
+            row("-", "webhook", "failed", "webhook answered 400 Bad Request"),
             row("f1", "email", "sent", "-"),
             row("f1", "webhook", "suppressed", "no_address"),
             row("f2", "email", "suppressed", "no_address"),
@@ -465,4 +485,11 @@ async fn fallback_routing_reaches_each_user_on_the_first_channel_they_allow() {
             row("f4", "webhook", "failed", "webhook answered 400 Bad Request"),
         ]
     );
+    // The direct recipient's fallback went to its own address, not a member's.
+    let direct = n["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["user"].is_null() && d["channel"] == "email");
+    assert_eq!(direct.unwrap()["address"], json!({"email": "direct@example.com"}));
 }

@@ -3,7 +3,7 @@
 //! verdict for one delivery is a pure function of them, so dispatch stays a planner.
 
 use super::notification::{Channel, Priority};
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -179,7 +179,7 @@ impl Preferences {
         if c.settings.is_some_and(|s| s.critical) {
             return Verdict::Send { after: None };
         }
-        if self.unsubscribed || !self.wants(c) {
+        if !self.allows(c) {
             return Verdict::OptedOut;
         }
         let after = match &self.quiet_hours {
@@ -187,6 +187,12 @@ impl Preferences {
             _ => None,
         };
         Verdict::Send { after }
+    }
+
+    /// Whether the user takes this message at all (opt-outs and unsubscribes; critical
+    /// categories always).
+    pub fn allows(&self, c: &Circumstances<'_>) -> bool {
+        c.settings.is_some_and(|s| s.critical) || (!self.unsubscribed && self.wants(c))
     }
 
     /// The most specific choice wins: the user's for the channel, the user's for the
@@ -280,13 +286,13 @@ impl QuietHours {
         match zone.from_local_datetime(&end_local) {
             LocalResult::Single(at) => Some(at.with_timezone(&Utc)),
             LocalResult::Ambiguous(first, _) => Some(first.with_timezone(&Utc)),
-            // The end falls in a daylight-saving gap: the first instant after it.
+            // The end falls in an hour a daylight-saving change skips: an hour later
+            // on the wall clock (02:30 → 03:30), which is 02:30 on the old offset.
             LocalResult::None => zone
                 .from_local_datetime(&(end_local + Duration::hours(1)))
                 .earliest()
                 .map(|at| at.with_timezone(&Utc)),
         }
-        .filter(|at| at.year() > 1970)
     }
 }
 

@@ -123,7 +123,7 @@ async fn content_of(
                     },
                 )?;
             // A direct address has no unsubscribe link: templates may still name it.
-            let mut data = t.data.clone();
+            let mut data = if t.data.is_null() { serde_json::json!({}) } else { t.data.clone() };
             if let Some(fields) = data.as_object_mut() {
                 fields.entry(UNSUBSCRIBE_URL).or_insert_with(|| "".into());
             }

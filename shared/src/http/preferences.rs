@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::auth::Caller;
-use super::json::decode;
+use super::json::{decode, from_value};
 use super::problem::{ApiResult, FieldError, Problem};
 use super::validate::{Errors, category as check_category};
 use crate::auth::Scope;
@@ -47,15 +47,22 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<PreferencesView>> {
+) -> ApiResult<Tagged> {
     caller.require(Scope::Read)?;
     let user =
         state.users.user(caller.app_id(), &id).await?.ok_or_else(|| Problem::not_found("user"))?;
-    Ok(Json(PreferencesView {
+    Ok(tagged(PreferencesView {
         user_id: user.id,
         preferences: user.preferences,
         revision: user.preferences_revision,
     }))
+}
+
+/// The view with its revision as the `ETag`, for `If-Match`.
+type Tagged = ([(axum::http::HeaderName, String); 1], Json<PreferencesView>);
+
+fn tagged(view: PreferencesView) -> Tagged {
+    ([(axum::http::header::ETAG, format!("\"{}\"", view.revision))], Json(view))
 }
 
 /// Replaces the user's preferences. `If-Match: "<revision>"` makes it conditional.
@@ -71,9 +78,22 @@ pub async fn put(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<PreferencesView>> {
+) -> ApiResult<Tagged> {
     caller.require(Scope::Manage)?;
-    let (preferences, _): (Preferences, _) = decode(&headers, body)?;
+    // What GET returned may come back as it is: `user_id` must name this user, and
+    // `revision` makes the write conditional (as `If-Match` does, which wins).
+    let (mut body, _): (serde_json::Value, _) = decode(&headers, body)?;
+    let fields = body.as_object_mut().ok_or_else(|| Problem::field("(body)", "an object"))?;
+    if let Some(named) = fields.remove("user_id")
+        && named.as_str() != Some(id.as_str())
+    {
+        return Err(Problem::field("user_id", "names another user than the path"));
+    }
+    let revision_field = match fields.remove("revision") {
+        Some(value) => Some(value.as_u64().ok_or_else(|| Problem::field("revision", "a number"))?),
+        None => None,
+    };
+    let preferences: Preferences = from_value(body)?;
     let problems = preferences.problems(valid_category);
     if !problems.is_empty() {
         return Err(invalid(problems));
@@ -86,11 +106,11 @@ pub async fn put(
                 .and_then(|v| v.trim().trim_matches('"').parse::<u64>().ok())
                 .ok_or_else(|| Problem::field("If-Match", "the revision in quotes, as \"3\""))?,
         ),
-        None => None,
+        None => revision_field,
     };
     match state.preferences.put_preferences(caller.app_id(), &id, &preferences, expected).await? {
         PreferencesWrite::Saved { revision } => {
-            Ok(Json(PreferencesView { user_id: id, preferences, revision }))
+            Ok(tagged(PreferencesView { user_id: id, preferences, revision }))
         }
         PreferencesWrite::NoUser => Err(Problem::not_found("user")),
         PreferencesWrite::Conflict => Err(Problem::new(

@@ -23,9 +23,14 @@ async fn verified(state: &AppState, token: &str) -> ApiResult<Unsubscribe> {
 
 fn what_of(what: &Unsubscribe) -> String {
     match &what.category {
-        Some(category) => format!("“{category}” emails"),
-        None => "all emails except security and account messages".to_owned(),
+        Some(category) => format!("“{}” emails", escape(category)),
+        None => "any messages except security and account ones".to_owned(),
     }
+}
+
+/// Categories are plain names and signed, but a page never prints text unescaped.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn page(title: &str, body: &str) -> Html<String> {
@@ -65,9 +70,26 @@ pub async fn unsubscribe(
     Path(token): Path<String>,
 ) -> ApiResult<Html<String>> {
     let what = verified(&state, &token).await?;
+    if !apply(&state, &what).await? {
+        return Err(Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Try again",
+            "the preferences kept changing while we tried; please try again",
+        ));
+    }
+    Ok(page(
+        "You are unsubscribed",
+        &format!("<p>You will no longer receive {}.</p>", what_of(&what)),
+    ))
+}
+
+/// Turns the link's category off for email (or everything off without one); false if
+/// other writes kept racing it.
+async fn apply(state: &AppState, what: &Unsubscribe) -> Result<bool, Problem> {
     for _ in 0..ROUNDS {
         let Some(user) = state.users.user(&what.app_id, &what.user_id).await? else {
-            break; // A deleted user receives nothing anyway.
+            return Ok(true); // A deleted user receives nothing anyway.
         };
         let mut preferences = user.preferences.clone();
         match &what.category {
@@ -78,7 +100,7 @@ pub async fn unsubscribe(
             None => preferences.unsubscribed = true,
         }
         if preferences == user.preferences {
-            break; // Already unsubscribed: the same answer again.
+            return Ok(true); // Already unsubscribed: the same answer again.
         }
         let revision = Some(user.preferences_revision);
         match state
@@ -88,14 +110,11 @@ pub async fn unsubscribe(
         {
             PreferencesWrite::Saved { .. } => {
                 tracing::info!(app = %what.app_id, user = %what.user_id, category = ?what.category, "unsubscribed");
-                break;
+                return Ok(true);
             }
-            PreferencesWrite::NoUser => break,
+            PreferencesWrite::NoUser => return Ok(true),
             PreferencesWrite::Conflict => continue,
         }
     }
-    Ok(page(
-        "You are unsubscribed",
-        &format!("<p>You will no longer receive {}.</p>", what_of(&what)),
-    ))
+    Ok(false)
 }

@@ -11,6 +11,7 @@ use crate::domain::{
 };
 use crate::ports::{GroupStore, PreferenceStore, Store, StoreError, UserStore};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DispatchOutcome {
@@ -47,29 +48,42 @@ fn user_recipient(user: Option<&User>, id: &str) -> Recipient {
     }
 }
 
-/// A recipient with addresses, and the user record it came from (if any).
+/// A recipient with addresses, the user record it came from (if any), and its
+/// `recipient_index`.
 pub struct Resolved {
+    pub index: usize,
     pub recipient: Recipient,
     pub user: Option<User>,
 }
 
-/// The notification's recipients with users and groups replaced by addresses: a
-/// group by its members in id order, so a repeated dispatch plans the same deliveries.
+/// Recipients planned at once: their cap counters are taken concurrently.
+const PLAN_CONCURRENCY: usize = 32;
+
+/// The notification's recipients with users and groups replaced by addresses. A direct
+/// address keeps its position in `to` as its index (so fallback finds it there again);
+/// users follow from `to.len()` on, in the order of `to` and a group's members by id,
+/// so a repeated dispatch plans the same deliveries. Users named directly are read in
+/// one batch, a group's members a page at a time.
 pub async fn resolve_recipients(
     notification: &Notification,
     directory: Directory<'_>,
 ) -> Result<Vec<Resolved>, StoreError> {
     let app = &notification.app_id;
     let mut resolved = Vec::with_capacity(notification.to.len());
-    fn add_users(resolved: &mut Vec<Resolved>, ids: &[String], users: Vec<Option<User>>) {
+    let mut next_index = notification.to.len();
+    let mut add_users = |resolved: &mut Vec<Resolved>, ids: &[String], users: Vec<Option<User>>| {
         for (id, user) in ids.iter().zip(users) {
-            resolved.push(Resolved { recipient: user_recipient(user.as_ref(), id), user });
+            let recipient = user_recipient(user.as_ref(), id);
+            resolved.push(Resolved { index: next_index, recipient, user });
+            next_index += 1;
         }
-    }
-    for recipient in &notification.to {
+    };
+    let named: Vec<String> = notification.to.iter().filter_map(|r| r.user_id.clone()).collect();
+    let mut named_users = directory.users.users(app, &named).await?.into_iter();
+    for (position, recipient) in notification.to.iter().enumerate() {
         if let Some(id) = &recipient.user_id {
-            let ids = std::slice::from_ref(id);
-            add_users(&mut resolved, ids, directory.users.users(app, ids).await?);
+            let user = named_users.next().flatten();
+            add_users(&mut resolved, std::slice::from_ref(id), vec![user]);
         } else if let Some(group) = &recipient.group {
             let mut after: Option<String> = None;
             loop {
@@ -82,7 +96,7 @@ pub async fn resolve_recipients(
                 after = page.last().cloned();
             }
         } else {
-            resolved.push(Resolved { recipient: recipient.clone(), user: None });
+            resolved.push(Resolved { index: position, recipient: recipient.clone(), user: None });
         }
     }
     Ok(resolved)
@@ -109,9 +123,20 @@ pub async fn dispatch(
         let resolved = resolve_recipients(&notification, directory).await?;
         let planner = Planner::new(&notification, directory.preferences, now).await?;
         let channels = &notification.channels;
+        // Up to PLAN_CONCURRENCY recipients at once, results in order. (A loop, not a
+        // stream combinator: a closure returning a borrowing future is not Send.)
+        let mut pending = futures::stream::FuturesOrdered::new();
         let mut deliveries = Vec::with_capacity(resolved.len() * channels.len());
-        for (index, r) in resolved.iter().enumerate() {
-            deliveries.extend(planner.plan(index, &r.recipient, r.user.as_ref(), channels).await?);
+        for r in &resolved {
+            if pending.len() >= PLAN_CONCURRENCY
+                && let Some(planned) = pending.next().await
+            {
+                deliveries.extend(planned?);
+            }
+            pending.push_back(planner.plan(r.index, &r.recipient, r.user.as_ref(), channels));
+        }
+        while let Some(planned) = pending.next().await {
+            deliveries.extend(planned?);
         }
         deliveries
     } else {

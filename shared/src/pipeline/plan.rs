@@ -8,7 +8,7 @@ use crate::domain::{
     Address, CategorySettings, Channel, Delivery, DeliveryId, DeliveryStatus, DeliveryUser,
     Notification, Recipient, Routing, User,
 };
-use crate::ports::{CapWindow, PreferenceStore, StoreError};
+use crate::ports::{CapWindow, PreferenceStore, StoreError, UserStore};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
@@ -67,7 +67,10 @@ impl<'a> Planner<'a> {
         let profile = user.map(|u| &u.profile);
         delivery.user = Some(DeliveryUser {
             id: user_id.to_owned(),
-            unsubscribable: !settings.is_some_and(|s| s.critical),
+            // Only a category can be unsubscribed from: mail without one is
+            // transactional, and critical categories are never optional.
+            unsubscribable: self.notification.category.is_some()
+                && !settings.is_some_and(|s| s.critical),
             locale: profile.and_then(|p| p.locale.clone()),
             time_zone: profile.and_then(|p| p.time_zone.clone()),
         });
@@ -105,7 +108,9 @@ impl<'a> Planner<'a> {
                 category: category.to_owned(),
                 channel: delivery.channel,
                 period: cap.period,
-                start: cap.period.window_start(self.now),
+                // The notification's own time, not the clock's: a redelivered
+                // dispatch counts in the same window as the first attempt.
+                start: cap.period.window_start(self.notification.created_at),
             };
             if !self.preferences.take_cap_slot(&window, &delivery.id, cap.limit).await? {
                 suppress(delivery, "frequency_cap");
@@ -115,6 +120,31 @@ impl<'a> Planner<'a> {
         delivery.deliver_after = after;
         Ok(())
     }
+}
+
+/// For a delivery that waited for quiet hours to end: whether its user still wants it
+/// (they may have opted out or unsubscribed meanwhile).
+pub async fn still_wanted(
+    notification: &Notification,
+    delivery: &Delivery,
+    users: &dyn UserStore,
+    preferences: &dyn PreferenceStore,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let Some(user_id) = delivery.user.as_ref().map(|u| &u.id) else { return Ok(true) };
+    let Some(user) = users.user(&notification.app_id, user_id).await? else { return Ok(true) };
+    let settings = match &notification.category {
+        Some(name) => preferences.category(&notification.app_id, name).await?,
+        None => None,
+    };
+    Ok(user.preferences.allows(&Circumstances {
+        category: notification.category.as_deref(),
+        settings: settings.as_ref(),
+        channel: delivery.channel,
+        priority: notification.priority,
+        user_zone: Tz::UTC,
+        now,
+    }))
 }
 
 fn suppress(delivery: &mut Delivery, reason: &str) {

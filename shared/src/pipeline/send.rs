@@ -5,6 +5,7 @@
 use super::delivery_job;
 use super::dispatch::{Directory, next_fallback};
 use super::personalize::{PersonalizeError, Personalizer};
+use super::plan::still_wanted;
 use super::retry::RetryPolicy;
 use crate::channels::{OutboundMessage, ProviderError, Providers};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Notification, NotificationStatus};
@@ -63,14 +64,25 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
     }
     // A queue whose longest delay is shorter than the wait (SQS: 15 minutes) hands the
     // message over early; hide it again until the delivery is due.
+    // Each time it comes back early costs a receive on SQS (ApproximateReceiveCount):
+    // a night's wait is one or two of the attempts the retry policy allows.
     let now = Utc::now();
-    if let Some(after) = delivery.deliver_after
-        && after > now
-        && !notification.is_expired_at(now)
-    {
-        let wait = (after - now).to_std().unwrap_or_default().min(MAX_DEFERRAL_STEP);
-        cx.queue.retry(job, wait, "deferred: quiet hours").await?;
-        return Ok(SendOutcome::Deferred);
+    if let Some(after) = delivery.deliver_after {
+        // Never wait past expiry: the delivery then ends `expired` on time.
+        let until = notification.expires_at.map_or(after, |expiry| expiry.min(after));
+        if until > now {
+            let wait = (until - now).to_std().unwrap_or_default().min(MAX_DEFERRAL_STEP);
+            cx.queue.retry(job, wait, "deferred: quiet hours").await?;
+            return Ok(SendOutcome::Deferred);
+        }
+        let d = cx.directory;
+        if !still_wanted(&notification, &delivery, d.users, d.preferences, now).await? {
+            let outcome =
+                DeliveryOutcome { reason: Some("opted_out".into()), ..Default::default() };
+            cx.store.transition_delivery(&delivery.id, DeliveryStatus::Suppressed, outcome).await?;
+            cx.queue.ack(std::slice::from_ref(job)).await?;
+            return Ok(SendOutcome::Skipped);
+        }
     }
     let outcome = attempt(cx, job, &delivery, &notification).await?;
     if !matches!(outcome, SendOutcome::Retrying | SendOutcome::DeadLettered) {
