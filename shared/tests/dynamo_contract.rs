@@ -91,9 +91,12 @@ async fn dispatch_honours_preferences() {
 /// DynamoDB cannot hold the outbox in the same transaction as the fan-out, so a crash
 /// between recording the dispatch and queueing its sends is repaired by the redelivered
 /// dispatch: it sees `dispatched` without `outbox_sent` and queues the sends again.
+/// (Until this test went through `dispatch` itself, that repair was unreachable: the
+/// stage skipped every notification no longer `accepted`.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
     use herald_core::domain::{Channel, Priority};
+    use herald_core::pipeline::dispatch::{Directory, DispatchOutcome, dispatch};
     use herald_core::pipeline::plan::plan_deliveries;
     use herald_core::pipeline::send_job;
     use herald_core::ports::{Queue, QueueName, Store};
@@ -105,7 +108,7 @@ async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
     store.accept(&n, None, vec![]).await.unwrap();
     let deliveries = plan_deliveries(&n, chrono::Utc::now());
     let jobs: Vec<_> = deliveries.iter().map(|d| send_job(&d.id, d.channel, n.priority)).collect();
-    assert!(store.record_dispatch(&n.id, &deliveries, jobs.clone()).await.unwrap());
+    assert!(store.record_dispatch(&n.id, &deliveries, jobs).await.unwrap());
 
     // The "crash": the sends never reached SQS and the marker was never written.
     let email = QueueName::Send(Channel::Email);
@@ -121,9 +124,12 @@ async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
         .await
         .unwrap();
 
-    assert!(!store.record_dispatch(&n.id, &deliveries, jobs.clone()).await.unwrap());
+    // The redelivered dispatch message, through the dispatch stage itself.
+    let directory = Directory { users: &store, groups: &store, preferences: &store };
+    let redelivered = dispatch(&store, directory, &n.id, chrono::Utc::now()).await.unwrap();
+    assert_eq!(redelivered, DispatchOutcome::Skipped);
     assert_eq!(queue.depth(email).await.unwrap(), 1, "the redelivery queued the send again");
     // Once queued, a further redelivery queues nothing.
-    assert!(!store.record_dispatch(&n.id, &deliveries, jobs).await.unwrap());
+    dispatch(&store, directory, &n.id, chrono::Utc::now()).await.unwrap();
     assert_eq!(queue.depth(email).await.unwrap(), 1);
 }

@@ -111,6 +111,20 @@ pub async fn dispatch(
     let Some(notification) = store.notification(id).await? else {
         return Ok(DispatchOutcome::Skipped);
     };
+    if notification.status == NotificationStatus::Dispatched {
+        // A redelivery. On a backend whose queue is not in the store (DynamoDB and SQS)
+        // a crash may have recorded the fan-out without queueing it: offer the sends of
+        // the deliveries stored as queued; the store queues them only if that is what
+        // happened (SQLite dedups them), and send skips anything already settled.
+        let stored = store.deliveries(id).await?;
+        let jobs = stored
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Queued)
+            .map(|d| delivery_job(d, notification.priority, now))
+            .collect();
+        store.record_dispatch(id, &[], jobs).await?;
+        return Ok(DispatchOutcome::Skipped);
+    }
     if notification.status != NotificationStatus::Accepted {
         return Ok(DispatchOutcome::Skipped);
     }

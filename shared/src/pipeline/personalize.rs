@@ -4,7 +4,7 @@
 
 use crate::domain::{Channel, Content, Delivery, Notification};
 use crate::ports::{StoreError, TemplateStore};
-use crate::templates::{Recipient, Renderer, TemplateVersion, render_for};
+use crate::templates::{Recipient, Renderer, TemplateVersion, render_channels};
 use crate::unsubscribe::{Unsubscribe, UnsubscribeLinks};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -82,9 +82,10 @@ impl Personalizer {
             time_zone: zone.and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC),
         };
         let data = serde_json::Value::Object(data);
-        let (_, parts) =
-            render_for(&self.renderer, &notification.app_id, &version, &recipient, &data)
-                .map_err(|e| PersonalizeError::Content(format!("template: {e}")))?;
+        let app = &notification.app_id;
+        let channel = Some(delivery.channel);
+        let (_, parts) = render_channels(&self.renderer, app, &version, &recipient, &data, channel)
+            .map_err(|e| PersonalizeError::Content(format!("template: {e}")))?;
         Ok(Personalized { content: parts.into(), unsubscribe_url })
     }
 

@@ -107,6 +107,16 @@ fn map_json<E>(
 }
 
 impl TemplateParts {
+    /// The part one channel uses (push and chat wait for their channels).
+    pub fn only(self, channel: crate::domain::Channel) -> TemplateParts {
+        use crate::domain::Channel;
+        match channel {
+            Channel::Email => TemplateParts { email: self.email, ..Default::default() },
+            Channel::Sms => TemplateParts { sms: self.sms, ..Default::default() },
+            Channel::Webhook => TemplateParts { webhook: self.webhook, ..Default::default() },
+        }
+    }
+
     /// Every template string, named by where it sits (`email.html`, `push.data.url`).
     pub fn sources(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
@@ -248,11 +258,27 @@ pub fn render_for(
     recipient: &Recipient,
     data: &Value,
 ) -> Result<(String, TemplateParts), TemplateError> {
-    let (variant, mix, parts) =
+    render_channels(renderer, app_id, version, recipient, data, None)
+}
+
+/// As `render_for`, but only `channel`'s part when one is named (what one delivery
+/// needs).
+pub fn render_channels(
+    renderer: &Renderer,
+    app_id: &str,
+    version: &TemplateVersion,
+    recipient: &Recipient,
+    data: &Value,
+    channel: Option<crate::domain::Channel>,
+) -> Result<(String, TemplateParts), TemplateError> {
+    let (variant, mix, mut parts) =
         version.for_locale(recipient.locale.as_deref()).ok_or_else(|| TemplateError::Render {
             part: "locale".into(),
             message: "the template has no variant for it".into(),
         })?;
+    if let Some(channel) = channel {
+        parts = parts.only(channel);
+    }
     let rendered = renderer.render(&version.cache_key(app_id, &mix), &parts, data, recipient)?;
     Ok((variant, rendered))
 }
