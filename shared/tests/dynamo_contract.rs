@@ -133,3 +133,40 @@ async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
     dispatch(&store, directory, &n.id, chrono::Utc::now()).await.unwrap();
     assert_eq!(queue.depth(email).await.unwrap(), 1);
 }
+
+/// A dispatch that wrote some deliveries and then crashed (before `record_dispatch`
+/// moved the notification) is finished by its redelivery, which plans again. When the
+/// new plan differs for a row already written (the user opted out in between, say),
+/// the stored row stands: its send is queued and it counts as pending.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_dispatch_keeps_what_the_interrupted_run_wrote() {
+    use herald_core::domain::{Channel, DeliveryStatus, NotificationStatus, Priority};
+    use herald_core::pipeline::plan::plan_deliveries;
+    use herald_core::ports::{DeliveryOutcome, Queue, QueueName, Store};
+    use std::time::Duration;
+
+    let (store, queue) = backends().await;
+    let mut n = contract::notification("app-1", Priority::Medium);
+    n.channels = vec![Channel::Email];
+    store.accept(&n, None, vec![]).await.unwrap();
+    let first_plan = plan_deliveries(&n, chrono::Utc::now());
+    // The interrupted run: its row is written, nothing else.
+    store.insert_deliveries(&first_plan, vec![]).await.unwrap();
+
+    let mut second_plan = first_plan.clone();
+    second_plan[0].status = DeliveryStatus::Suppressed;
+    second_plan[0].reason = Some("opted_out".into());
+    assert!(store.record_dispatch(&n.id, &second_plan, vec![]).await.unwrap());
+
+    let email = QueueName::Send(Channel::Email);
+    let leased = queue.lease(email, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(leased.len(), 1, "the stored queued delivery's send went out");
+    assert_eq!(leased[0].payload, first_plan[0].id.to_string());
+    let stored = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, NotificationStatus::Dispatched, "still pending, not settled");
+
+    let sent = DeliveryOutcome { attempts: 1, ..Default::default() };
+    store.transition_delivery(&first_plan[0].id, DeliveryStatus::Sent, sent).await.unwrap();
+    let settled = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(settled.status, NotificationStatus::Sent);
+}

@@ -372,28 +372,55 @@ impl DynamoStore {
     /// notification), several in flight at once. Plain conditional writes cost half a
     /// transaction's units, and a repeat (a redelivered dispatch) just skips the
     /// deliveries already there.
+    /// Writes the deliveries that do not exist yet; returns the ids of those that did
+    /// (written by an earlier, interrupted run).
     async fn insert_new_deliveries(
         &self,
         deliveries: &[Delivery],
         app: &str,
         count_pending: bool,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<DeliveryId>> {
         // Owned writes per delivery: the futures borrow nothing but `self`.
         let writes = deliveries
             .iter()
-            .map(|d| self.delivery_writes(d, app, count_pending))
+            .map(|d| Ok((d.id.clone(), self.delivery_writes(d, app, count_pending)?)))
             .collect::<StoreResult<Vec<_>>>()?;
-        futures::stream::iter(writes)
-            .map(|writes| async move {
+        let existed = futures::stream::iter(writes)
+            .map(|(id, writes)| async move {
                 match self.commit(writes).await {
-                    Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
+                    Ok(()) => Ok(None),
+                    Err(TxError::ConditionFailed(_)) => Ok(Some(id)),
                     Err(TxError::Store(e)) => Err(e),
                 }
             })
             .buffer_unordered(PARALLEL_WRITES)
-            .try_collect::<Vec<()>>()
+            .try_collect::<Vec<Option<DeliveryId>>>()
             .await?;
-        Ok(())
+        Ok(existed.into_iter().flatten().collect())
+    }
+
+    /// The plan as stored: a delivery an earlier, interrupted run wrote keeps what that
+    /// run decided (its row was not replaced), so its status counts and, if it is
+    /// queued, its send goes out even when this run's plan says otherwise (the user's
+    /// preferences may have changed in between).
+    async fn reconcile_with_stored(
+        &self,
+        deliveries: &[Delivery],
+        existed: &[DeliveryId],
+        priority: crate::domain::Priority,
+        outbox: &mut Vec<Job>,
+    ) -> StoreResult<Vec<DeliveryStatus>> {
+        let mut statuses: std::collections::HashMap<&DeliveryId, DeliveryStatus> =
+            deliveries.iter().map(|d| (&d.id, d.status)).collect();
+        for id in existed {
+            let Some(stored) = self.delivery(id).await? else { continue };
+            let queued = outbox.iter().any(|job| job.payload == id.to_string());
+            if stored.status == DeliveryStatus::Queued && !queued {
+                outbox.push(crate::pipeline::delivery_job(&stored, priority, Utc::now()));
+            }
+            statuses.insert(id, stored.status);
+        }
+        Ok(statuses.into_values().collect())
     }
 
     /// Moves a notification from one of `next`'s predecessors to `next`, with its
@@ -713,9 +740,13 @@ impl Store for DynamoStore {
             }
             return Ok(false);
         }
-        self.insert_new_deliveries(deliveries, text(&item, "app_id")?, false).await?;
-        let pending = deliveries.iter().filter(|d| !d.status.is_settled()).count();
-        let reached = deliveries.iter().filter(|d| d.status.reached_recipient()).count();
+        let mut outbox = outbox;
+        let existed = self.insert_new_deliveries(deliveries, text(&item, "app_id")?, false).await?;
+        let priority = decode_notification(&item)?.priority;
+        let statuses =
+            self.reconcile_with_stored(deliveries, &existed, priority, &mut outbox).await?;
+        let pending = statuses.iter().filter(|s| !s.is_settled()).count();
+        let reached = statuses.iter().filter(|s| s.reached_recipient()).count();
         let mut e = Expr::default();
         let counters = format!(
             ", {} = {}, {} = {}",
