@@ -580,13 +580,13 @@ pub async fn preferences_survive_profile_upserts_and_writes_are_conditional(
     assert!(store.user(&app, "ann").await.unwrap().unwrap().preferences.unsubscribed);
 
     let found = store
-        .users(&app, &["nobody".to_owned(), "ann".to_owned()])
+        .users(&app, &["nobody".to_owned(), "ann".to_owned(), "ann".to_owned()])
         .await
         .unwrap()
         .into_iter()
         .map(|u| u.map(|u| u.preferences.unsubscribed))
         .collect::<Vec<_>>();
-    assert_eq!(found, [None, Some(true)], "batch reads keep the order of the ids");
+    assert_eq!(found, [None, Some(true), Some(true)], "in the order asked, repeats included");
     store.delete_user(&app, "ann").await.unwrap();
     assert_eq!(
         store.put_preferences(&app, "ann", &Default::default(), None).await.unwrap(),

@@ -129,6 +129,12 @@ pub trait Store: Send + Sync + 'static {
         deliveries: &[Delivery],
         outbox: Vec<Job>,
     ) -> StoreResult<bool>;
+    /// For a redelivered dispatch of a notification already `dispatched`: queues the
+    /// sends of its queued deliveries if a crash left the fan-out recorded but not
+    /// queued. Nothing to do where the queue commits with the store (SQLite).
+    async fn requeue_unsent_dispatch(&self, _id: &NotificationId) -> StoreResult<()> {
+        Ok(())
+    }
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
     async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>>;
     /// Moves a delivery to `next` if its current status allows it, and then settles the

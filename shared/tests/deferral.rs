@@ -135,3 +135,18 @@ async fn a_due_delivery_to_a_user_who_still_wants_it_is_sent() {
     let stored = fixture.backend.delivery(&delivery.id).await.unwrap().unwrap();
     assert_eq!(stored.status, DeliveryStatus::Sent);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_deleted_while_it_waited_does_not_get_it() {
+    let fixture = Fixture::new().await;
+    let (delivery, job) = fixture.held_delivery(Utc::now() - Age::seconds(1)).await;
+    assert!(fixture.backend.delete_user(APP, "owl").await.unwrap());
+
+    assert_eq!(fixture.send(&job).await, SendOutcome::Skipped);
+    assert!(fixture.log.recent(APP).is_empty(), "nothing was sent");
+    let stored = fixture.backend.delivery(&delivery.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.reason.as_deref()),
+        (DeliveryStatus::Suppressed, Some("user_deleted"))
+    );
+}

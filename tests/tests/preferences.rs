@@ -66,8 +66,20 @@ async fn preferences_and_categories_are_read_written_and_validated() {
     assert_eq!((status, saved["revision"].as_u64()), (200, Some(2)), "{saved}");
     let (status, _) = put(&herald, "/v1/users/ann/preferences", &echoed).await;
     assert_eq!(status, 412, "the echoed revision 1 is stale now");
+    // A weak tag names the same revision; `*` takes any.
+    let with_tag = |tag: &'static str| {
+        reqwest::Client::new()
+            .put(herald.url("/v1/users/ann/preferences"))
+            .bearer_auth(ADMIN_KEY)
+            .header("If-Match", tag)
+            .json(&prefs)
+            .send()
+    };
+    assert_eq!(with_tag("W/\"2\"").await.unwrap().status().as_u16(), 200);
+    assert_eq!(with_tag("*").await.unwrap().status().as_u16(), 200);
+    assert_eq!(herald.get_json(ADMIN_KEY, "/v1/users/ann/preferences").await["revision"], 4);
     echoed["user_id"] = json!("bob");
-    echoed["revision"] = json!(2);
+    echoed["revision"] = json!(4);
     let (status, problem) = put(&herald, "/v1/users/ann/preferences", &echoed).await;
     assert_eq!((status, errors(&problem)), (422, vec!["user_id"]));
 

@@ -303,6 +303,8 @@ pub struct Delivery {
     pub id: DeliveryId,
     #[schema(value_type = String)]
     pub notification_id: NotificationId,
+    /// Which recipient: a direct address's position in `to`; users (named or group
+    /// members) are numbered from `to.len()` on, in the order dispatch resolved them.
     pub recipient_index: usize,
     pub channel: Channel,
     pub address: Address,

@@ -65,10 +65,11 @@ fn tagged(view: PreferencesView) -> Tagged {
     ([(axum::http::header::ETAG, format!("\"{}\"", view.revision))], Json(view))
 }
 
-/// Replaces the user's preferences. `If-Match: "<revision>"` makes it conditional.
+/// Replaces the user's preferences. `If-Match: "<revision>"` makes it conditional, as
+/// does a `revision` in the body (what GET returned, sent back); `If-Match` wins.
 #[utoipa::path(put, path = "/v1/users/{id}/preferences", tag = "preferences",
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The revision read, in quotes")),
-    request_body = Preferences,
+    request_body(content = Preferences, description = "The preferences; what GET returned is accepted too (its user_id must match, its revision makes the write conditional)"),
     responses((status = 200, body = PreferencesView), (status = 404, body = Problem),
         (status = 412, body = Problem, description = "Changed since that revision"), (status = 422, body = Problem)),
     security(("api_key" = ["manage"])))]
@@ -98,13 +99,15 @@ pub async fn put(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let expected = match headers.get("if-match") {
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().trim_matches('"').parse::<u64>().ok())
-                .ok_or_else(|| Problem::field("If-Match", "the revision in quotes, as \"3\""))?,
+    let expected = match headers.get("if-match").map(|v| v.to_str().unwrap_or("").trim()) {
+        // `*`: any revision will do (the user must exist, as always).
+        Some("*") => None,
+        Some(tag) => Some(
+            // A weak tag (`W/"3"`, as compressing proxies make them) names the same one.
+            tag.trim_start_matches("W/")
+                .trim_matches('"')
+                .parse::<u64>()
+                .map_err(|_| Problem::field("If-Match", "the revision in quotes, as \"3\""))?,
         ),
         None => revision_field,
     };

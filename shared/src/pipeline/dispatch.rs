@@ -112,17 +112,8 @@ pub async fn dispatch(
         return Ok(DispatchOutcome::Skipped);
     };
     if notification.status == NotificationStatus::Dispatched {
-        // A redelivery. On a backend whose queue is not in the store (DynamoDB and SQS)
-        // a crash may have recorded the fan-out without queueing it: offer the sends of
-        // the deliveries stored as queued; the store queues them only if that is what
-        // happened (SQLite dedups them), and send skips anything already settled.
-        let stored = store.deliveries(id).await?;
-        let jobs = stored
-            .iter()
-            .filter(|d| d.status == DeliveryStatus::Queued)
-            .map(|d| delivery_job(d, notification.priority, now))
-            .collect();
-        store.record_dispatch(id, &[], jobs).await?;
+        // A redelivery: a crash may have recorded the fan-out without queueing it.
+        store.requeue_unsent_dispatch(id).await?;
         return Ok(DispatchOutcome::Skipped);
     }
     if notification.status != NotificationStatus::Accepted {

@@ -122,29 +122,32 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// For a delivery that waited for quiet hours to end: whether its user still wants it
-/// (they may have opted out or unsubscribed meanwhile).
-pub async fn still_wanted(
+/// For a delivery that waited for quiet hours to end: why it must not go now (its user
+/// opted out or unsubscribed meanwhile, or was deleted), or None if it may.
+pub async fn reason_to_hold_back(
     notification: &Notification,
     delivery: &Delivery,
     users: &dyn UserStore,
     preferences: &dyn PreferenceStore,
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let Some(user_id) = delivery.user.as_ref().map(|u| &u.id) else { return Ok(true) };
-    let Some(user) = users.user(&notification.app_id, user_id).await? else { return Ok(true) };
+) -> Result<Option<&'static str>, StoreError> {
+    let Some(user_id) = delivery.user.as_ref().map(|u| &u.id) else { return Ok(None) };
+    let Some(user) = users.user(&notification.app_id, user_id).await? else {
+        return Ok(Some("user_deleted"));
+    };
     let settings = match &notification.category {
         Some(name) => preferences.category(&notification.app_id, name).await?,
         None => None,
     };
-    Ok(user.preferences.allows(&Circumstances {
+    let allowed = user.preferences.allows(&Circumstances {
         category: notification.category.as_deref(),
         settings: settings.as_ref(),
         channel: delivery.channel,
         priority: notification.priority,
         user_zone: Tz::UTC,
         now,
-    }))
+    });
+    Ok((!allowed).then_some("opted_out"))
 }
 
 fn suppress(delivery: &mut Delivery, reason: &str) {

@@ -5,7 +5,7 @@
 use super::delivery_job;
 use super::dispatch::{Directory, next_fallback};
 use super::personalize::{PersonalizeError, Personalizer};
-use super::plan::still_wanted;
+use super::plan::reason_to_hold_back;
 use super::retry::RetryPolicy;
 use crate::channels::{OutboundMessage, ProviderError, Providers};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Notification, NotificationStatus};
@@ -76,9 +76,13 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
             return Ok(SendOutcome::Deferred);
         }
         let d = cx.directory;
-        if !still_wanted(&notification, &delivery, d.users, d.preferences, now).await? {
-            let outcome =
-                DeliveryOutcome { reason: Some("opted_out".into()), ..Default::default() };
+        let held_back = if notification.is_expired_at(now) {
+            None // It ends `expired` below.
+        } else {
+            reason_to_hold_back(&notification, &delivery, d.users, d.preferences, now).await?
+        };
+        if let Some(reason) = held_back {
+            let outcome = DeliveryOutcome { reason: Some(reason.into()), ..Default::default() };
             cx.store.transition_delivery(&delivery.id, DeliveryStatus::Suppressed, outcome).await?;
             cx.queue.ack(std::slice::from_ref(job)).await?;
             return Ok(SendOutcome::Skipped);

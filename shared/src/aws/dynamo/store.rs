@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// How often a transaction that lost a race (`TransactionConflict`) or whose
@@ -400,9 +401,9 @@ impl DynamoStore {
     }
 
     /// The plan as stored: a delivery an earlier, interrupted run wrote keeps what that
-    /// run decided (its row was not replaced), so its status counts and, if it is
-    /// queued, its send goes out even when this run's plan says otherwise (the user's
-    /// preferences may have changed in between).
+    /// run decided (its row was not replaced), so its status counts and its send goes
+    /// out only if it is queued, whatever this run's plan says (the user's preferences
+    /// may have changed in between). Only rows that existed are read, in parallel.
     async fn reconcile_with_stored(
         &self,
         deliveries: &[Delivery],
@@ -410,13 +411,26 @@ impl DynamoStore {
         priority: crate::domain::Priority,
         outbox: &mut Vec<Job>,
     ) -> StoreResult<Vec<DeliveryStatus>> {
-        let mut statuses: std::collections::HashMap<&DeliveryId, DeliveryStatus> =
-            deliveries.iter().map(|d| (&d.id, d.status)).collect();
-        for id in existed {
-            let Some(stored) = self.delivery(id).await? else { continue };
-            let queued = outbox.iter().any(|job| job.payload == id.to_string());
-            if stored.status == DeliveryStatus::Queued && !queued {
-                outbox.push(crate::pipeline::delivery_job(&stored, priority, Utc::now()));
+        let mut statuses: HashMap<String, DeliveryStatus> =
+            deliveries.iter().map(|d| (d.id.to_string(), d.status)).collect();
+        if existed.is_empty() {
+            return Ok(statuses.into_values().collect());
+        }
+        // Owned ids: a closure returning a future that borrows its argument is not Send.
+        let stored: Vec<Option<Delivery>> = futures::stream::iter(existed.to_vec())
+            .map(|id| async move { self.delivery(&id).await })
+            .buffer_unordered(PARALLEL_WRITES)
+            .try_collect()
+            .await?;
+        let mut queued: HashSet<String> = outbox.iter().map(|job| job.payload.clone()).collect();
+        for stored in stored.into_iter().flatten() {
+            let id = stored.id.to_string();
+            if stored.status == DeliveryStatus::Queued {
+                if queued.insert(id.clone()) {
+                    outbox.push(crate::pipeline::delivery_job(&stored, priority, Utc::now()));
+                }
+            } else if queued.remove(&id) {
+                outbox.retain(|job| job.payload != id);
             }
             statuses.insert(id, stored.status);
         }
@@ -731,13 +745,8 @@ impl Store for DynamoStore {
         let Some(item) = self.notification_item(id).await? else {
             return Ok(false);
         };
-        let status = text(&item, "status")?;
-        if status != NotificationStatus::Accepted.as_str() {
-            let unsent = !item.contains_key("outbox_sent");
-            if status == NotificationStatus::Dispatched.as_str() && unsent {
-                // A previous run recorded the fan-out and crashed before queueing it.
-                self.flush_dispatch_outbox(id, outbox).await?;
-            }
+        if text(&item, "status")? != NotificationStatus::Accepted.as_str() {
+            // Dispatched already: `requeue_unsent_dispatch` repairs a lost outbox.
             return Ok(false);
         }
         let mut outbox = outbox;
@@ -767,6 +776,24 @@ impl Store for DynamoStore {
         }
         self.flush_dispatch_outbox(id, outbox).await?;
         Ok(true)
+    }
+
+    async fn requeue_unsent_dispatch(&self, id: &NotificationId) -> StoreResult<()> {
+        let Some(item) = self.notification_item(id).await? else { return Ok(()) };
+        let dispatched = text(&item, "status")? == NotificationStatus::Dispatched.as_str();
+        if !dispatched || item.contains_key("outbox_sent") {
+            return Ok(());
+        }
+        // The crash was at least a visibility timeout ago, so the index has the rows.
+        let priority = decode_notification(&item)?.priority;
+        let jobs = self
+            .deliveries(id)
+            .await?
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Queued)
+            .map(|d| crate::pipeline::delivery_job(d, priority, Utc::now()))
+            .collect();
+        self.flush_dispatch_outbox(id, jobs).await
     }
 
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {

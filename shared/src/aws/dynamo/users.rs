@@ -118,15 +118,19 @@ impl UserStore for DynamoStore {
     /// BatchGetItem, 100 keys a request, a few requests in flight; keys DynamoDB
     /// leaves unprocessed (throttling) are asked for again, a bounded number of times.
     async fn users(&self, app_id: &str, ids: &[String]) -> StoreResult<Vec<Option<User>>> {
-        let chunks: Vec<Vec<String>> = ids.chunks(BATCH_GET).map(<[String]>::to_vec).collect();
+        // BatchGetItem refuses a repeated key: ask for each user once.
+        let mut unique: Vec<String> = ids.to_vec();
+        unique.sort();
+        unique.dedup();
+        let chunks: Vec<Vec<String>> = unique.chunks(BATCH_GET).map(<[String]>::to_vec).collect();
         let pages = futures::stream::iter(chunks)
             .map(|chunk| self.batch_get_users(app_id, chunk))
             .buffered(PARALLEL_BATCHES)
             .try_collect::<Vec<_>>()
             .await?;
-        let mut found: HashMap<String, User> =
+        let found: HashMap<String, User> =
             pages.into_iter().flatten().map(|user| (user.id.clone(), user)).collect();
-        Ok(ids.iter().map(|id| found.remove(id)).collect())
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
     }
 
     async fn list_users(
