@@ -27,7 +27,7 @@ def references(node, found):
                 found.add(value[0] if isinstance(value, list) else value.split(".")[0])
             elif key == "Fn::Sub":
                 text = value if isinstance(value, str) else value[0]
-                found.update(re.findall(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z.]+)?\}", text))
+                found.update(re.findall(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}", text))
                 if not isinstance(value, str):
                     references(value[1], found)
             else:

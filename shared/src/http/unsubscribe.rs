@@ -76,7 +76,8 @@ pub async fn unsubscribe(
             "busy",
             "Try again",
             "the preferences kept changing while we tried; please try again",
-        ));
+        )
+        .retry_after(1));
     }
     Ok(page(
         "You are unsubscribed",
