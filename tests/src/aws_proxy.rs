@@ -1,6 +1,7 @@
 //! A loopback HTTP proxy in front of the AWS emulator that counts the requests passing
 //! through it by service and operation, so a test can say how many AWS requests a
-//! notification costs.
+//! notification costs, and keeps their bodies, so a test can read what the SDK sent
+//! where the emulator keeps less (moto records no SES message headers).
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -8,31 +9,47 @@ use axum::http::{HeaderMap, Method, Uri};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+type Bodies = Arc<Mutex<Vec<(String, Bytes)>>>;
+
 #[derive(Clone)]
 struct Forward {
     upstream: String,
     client: reqwest::Client,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    bodies: Bodies,
 }
 
 pub struct CountingProxy {
     pub url: String,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    bodies: Bodies,
 }
 
 impl CountingProxy {
     pub async fn start(upstream: &str) -> anyhow::Result<Self> {
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let bodies = Bodies::default();
         let forward = Forward {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: reqwest::Client::new(),
             counts: counts.clone(),
+            bodies: bodies.clone(),
         };
         let app = axum::Router::new().fallback(proxy).with_state(forward);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Self { url, counts })
+        Ok(Self { url, counts, bodies })
+    }
+
+    /// The bodies of the requests named `operation` (`service:Operation`), oldest first.
+    pub fn bodies(&self, operation: &str) -> Vec<String> {
+        let bodies = self.bodies.lock().unwrap();
+        bodies
+            .iter()
+            .filter(|(name, _)| name == operation)
+            .map(|(_, body)| String::from_utf8_lossy(body).into_owned())
+            .collect()
     }
 
     /// `service:Operation` → requests since the last reset.
@@ -42,6 +59,7 @@ impl CountingProxy {
 
     pub fn reset(&self) {
         self.counts.lock().unwrap().clear();
+        self.bodies.lock().unwrap().clear();
     }
 }
 
@@ -70,7 +88,8 @@ async fn proxy(
     body: Bytes,
 ) -> axum::response::Response {
     let name = operation(&method, &uri, &headers);
-    *forward.counts.lock().unwrap().entry(name).or_default() += 1;
+    *forward.counts.lock().unwrap().entry(name.clone()).or_default() += 1;
+    forward.bodies.lock().unwrap().push((name, body.clone()));
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = forward.client.request(method, format!("{}{path}", forward.upstream));
     for (name, value) in &headers {

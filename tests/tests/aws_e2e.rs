@@ -11,7 +11,7 @@ use herald_core::aws::dynamo::DynamoStore;
 use herald_core::aws::lambda::{Backends, handle_dispatch_batch, handle_send_batch, handle_track};
 use herald_core::aws::sqs::SqsQueue;
 use herald_core::domain::{DeliveryStatus, NotificationId, NotificationStatus};
-use herald_core::ports::Store;
+use herald_core::ports::{Store, UserStore};
 use herald_tests::aws_proxy::CountingProxy;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -251,6 +251,85 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     let counters = backends.store.daily_counters("default", "2026-12-01").await.unwrap();
     assert_eq!(counters.get("email_sent"), Some(&1));
     assert_eq!(counters.get("notifications_sent"), Some(&1));
+
+    // A user with preferences: the api stores them (events/api), dispatch reads the user
+    // with BatchGetItem and suppresses the SMS they turned off, send renders the email
+    // in their locale and SES gets the RFC 8058 headers (read from the wire: moto keeps
+    // no headers); the link then unsubscribes them through the api, with no key.
+    assert_eq!(call_api(&app, "api/put-user.json").await.0, 201);
+    assert_eq!(call_api(&app, "api/put-user-preferences.json").await.0, 200);
+    proxy.reset();
+    let send = json!({
+        "to": [{"user_id": "ann"}], "channels": ["email", "sms"], "category": "newsletter",
+        "content": {"email": {"subject": "News", "text": "Hi"}, "sms": {"text": "Hi"}}
+    });
+    let (status, accepted) = call_router(&app, "POST", "/v1/notifications", Some(KEY), &send).await;
+    assert_eq!(status, 202, "{accepted}");
+    let news_id = NotificationId::parse(accepted["id"].as_str().unwrap()).unwrap();
+    let queue = format!("{prefix}-dispatch-medium");
+    let batch = receive_batch(&sqs, &queue, 30).await;
+    let response = handle_dispatch_batch(&backends, batch.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    finish_batch(&sqs, &queue, &batch, &response).await;
+    assert_eq!(proxy.counts().get("dynamodb:BatchGetItem"), Some(&1));
+    let batch = receive_batch(&sqs, &email_queue, 30).await;
+    assert_eq!(batch.records.len(), 1, "one email; the SMS was turned off");
+    let response = handle_send_batch(&backends, batch.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    finish_batch(&sqs, &email_queue, &batch, &response).await;
+    let deliveries = backends.store.deliveries(&news_id).await.unwrap();
+    let outcome: Vec<_> =
+        deliveries.iter().map(|d| (d.channel.as_str(), d.status, d.reason.as_deref())).collect();
+    assert_eq!(
+        outcome,
+        [
+            ("email", DeliveryStatus::Sent, None),
+            ("sms", DeliveryStatus::Suppressed, Some("opted_out"))
+        ]
+    );
+    let sent = proxy.bodies("ses:POST /v2/email/outbound-emails");
+    assert_eq!(sent.len(), 1);
+    let message: Value = serde_json::from_str(&sent[0]).unwrap();
+    let headers = &message["Content"]["Simple"]["Headers"];
+    assert_eq!(
+        headers[1],
+        json!({"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"})
+    );
+    let link = headers[0]["Value"].as_str().unwrap().trim_matches(|c| c == '<' || c == '>');
+    let path = &link[link.find("/v1/unsubscribe/").unwrap()..];
+    let form = json!(null);
+    let (status, _) = call_router(&app, "POST", path, None, &form).await;
+    assert_eq!(status, 200, "one click, no API key");
+    let ann = backends.store.user("default", "ann").await.unwrap().unwrap();
+    assert_eq!(
+        ann.preferences.categories["newsletter"].channels[&herald_core::domain::Channel::Email],
+        false
+    );
+}
+
+/// A request to the api's router as API Gateway would hand it over (JSON body, or none
+/// for `null`), with `key` as the bearer token if given.
+async fn call_router(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let body = if body.is_null() {
+        axum::body::Body::empty()
+    } else {
+        request = request.header("content-type", "application/json");
+        axum::body::Body::from(body.to_string())
+    };
+    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread")]
