@@ -301,10 +301,8 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     let (status, _) = call_router(&app, "POST", path, None, &form).await;
     assert_eq!(status, 200, "one click, no API key");
     let ann = backends.store.user("default", "ann").await.unwrap().unwrap();
-    assert_eq!(
-        ann.preferences.categories["newsletter"].channels[&herald_core::domain::Channel::Email],
-        false
-    );
+    let email = herald_core::domain::Channel::Email;
+    assert!(!ann.preferences.categories["newsletter"].channels[&email], "email turned off");
 }
 
 /// A request to the api's router as API Gateway would hand it over (JSON body, or none
