@@ -278,8 +278,9 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     assert!(response.batch_item_failures.is_empty());
     finish_batch(&sqs, &email_queue, &batch, &response).await;
     let deliveries = backends.store.deliveries(&news_id).await.unwrap();
-    let outcome: Vec<_> =
+    let mut outcome: Vec<_> =
         deliveries.iter().map(|d| (d.channel.as_str(), d.status, d.reason.as_deref())).collect();
+    outcome.sort_by_key(|(channel, ..)| *channel);
     assert_eq!(
         outcome,
         [
