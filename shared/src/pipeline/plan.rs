@@ -48,9 +48,9 @@ impl<'a> Planner<'a> {
             if let Some(id) = &recipient.user_id {
                 self.apply_preferences(&mut delivery, id, user).await?;
             }
-            let queued = delivery.status == DeliveryStatus::Queued;
+            let last = ends_plan(self.notification, &delivery);
             planned.push(delivery);
-            if queued && self.notification.routing == Routing::Fallback {
+            if last {
                 break;
             }
         }
@@ -178,13 +178,19 @@ pub fn plan_recipient(
     let mut planned = Vec::new();
     for &channel in channels {
         let delivery = new_delivery(notification, index, recipient, channel, now);
-        let queued = delivery.status == DeliveryStatus::Queued;
+        let last = ends_plan(notification, &delivery);
         planned.push(delivery);
-        if queued && notification.routing == Routing::Fallback {
+        if last {
             break;
         }
     }
     planned
+}
+
+/// Under `fallback` routing a recipient's plan ends at the first delivery that will be
+/// tried; the channels after it wait until it fails.
+fn ends_plan(notification: &Notification, delivery: &Delivery) -> bool {
+    notification.routing == Routing::Fallback && delivery.status == DeliveryStatus::Queued
 }
 
 fn new_delivery(
