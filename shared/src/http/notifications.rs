@@ -129,7 +129,6 @@ async fn content_of(
             }
             let (locale, parts) = render_version(
                 &state.renderer,
-                app_id,
                 &version,
                 t.locale.as_deref(),
                 t.time_zone.as_deref(),
@@ -137,7 +136,7 @@ async fn content_of(
             )
             .map_err(field)?;
             if request.to.iter().any(Recipient::is_indirect) {
-                every_variant_renders(state, app_id, &version, &data)?;
+                every_variant_renders(state, &version, &data)?;
             }
             let used = TemplateUse {
                 id: t.id,
@@ -160,14 +159,13 @@ async fn content_of(
 /// variant renders with this data, so a user's delivery cannot fail on it later.
 fn every_variant_renders(
     state: &AppState,
-    app_id: &str,
     version: &crate::templates::TemplateVersion,
     data: &serde_json::Value,
 ) -> ApiResult<()> {
     for locale in version.locales.keys() {
         let recipient =
             crate::templates::Recipient { locale: Some(locale.clone()), ..Default::default() };
-        crate::templates::render_for(&state.renderer, app_id, version, &recipient, data)
+        crate::templates::render_for(&state.renderer, version, &recipient, data)
             .map_err(|e| Problem::field("template.data", format!("for locale '{locale}': {e}")))?;
     }
     Ok(())
@@ -347,12 +345,13 @@ pub async fn list(
     let mut filter = parse_filter(&query)?;
     let limit = filter.limit;
     filter.limit += 1; // one more tells whether another page exists
-    let mut data = state.store.list_notifications(caller.app_id(), &filter).await?;
+    let listed = state.store.list_notifications(caller.app_id(), &filter).await?;
+    let mut data = listed.items;
     let next_cursor = if data.len() > limit {
         data.truncate(limit);
         data.last().map(|n| n.id.to_string())
     } else {
-        None
+        listed.resume_before.map(|id| id.to_string())
     };
     Ok(Json(NotificationPage { data, next_cursor }))
 }

@@ -8,6 +8,7 @@ use super::auth::Caller;
 use super::json::decode;
 use super::problem::{ApiResult, FieldError, Problem};
 use crate::auth::Scope;
+use crate::pipeline::personalize::UNSUBSCRIBE_URL;
 use crate::templates::{
     DEFAULT_LOCALE, Recipient, Renderer, Template, TemplateError, TemplateParts, TemplateVersion,
 };
@@ -299,10 +300,13 @@ pub async fn rollback(
     Ok((StatusCode::CREATED, Json(version)))
 }
 
+/// What `{{ unsubscribe_url }}` shows in a preview: each real send carries a signed link
+/// for its user.
+const PREVIEW_UNSUBSCRIBE_URL: &str = "https://unsubscribe.example/preview";
+
 /// Renders a version for a locale and time zone, as a send would.
 pub fn render_version(
     renderer: &Renderer,
-    app: &str,
     version: &TemplateVersion,
     locale: Option<&str>,
     time_zone: Option<&str>,
@@ -318,10 +322,11 @@ pub fn render_version(
         return Err(Problem::field("data", "an object of template variables"));
     }
     let recipient = Recipient { locale: locale.map(str::to_owned), time_zone };
-    crate::templates::render_for(renderer, app, version, &recipient, data).map_err(|e| match e {
+    crate::templates::render_for(renderer, version, &recipient, data).map_err(|e| match e {
         TemplateError::Render { part, message } if part == "locale" => {
             Problem::field("locale", message)
         }
+        TemplateError::TooLarge { ref part, .. } => Problem::field(part, e.to_string()),
         e => Problem::field("data", e.to_string()),
     })
 }
@@ -345,13 +350,17 @@ pub async fn preview(
         None => load(&state, app, &id).await?.latest_version,
     };
     let version = load_version(&state, app, &id, number).await?;
+    // A send fills in each user's own link; a preview shows where it would go.
+    let mut data = if request.data.is_null() { serde_json::json!({}) } else { request.data };
+    if let Some(fields) = data.as_object_mut() {
+        fields.entry(UNSUBSCRIBE_URL).or_insert_with(|| PREVIEW_UNSUBSCRIBE_URL.into());
+    }
     let (locale, rendered) = render_version(
         &state.renderer,
-        app,
         &version,
         request.locale.as_deref(),
         request.time_zone.as_deref(),
-        &request.data,
+        &data,
     )?;
     Ok(Json(Rendered { template_id: id, version: number, locale, rendered }))
 }

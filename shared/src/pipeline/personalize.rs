@@ -82,9 +82,8 @@ impl Personalizer {
             time_zone: zone.and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC),
         };
         let data = serde_json::Value::Object(data);
-        let app = &notification.app_id;
         let channel = Some(delivery.channel);
-        let (_, parts) = render_channels(&self.renderer, app, &version, &recipient, &data, channel)
+        let (_, parts) = render_channels(&self.renderer, &version, &recipient, &data, channel)
             .map_err(|e| PersonalizeError::Content(format!("template: {e}")))?;
         Ok(Personalized { content: parts.into(), unsubscribe_url })
     }

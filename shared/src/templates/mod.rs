@@ -1,12 +1,15 @@
 //! Templates: the per-channel parts a notification is rendered from, their locale
 //! variants, and the renderer. (Storage and the `/v1/templates` API build on this.)
 
+mod folding;
 mod format;
 pub mod locale;
 mod render;
+mod sandbox;
 
 pub use locale::{DEFAULT_LOCALE, fallback_chain, pick};
-pub use render::{Recipient, Renderer, TemplateError};
+pub use render::{DEFAULT_MAX_PART_BYTES, Recipient, Renderer, TemplateError};
+pub use sandbox::MAX_ITEMS;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -242,36 +245,29 @@ impl TemplateVersion {
         let mix = used.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("+");
         Some((primary, mix, parts))
     }
-
-    /// The compile-cache key of one locale of this version.
-    pub fn cache_key(&self, app_id: &str, locale: &str) -> String {
-        format!("{app_id}/{}@{}/{locale}", self.template_id, self.version)
-    }
 }
 
 /// Renders `version` for `recipient`: the locale variant their locale falls back to,
 /// with `data`. Returns the variant's name and the rendered parts.
 pub fn render_for(
     renderer: &Renderer,
-    app_id: &str,
     version: &TemplateVersion,
     recipient: &Recipient,
     data: &Value,
 ) -> Result<(String, TemplateParts), TemplateError> {
-    render_channels(renderer, app_id, version, recipient, data, None)
+    render_channels(renderer, version, recipient, data, None)
 }
 
 /// As `render_for`, but only `channel`'s part when one is named (what one delivery
 /// needs).
 pub fn render_channels(
     renderer: &Renderer,
-    app_id: &str,
     version: &TemplateVersion,
     recipient: &Recipient,
     data: &Value,
     channel: Option<crate::domain::Channel>,
 ) -> Result<(String, TemplateParts), TemplateError> {
-    let (variant, mix, mut parts) =
+    let (variant, _, mut parts) =
         version.for_locale(recipient.locale.as_deref()).ok_or_else(|| TemplateError::Render {
             part: "locale".into(),
             message: "the template has no variant for it".into(),
@@ -279,7 +275,7 @@ pub fn render_channels(
     if let Some(channel) = channel {
         parts = parts.only(channel);
     }
-    let rendered = renderer.render(&version.cache_key(app_id, &mix), &parts, data, recipient)?;
+    let rendered = renderer.render(&parts, data, recipient)?;
     Ok((variant, rendered))
 }
 
@@ -299,5 +295,7 @@ impl From<TemplateParts> for crate::domain::Content {
     }
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

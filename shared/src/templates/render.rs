@@ -5,12 +5,16 @@
 
 use super::TemplateParts;
 use super::format::{Moment, moment, number};
+use super::sandbox::{self, Budget, CompiledPart};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::value::Value as JinjaValue;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 use serde_json::Value;
-use std::sync::RwLock;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, RwLock};
 
 /// Instructions one render may spend: plenty for any message, a stop for a loop over
 /// `range(10**9)`.
@@ -25,6 +29,8 @@ pub enum TemplateError {
     Undefined { part: String, variable: String },
     #[error("{part}: {message}")]
     Render { part: String, message: String },
+    #[error("{part}: the rendered text is larger than the limit of {limit} bytes")]
+    TooLarge { part: String, limit: usize },
 }
 
 impl TemplateError {
@@ -32,7 +38,8 @@ impl TemplateError {
         match self {
             TemplateError::Syntax { part, .. }
             | TemplateError::Undefined { part, .. }
-            | TemplateError::Render { part, .. } => part,
+            | TemplateError::Render { part, .. }
+            | TemplateError::TooLarge { part, .. } => part,
         }
     }
 }
@@ -50,8 +57,26 @@ impl Default for Recipient {
     }
 }
 
+/// How much one part of a render may build (see `sandbox`): what it emits, raw text
+/// and captures included, and every string it makes along the way.
+pub const DEFAULT_MAX_PART_BYTES: usize = 512 * 1024;
+
+/// Compiled parts kept at most; a full cache is emptied (templates are compiled again
+/// on their next use, which costs microseconds).
+const CACHE_ENTRIES: usize = 4096;
+
+/// A compiled part and the variables it reads that a render must supply.
+struct Compiled {
+    part: CompiledPart,
+    undeclared: Vec<String>,
+}
+
 pub struct Renderer {
-    compiled: RwLock<Environment<'static>>,
+    env: Environment<'static>,
+    /// Keyed by a hash of the part's name and text, so a recreated template with new
+    /// text never renders the old one, and two apps share only identical text.
+    compiled: RwLock<HashMap<[u8; 32], Arc<Compiled>>>,
+    max_part_bytes: usize,
 }
 
 impl Default for Renderer {
@@ -65,6 +90,7 @@ const RECIPIENT: &str = "__herald_recipient";
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    sandbox::install(&mut env);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
     // Only a part named `*.html` (email html) escapes what it prints.
@@ -132,31 +158,46 @@ fn defined(data: &Value, path: &str) -> bool {
     path.split('.').try_fold(data, |value, key| value.get(key)).is_some()
 }
 
+fn hash(part: &str, source: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(part.as_bytes());
+    hasher.update([0]);
+    hasher.update(source.as_bytes());
+    hasher.finalize().into()
+}
+
 impl Renderer {
     pub fn new() -> Self {
-        Self { compiled: RwLock::new(environment()) }
+        Self::with_max_part_bytes(DEFAULT_MAX_PART_BYTES)
+    }
+
+    /// A renderer whose parts may each build at most `max_part_bytes`.
+    pub fn with_max_part_bytes(max_part_bytes: usize) -> Self {
+        Self { env: environment(), compiled: RwLock::default(), max_part_bytes }
+    }
+
+    pub fn max_part_bytes(&self) -> usize {
+        self.max_part_bytes
     }
 
     /// Compiles every part of `parts`; the first syntax error, with its line and column.
     pub fn check(parts: &TemplateParts) -> Result<(), TemplateError> {
-        let env = environment();
         for (part, source) in parts.sources() {
-            env.template_from_named_str(&part, &source)
-                .map_err(|e| syntax_error(&part, &source, &e))?;
+            CompiledPart::build(&part, &source).map_err(|e| syntax_error(&part, &source, &e))?;
         }
         Ok(())
     }
 
-    /// Renders every part of `parts` with `data`. `key` names this exact template
-    /// content (template id, version and locale): parts are compiled once per key.
+    /// Renders every part of `parts` with `data` for `recipient`.
     pub fn render(
         &self,
-        key: &str,
         parts: &TemplateParts,
         data: &Value,
         recipient: &Recipient,
     ) -> Result<TemplateParts, TemplateError> {
         let mut context = data.as_object().cloned().unwrap_or_default();
+        // The sandbox's own names are not data.
+        context.retain(|key, _| !key.starts_with(sandbox::RESERVED_PREFIX));
         context.insert(
             RECIPIENT.to_owned(),
             serde_json::json!({
@@ -165,51 +206,76 @@ impl Renderer {
             }),
         );
         let context = JinjaValue::from_serialize(&context);
-        parts.try_map(|part, source| {
-            self.render_part(&format!("{key}/{part}"), part, source, data, &context)
-        })
+        parts.try_map(|part, source| self.render_part(part, source, data, &context))
     }
 
     fn render_part(
         &self,
-        name: &str,
         part: &str,
         source: &str,
         data: &Value,
         context: &JinjaValue,
     ) -> Result<String, TemplateError> {
-        self.compile(name, part, source)?;
-        let env = self.compiled.read().expect("not poisoned");
-        let template = env.get_template(name).expect("compiled above");
-        if let Some(variable) = template
+        let compiled = self.compile(part, source)?;
+        if let Some(variable) = compiled.undeclared.iter().filter(|v| !defined(data, v)).min() {
+            return Err(TemplateError::Undefined {
+                part: part.to_owned(),
+                variable: variable.clone(),
+            });
+        }
+        let escape = if part.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None };
+        let budget = Budget::start(self.max_part_bytes);
+        // A bug in a filter must cost this render, not the process or the connection.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            compiled.part.render(&self.env, context.clone(), escape)
+        }));
+        let too_large =
+            || TemplateError::TooLarge { part: part.to_owned(), limit: self.max_part_bytes };
+        match result {
+            Ok(Ok(text)) if text.len() > self.max_part_bytes => Err(too_large()),
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(_)) if budget.exhausted() => Err(too_large()),
+            Ok(Err(e)) => Err(match e.kind() {
+                ErrorKind::UndefinedError => TemplateError::Undefined {
+                    part: part.to_owned(),
+                    variable: e.detail().unwrap_or("a value").to_owned(),
+                },
+                _ => TemplateError::Render { part: part.to_owned(), message: e.to_string() },
+            }),
+            Err(_) => Err(TemplateError::Render {
+                part: part.to_owned(),
+                message: "the template could not be rendered".to_owned(),
+            }),
+        }
+    }
+
+    /// The compiled part for this text, compiled now if it is not cached.
+    fn compile(&self, part: &str, source: &str) -> Result<Arc<Compiled>, TemplateError> {
+        let key = hash(part, source);
+        if let Some(found) = self.compiled.read().expect("not poisoned").get(&key) {
+            return Ok(found.clone());
+        }
+        let compiled =
+            CompiledPart::build(part, source).map_err(|e| syntax_error(part, source, &e))?;
+        // Variables the part reads and the data must supply (not globals like `range`).
+        let plain = Environment::new();
+        let undeclared = plain
+            .template_from_str(source)
+            .map_err(|e| syntax_error(part, source, &e))?
             .undeclared_variables(true)
             .into_iter()
             .filter(|v| !v.starts_with(RECIPIENT))
-            // Built-in functions such as `range` are globals, not data.
             .filter(|v| {
                 let root = v.split('.').next().unwrap_or(v);
-                !env.globals().any(|(name, _)| name == root)
+                !self.env.globals().any(|(name, _)| name == root)
             })
-            .filter(|v| !defined(data, v))
-            .min()
-        {
-            return Err(TemplateError::Undefined { part: part.to_owned(), variable });
+            .collect();
+        let compiled = Arc::new(Compiled { part: compiled, undeclared });
+        let mut cache = self.compiled.write().expect("not poisoned");
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
         }
-        template.render(context).map_err(|e| match e.kind() {
-            ErrorKind::UndefinedError => TemplateError::Undefined {
-                part: part.to_owned(),
-                variable: e.detail().unwrap_or("a value").to_owned(),
-            },
-            _ => TemplateError::Render { part: part.to_owned(), message: e.to_string() },
-        })
-    }
-
-    fn compile(&self, name: &str, part: &str, source: &str) -> Result<(), TemplateError> {
-        if self.compiled.read().expect("not poisoned").get_template(name).is_ok() {
-            return Ok(());
-        }
-        let mut env = self.compiled.write().expect("not poisoned");
-        env.add_template_owned(name.to_owned(), source.to_owned())
-            .map_err(|e| syntax_error(part, source, &e))
+        cache.insert(key, compiled.clone());
+        Ok(compiled)
     }
 }
