@@ -9,6 +9,7 @@ pub mod channels;
 pub mod contract;
 pub mod domain;
 pub mod http;
+pub mod net;
 pub mod pipeline;
 pub mod ports;
 pub mod sqlite;

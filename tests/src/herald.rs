@@ -149,6 +149,8 @@ async fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
         .arg("serve")
         .env("HERALD_ADDR", "127.0.0.1:0")
         .env("HERALD_DATA_DIR", data_dir)
+        // The tests' sinks listen on loopback, which webhooks may not reach by default.
+        .env("HERALD_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
         .env("HERALD_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())

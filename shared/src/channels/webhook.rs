@@ -5,6 +5,7 @@
 
 use super::{OutboundMessage, Provider, ProviderError, Receipt};
 use crate::domain::Address;
+use crate::net::{GuardedResolver, NetworkPolicy, REFUSED, was_refused};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -52,11 +53,15 @@ pub fn sign_payload(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8
 pub struct WebhookProvider {
     client: reqwest::Client,
     secret: WebhookSecret,
+    policy: NetworkPolicy,
 }
 
 impl WebhookProvider {
-    pub fn new(secret: WebhookSecret, timeout: Duration) -> Self {
+    /// A provider that sends only to addresses `policy` permits, checked after DNS
+    /// resolution by the client's own resolver.
+    pub fn new(secret: WebhookSecret, timeout: Duration, policy: NetworkPolicy) -> Self {
         let client = reqwest::Client::builder()
+            .dns_resolver(GuardedResolver::new(policy.clone()))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             // A redirect could point the signed payload anywhere: treat it as an answer.
@@ -65,7 +70,7 @@ impl WebhookProvider {
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("build the webhook HTTP client");
-        Self { client, secret }
+        Self { client, secret, policy }
     }
 }
 
@@ -79,6 +84,12 @@ impl Provider for WebhookProvider {
         let Address::Webhook(url) = &message.address else {
             return Err(ProviderError::Permanent("not a webhook address".into()));
         };
+        // A literal address never reaches the resolver: check it here.
+        let target = url::Url::parse(url.as_str())
+            .map_err(|_| ProviderError::Permanent("not a webhook address".into()))?;
+        if self.policy.check_url(&target).is_err() {
+            return Err(ProviderError::Permanent(REFUSED.into()));
+        }
         let now = chrono::Utc::now();
         let body = serde_json::to_vec(&serde_json::json!({
             "type": "notification",
@@ -105,6 +116,9 @@ impl Provider for WebhookProvider {
             .send()
             .await
             .map_err(|e| {
+                if was_refused(&e) {
+                    return ProviderError::Permanent(REFUSED.into());
+                }
                 let kind = if e.is_timeout() { "timed out" } else { "could not connect" };
                 ProviderError::Transient(format!("webhook {kind}: {}", without_url(&e)))
             })?;

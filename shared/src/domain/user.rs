@@ -137,6 +137,11 @@ pub fn validate_user(id: &str, profile: &UserProfile) -> Vec<(String, String)> {
             bad(&format!("web_push[{i}]"), "p256dh and auth keys are required");
         }
     }
+    if let Some(url) = &profile.webhook_url
+        && !crate::net::permits_url(url.as_str())
+    {
+        bad("webhook_url", crate::net::REFUSED);
+    }
     for (name, value) in [
         ("wecom", &profile.chat.wecom),
         ("dingtalk", &profile.chat.dingtalk),

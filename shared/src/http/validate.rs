@@ -55,6 +55,11 @@ pub fn recipients(errors: &mut Errors, to: &[Recipient], limits: &Limits) {
         {
             errors.add(format!("to[{i}]"), "give addresses, a user_id or a group, not several");
         }
+        if let Some(target) = &recipient.webhook
+            && !crate::net::permits_url(target.url.as_str())
+        {
+            errors.add(format!("to[{i}].webhook.url"), crate::net::REFUSED);
+        }
         for (field, id) in [("user_id", &recipient.user_id), ("group", &recipient.group)] {
             if id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 128) {
                 errors.add(format!("to[{i}].{field}"), "1 to 128 characters");
