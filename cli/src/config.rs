@@ -4,6 +4,8 @@
 use clap::Args;
 use herald_core::channels::{SmtpConfig, SmtpTls, WebhookSecret};
 use herald_core::http::Limits;
+use herald_core::http::server::ServerLimits;
+use herald_core::net::NetworkPolicy;
 use herald_core::pipeline::retry::RetryPolicy;
 use herald_core::workers::WorkerConfig;
 use std::net::SocketAddr;
@@ -69,6 +71,23 @@ pub struct ServeArgs {
     /// Log format: pretty or json.
     #[arg(long, env = "HERALD_LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,
+    /// Private ranges webhooks may reach after all (comma-separated CIDRs, such as
+    /// 127.0.0.0/8 for local development); public addresses are always allowed.
+    #[arg(long, env = "HERALD_WEBHOOK_ALLOW_NETWORKS", default_value = "")]
+    pub webhook_allow_networks: String,
+    /// Seconds a client has to send a request's headers (and a kept-alive connection
+    /// may sit idle).
+    #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request, body included, may take before it gets a 408.
+    #[arg(long, env = "HERALD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Open connections at most; more wait in the listen backlog.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// The most bytes one template part may build while it renders.
+    #[arg(long, env = "HERALD_RENDER_MAX_BYTES", default_value_t = herald_core::templates::DEFAULT_MAX_PART_BYTES)]
+    pub render_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -108,6 +127,9 @@ pub struct Settings {
     pub limits: Limits,
     pub workers: WorkerConfig,
     pub json_logs: bool,
+    pub networks: NetworkPolicy,
+    pub render_max_bytes: usize,
+    pub server: ServerLimits,
 }
 
 impl ServeArgs {
@@ -166,7 +188,30 @@ impl ServeArgs {
             _ => return Err(bad("HERALD_LOG_FORMAT", "pretty or json")),
         };
         let webhook_timeout = Duration::from_millis(self.webhook_timeout_ms);
+        let networks = NetworkPolicy::parse(&self.webhook_allow_networks)
+            .map_err(|m| bad("HERALD_WEBHOOK_ALLOW_NETWORKS", m))?;
+        if !(1024..=64 * 1024 * 1024).contains(&self.render_max_bytes) {
+            return Err(bad("HERALD_RENDER_MAX_BYTES", "1 KiB to 64 MiB"));
+        }
+        if !(1..=300).contains(&self.header_timeout_secs) {
+            return Err(bad("HERALD_HEADER_TIMEOUT_SECS", "1 to 300"));
+        }
+        if !(1..=600).contains(&self.request_timeout_secs) {
+            return Err(bad("HERALD_REQUEST_TIMEOUT_SECS", "1 to 600"));
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(bad("HERALD_MAX_CONNECTIONS", "1 to 1000000"));
+        }
+        let server = ServerLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_connections: self.max_connections,
+            ..ServerLimits::default()
+        };
         Ok(Settings {
+            server,
+            networks,
+            render_max_bytes: self.render_max_bytes,
             addr,
             public_url,
             admin_key: self.admin_key.clone(),

@@ -25,6 +25,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.check().context("configuration error")?;
     init_logging(settings.json_logs);
+    herald_core::net::install(settings.networks.clone());
 
     let data_dir = &args.data.data_dir;
     std::fs::create_dir_all(data_dir)
@@ -50,7 +51,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let stores = Stores::of(Arc::new(backend.clone()));
     let queue: Arc<dyn Queue> = Arc::new(backend.clone());
-    let renderer = Arc::new(Renderer::new());
+    let renderer = Arc::new(Renderer::with_max_part_bytes(settings.render_max_bytes));
     let links = Arc::new(UnsubscribeLinks::new(&public_url, stores.store.clone()));
     let personalizer =
         Arc::new(Personalizer::new(stores.templates.clone(), renderer.clone(), links.clone()));
@@ -67,9 +68,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let state = AppState::new(stores, queue, providers.log(), settings.limits, renderer, links);
     println!("herald: listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal(shutdown.clone()))
-        .await?;
+    let stop_http = CancellationToken::new();
+    tokio::spawn({
+        let (shutdown, stop_http) = (shutdown.clone(), stop_http.clone());
+        async move {
+            shutdown_signal(shutdown).await;
+            stop_http.cancel();
+        }
+    });
+    herald_core::http::server::serve(listener, router(state), settings.server, stop_http).await?;
 
     tracing::info!("draining in-flight work");
     shutdown.cancel();
@@ -105,7 +112,8 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
 }
 
 async fn bootstrap_admin_key(store: &SqliteBackend, settings: &Settings) -> anyhow::Result<()> {
-    let admin = vec![Scope::Admin];
+    // The installation's own key: admin of `default`, operator of every app.
+    let admin = vec![Scope::Admin, Scope::Operator];
     if let Some(secret) = &settings.admin_key {
         if store.api_key_by_hash(&hash_key(secret)).await?.is_none() {
             let key = key_from_secret(secret, DEFAULT_APP, "HERALD_ADMIN_KEY", admin);
@@ -130,8 +138,10 @@ async fn providers(store: &SqliteBackend, settings: &Settings) -> anyhow::Result
                 .context("stored webhook secret")?
         }
     };
-    let mut providers = Providers::new(Arc::new(LogProvider::default()))
-        .with(Channel::Webhook, Arc::new(WebhookProvider::new(secret, settings.webhook_timeout)));
+    let mut providers = Providers::new(Arc::new(LogProvider::default())).with(
+        Channel::Webhook,
+        Arc::new(WebhookProvider::new(secret, settings.webhook_timeout, settings.networks.clone())),
+    );
     if let Some(smtp) = &settings.smtp {
         let provider = SmtpProvider::new(smtp.clone()).map_err(anyhow::Error::msg)?;
         providers = providers.with(Channel::Email, Arc::new(provider));

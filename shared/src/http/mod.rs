@@ -7,6 +7,7 @@ mod keys;
 mod notifications;
 mod preferences;
 pub mod problem;
+pub mod server;
 mod system;
 mod templates;
 mod unsubscribe;
