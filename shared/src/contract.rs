@@ -310,19 +310,31 @@ pub async fn store_lists_by_app_with_filters(store: &dyn Store) {
     }
     store.accept(&notification("someone-else", Priority::High), None, vec![]).await.unwrap();
     let all = NotificationFilter { limit: 10, ..Default::default() };
-    let listed: Vec<_> =
-        store.list_notifications(&app, &all).await.unwrap().into_iter().map(|n| n.id).collect();
+    let listed: Vec<_> = store
+        .list_notifications(&app, &all)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
     assert_eq!(listed, ids.iter().rev().cloned().collect::<Vec<_>>(), "own app only, newest first");
     let high = NotificationFilter { priority: Some(Priority::High), ..all.clone() };
-    assert_eq!(store.list_notifications(&app, &high).await.unwrap().len(), 2);
+    assert_eq!(store.list_notifications(&app, &high).await.unwrap().items.len(), 2);
     let page = NotificationFilter { limit: 1, before_id: Some(ids[2].clone()), ..all.clone() };
-    let next: Vec<_> =
-        store.list_notifications(&app, &page).await.unwrap().into_iter().map(|n| n.id).collect();
+    let next: Vec<_> = store
+        .list_notifications(&app, &page)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
     assert_eq!(next, [ids[1].clone()]);
     let by_channel = NotificationFilter { channel: Some(Channel::Sms), ..all.clone() };
-    assert!(store.list_notifications(&app, &by_channel).await.unwrap().is_empty());
+    assert!(store.list_notifications(&app, &by_channel).await.unwrap().items.is_empty());
     let future = NotificationFilter { created_after: Some(Utc::now() + Age::hours(1)), ..all };
-    assert!(store.list_notifications(&app, &future).await.unwrap().is_empty());
+    assert!(store.list_notifications(&app, &future).await.unwrap().items.is_empty());
 }
 
 pub async fn store_finds_stranded_notifications_page_by_page(store: &dyn Store) {

@@ -65,6 +65,38 @@ pub struct NotificationFilter {
     pub limit: usize,
 }
 
+/// A page of notifications, and the cursor to continue from when the backend stopped
+/// reading before it found `limit` (DynamoDB's bounded filtered reads).
+#[derive(Debug, Clone, Default)]
+pub struct NotificationList {
+    pub items: Vec<Notification>,
+    pub resume_before: Option<NotificationId>,
+}
+
+/// How much later than its `created_at` a notification's id may have been made
+/// (the id is made after the time is read, on the same clock).
+const ID_AFTER_CREATED: chrono::Duration = chrono::Duration::seconds(60);
+
+impl NotificationFilter {
+    /// The window of ids the filter can match, from its times and cursor: ids at or
+    /// above the first, and below the second. Backends read this range by key; the
+    /// exact time checks still apply on top.
+    pub fn id_range(&self) -> (Option<String>, Option<String>) {
+        let id_at = |t: DateTime<Utc>| {
+            let millis = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+            format!("{}_{}", NotificationId::PREFIX, ulid::Ulid::from_parts(millis, 0))
+        };
+        let lowest = self.created_after.map(id_at);
+        let by_time = self.created_before.map(|t| id_at(t + ID_AFTER_CREATED));
+        let by_cursor = self.before_id.as_ref().map(ToString::to_string);
+        let highest = match (by_time, by_cursor) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        (lowest, highest)
+    }
+}
+
 /// What a settled delivery records besides its new status.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryOutcome {
@@ -92,11 +124,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<AcceptOutcome>;
 
     async fn notification(&self, id: &NotificationId) -> StoreResult<Option<Notification>>;
+    /// One page, newest first. A backend that reads a bounded number of records per
+    /// call may stop before `limit` and say where to go on.
     async fn list_notifications(
         &self,
         app_id: &str,
         filter: &NotificationFilter,
-    ) -> StoreResult<Vec<Notification>>;
+    ) -> StoreResult<NotificationList>;
     /// Notifications still `accepted` that were created before `before`, oldest first:
     /// the ones a crash may have left without a queue message.
     /// Pages by id: pass the last id of the previous page as `after`.

@@ -39,6 +39,7 @@ impl SqliteBackend {
         let conn = open_connection(path)?;
         conn.execute_batch(include_str!("schema.sql"))?;
         add_missing_columns(&conn)?;
+        backfill_notification_channels(&conn)?;
         let wakeups = all_queues().map(|q| (q.as_str(), Notify::new())).collect();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -94,6 +95,16 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("users", "preferences", "TEXT"),
     ("users", "preferences_revision", "INTEGER NOT NULL DEFAULT 0"),
 ];
+
+/// A file from before `notification_channels` existed gets its rows once.
+fn backfill_notification_channels(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "INSERT OR IGNORE INTO notification_channels (app_id, channel, notification_id)
+         SELECT n.app_id, c.value, n.id FROM notifications n, json_each(n.channels) c
+         WHERE NOT EXISTS (SELECT 1 FROM notification_channels)",
+    )?;
+    Ok(())
+}
 
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
     for (table, column, declaration) in ADDED_COLUMNS {

@@ -27,6 +27,18 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS notifications_by_app ON notifications (app_id, id);
 CREATE INDEX IF NOT EXISTS notifications_by_status ON notifications (status, created_at);
+-- One index per documented list filter, each ending in id so a page reads in order.
+CREATE INDEX IF NOT EXISTS notifications_by_app_status ON notifications (app_id, status, id);
+CREATE INDEX IF NOT EXISTS notifications_by_app_priority ON notifications (app_id, priority, id);
+CREATE INDEX IF NOT EXISTS notifications_by_app_category ON notifications (app_id, category, id);
+-- A notification's channels, one row each, for `?channel=` (the JSON array cannot be
+-- indexed). Written with the notification, in the same transaction.
+CREATE TABLE IF NOT EXISTS notification_channels (
+    app_id          TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    notification_id TEXT NOT NULL,
+    PRIMARY KEY (app_id, channel, notification_id)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     app_id          TEXT NOT NULL,

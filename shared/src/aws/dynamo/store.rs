@@ -1,5 +1,9 @@
 //! The `Store` port on DynamoDB.
 
+/// Items a filtered list reads at most per call, so a filter that matches nothing
+/// costs a bounded read; the caller pages on with `next_cursor`.
+const LIST_READ_BUDGET: usize = 1000;
+
 use super::expr::{Expr, n, s};
 use super::items::*;
 use super::{DailyCounters, DynamoStore, backend, built, sdk_error};
@@ -10,7 +14,7 @@ use crate::domain::{
 };
 use crate::ports::{
     AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, NotificationFilter,
-    Store, StoreResult,
+    NotificationList, Store, StoreResult,
 };
 use crate::time::format_time;
 use async_trait::async_trait;
@@ -213,6 +217,56 @@ impl DynamoStore {
     /// Queries a partition (of the table, or of an index) page by page until `limit`
     /// items pass the filter or the partition is exhausted.
     #[allow(clippy::too_many_arguments)]
+    /// A newest-first index query that reads at most [`LIST_READ_BUDGET`] items, so a
+    /// filter that matches little costs a bounded read; returns what matched and, when
+    /// it stopped early, the sort key of the last item read.
+    async fn query_bounded(
+        &self,
+        index: &str,
+        key_condition: &str,
+        filter: Option<&str>,
+        e: &Expr,
+        limit: usize,
+    ) -> StoreResult<(Vec<Item>, Option<String>)> {
+        let mut found = Vec::new();
+        let mut start = None;
+        let mut read = 0usize;
+        loop {
+            // With a filter, DynamoDB's limit counts items read, not items matched.
+            let page = if filter.is_some() { LIST_READ_BUDGET - read } else { limit - found.len() };
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(key_condition)
+                .set_filter_expression(filter.map(str::to_owned))
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .scan_index_forward(false)
+                .limit(page.clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            read += output.scanned_count.max(0) as usize;
+            found.extend(output.items.unwrap_or_default());
+            let last = output.last_evaluated_key;
+            if found.len() >= limit {
+                found.truncate(limit);
+                return Ok((found, None));
+            }
+            match last {
+                None => return Ok((found, None)),
+                Some(last) if read >= LIST_READ_BUDGET => {
+                    let at = last.get(GSI1SK).and_then(|v| v.as_s().ok()).cloned();
+                    return Ok((found, at));
+                }
+                Some(last) => start = Some(last),
+            }
+        }
+    }
+
     pub(super) async fn query(
         &self,
         index: Option<&str>,
@@ -602,16 +656,22 @@ impl Store for DynamoStore {
         &self,
         app_id: &str,
         filter: &NotificationFilter,
-    ) -> StoreResult<Vec<Notification>> {
+    ) -> StoreResult<NotificationList> {
         let mut e = Expr::default();
+        // Ids sort by time: the time window and the cursor are a key range.
+        let (lowest, highest) = filter.id_range();
+        let sk = e.name(GSI1SK);
         let mut key_condition =
             format!("{} = {}", e.name(GSI1PK), e.value(s(app_partition(app_id))));
-        if let Some(before) = &filter.before_id {
-            key_condition.push_str(&format!(
-                " AND {} < {}",
-                e.name(GSI1SK),
-                e.value(s(before.to_string()))
-            ));
+        match (&lowest, &highest) {
+            (Some(lo), Some(hi)) => key_condition.push_str(&format!(
+                " AND {sk} BETWEEN {} AND {}",
+                e.value(s(lo)),
+                e.value(s(hi))
+            )),
+            (Some(lo), None) => key_condition.push_str(&format!(" AND {sk} >= {}", e.value(s(lo)))),
+            (None, Some(hi)) => key_condition.push_str(&format!(" AND {sk} < {}", e.value(s(hi)))),
+            (None, None) => {}
         }
         let mut filters = Vec::new();
         if let Some(status) = filter.status {
@@ -637,17 +697,19 @@ impl Store for DynamoStore {
             filters.push(format!("{} < {}", e.name("created_at"), e.value(s(format_time(before)))));
         }
         let filter_text = (!filters.is_empty()).then(|| filters.join(" AND "));
-        let found = self
-            .query(
-                Some("GSI1"),
-                &key_condition,
-                filter_text.as_deref(),
-                &e,
-                false,
-                Some(filter.limit),
-            )
+        let (found, stopped_at) = self
+            .query_bounded("GSI1", &key_condition, filter_text.as_deref(), &e, filter.limit)
             .await?;
-        found.iter().map(decode_notification).collect()
+        // BETWEEN includes its upper end, which the range excludes.
+        let items = found
+            .iter()
+            .filter(|item| lowest.is_none() || text(item, GSI1SK).ok() != highest.as_deref())
+            .map(decode_notification)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let resume_before = stopped_at
+            .filter(|_| items.len() < filter.limit)
+            .and_then(|id| NotificationId::parse(&id).ok());
+        Ok(NotificationList { items, resume_before })
     }
 
     async fn stranded_notifications(
