@@ -16,12 +16,16 @@ pub enum Scope {
     Read,
     Manage,
     Approve,
+    /// Everything within the key's own app, minting keys for it included.
     Admin,
+    /// The installation's operator (the key from `HERALD_ADMIN_KEY` or the first
+    /// start): may act on any app, and see what spans apps (dead letters).
+    Operator,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] =
-        [Scope::Send, Scope::Read, Scope::Manage, Scope::Approve, Scope::Admin];
+    pub const ALL: [Scope; 6] =
+        [Scope::Send, Scope::Read, Scope::Manage, Scope::Approve, Scope::Admin, Scope::Operator];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,6 +34,7 @@ impl Scope {
             Scope::Manage => "manage",
             Scope::Approve => "approve",
             Scope::Admin => "admin",
+            Scope::Operator => "operator",
         }
     }
 }
@@ -43,10 +48,9 @@ impl fmt::Display for Scope {
 impl FromStr for Scope {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| format!("unknown scope '{s}' (send, read, manage, approve, admin)"))
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| {
+            format!("unknown scope '{s}' (send, read, manage, approve, admin, operator)")
+        })
     }
 }
 
@@ -63,9 +67,10 @@ pub struct ApiKeyRecord {
 }
 
 impl ApiKeyRecord {
-    /// `admin` implies every other scope.
+    /// `operator` implies every scope; `admin` every scope but `operator`.
     pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.contains(&Scope::Admin) || self.scopes.contains(&scope)
+        let has = |s: Scope| self.scopes.contains(&s);
+        has(Scope::Operator) || has(scope) || (has(Scope::Admin) && scope != Scope::Operator)
     }
 }
 
@@ -135,8 +140,14 @@ mod tests {
     }
 
     #[test]
-    fn admin_implies_every_scope() {
+    fn admin_implies_every_scope_but_operator() {
         let key = mint_key("app1", "ops", vec![Scope::Admin]);
-        assert!(Scope::ALL.iter().all(|s| key.record.allows(*s)));
+        let allowed: Vec<_> = Scope::ALL.into_iter().filter(|s| key.record.allows(*s)).collect();
+        assert_eq!(
+            allowed,
+            [Scope::Send, Scope::Read, Scope::Manage, Scope::Approve, Scope::Admin]
+        );
+        let operator = mint_key("default", "installation", vec![Scope::Operator]);
+        assert!(Scope::ALL.iter().all(|s| operator.record.allows(*s)));
     }
 }

@@ -1,4 +1,5 @@
-//! `/v1/keys`: operators (admin scope) mint API keys for any app.
+//! `/v1/keys`: an app's admin mints keys for its own app; the installation's operator
+//! for any app, and only an operator grants `operator`.
 
 use super::AppState;
 use super::auth::Caller;
@@ -33,7 +34,7 @@ pub struct CreatedKey {
 
 /// Mint an API key.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
-    responses((status = 201, body = CreatedKey), (status = 422, body = Problem)),
+    responses((status = 201, body = CreatedKey), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = ["admin"])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -44,6 +45,13 @@ pub async fn create(
     caller.require(Scope::Admin)?;
     let (request, _): (CreateKey, _) = decode(&headers, body)?;
     validate_app_id(&request.app_id).map_err(|m| Problem::field("app_id", m))?;
+    if (request.app_id != caller.app_id() || request.scopes.contains(&Scope::Operator))
+        && caller.require(Scope::Operator).is_err()
+    {
+        return Err(Problem::forbidden(
+            "an app's admin key mints keys for its own app only, without 'operator'",
+        ));
+    }
     if request.name.trim().is_empty() || request.name.len() > 100 {
         return Err(Problem::field("name", "1 to 100 characters"));
     }

@@ -54,12 +54,12 @@ pub async fn log_messages(
 
 /// Jobs that failed for good, newest first (operators only: they span every app).
 #[utoipa::path(get, path = "/v1/dead-letters", tag = "system",
-    responses((status = 200, body = Vec<DeadLetter>)), security(("api_key" = ["admin"])))]
+    responses((status = 200, body = Vec<DeadLetter>), (status = 403, body = Problem)), security(("api_key" = ["operator"])))]
 pub async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<DeadLetter>>> {
-    caller.require(Scope::Admin)?;
+    caller.require(Scope::Operator)?;
     Ok(Json(state.queue.dead_letters(200).await?))
 }
 

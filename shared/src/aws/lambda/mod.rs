@@ -90,7 +90,14 @@ impl Backends {
         }
         let secret = webhook_secret(&config, store.as_ref()).await?;
         let mut providers = Providers::new(Arc::new(LogProvider::default()))
-            .with(Channel::Webhook, Arc::new(WebhookProvider::new(secret, Duration::from_secs(10))))
+            .with(
+                Channel::Webhook,
+                Arc::new(WebhookProvider::new(
+                    secret,
+                    Duration::from_secs(10),
+                    crate::net::policy().clone(),
+                )),
+            )
             .with(
                 Channel::Sms,
                 Arc::new(SnsSmsProvider::new(
@@ -126,7 +133,12 @@ impl Backends {
             return Ok(());
         };
         let secret = secure_parameter(&self.config, &name).await?;
-        let key = crate::auth::key_from_secret(&secret, "default", "admin", vec![Scope::Admin]);
+        let key = crate::auth::key_from_secret(
+            &secret,
+            "default",
+            "admin",
+            vec![Scope::Admin, Scope::Operator],
+        );
         let store = self.store.as_ref();
         if store.api_key_by_hash(&key.record.hash).await.map_err(|e| e.to_string())?.is_none() {
             store.insert_api_key(&key.record).await.map_err(|e| e.to_string())?;
