@@ -1,6 +1,8 @@
 //! One-click unsubscribe links (RFC 8058). A link carries who and what it unsubscribes
-//! (app, user, category) and an HMAC-SHA256 over exactly that, so the endpoint needs
-//! no API key and a link cannot be edited into someone else's.
+//! (app, user and the user's incarnation, category) and an HMAC-SHA256 over exactly
+//! that, so the endpoint needs no API key, a link cannot be edited into someone
+//! else's, and a link sent to a deleted user does nothing for a new user of the same
+//! id. Links name the signing scheme's version, so the key can be rotated later.
 
 use crate::ports::{Store, StoreError};
 use base64::Engine;
@@ -21,7 +23,15 @@ pub struct Unsubscribe {
     pub user_id: String,
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// The user record's creation time (milliseconds) when the link was made.
+    #[serde(rename = "i")]
+    pub since: i64,
+    #[serde(rename = "k")]
+    pub key_version: u32,
 }
+
+/// The version of the signing key links are made with today.
+pub const KEY_VERSION: u32 = 1;
 
 fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
@@ -42,7 +52,8 @@ pub fn verify(key: &[u8], token: &str) -> Option<Unsubscribe> {
     let (payload, signature) = token.split_once('.')?;
     let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
     mac(key, payload).verify_slice(&signature).ok()?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    let what: Unsubscribe = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    (what.key_version == KEY_VERSION).then_some(what)
 }
 
 /// The setting that holds the signing key, made once per installation.
@@ -96,6 +107,8 @@ mod tests {
             app_id: "shop".into(),
             user_id: "ann".into(),
             category: Some("newsletter".into()),
+            since: 1_764_000_000_000,
+            key_version: KEY_VERSION,
         };
         let token = sign(key, &what);
         assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
@@ -109,5 +122,7 @@ mod tests {
         assert_eq!(verify(key, &forged), None, "a payload edited under the old signature");
         assert_eq!(verify(key, "garbage"), None);
         assert_eq!(verify(key, "a.b"), None);
+        let future = Unsubscribe { key_version: KEY_VERSION + 1, ..other };
+        assert_eq!(verify(key, &sign(key, &future)), None, "an unknown key version");
     }
 }

@@ -66,6 +66,7 @@ impl Fixture {
             unsubscribable: true,
             locale: None,
             time_zone: None,
+            since: Some(0),
         });
         let job = send_job(&delivery.id, delivery.channel, Priority::Medium);
         let planned = std::slice::from_ref(&delivery);

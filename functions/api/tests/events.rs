@@ -119,6 +119,10 @@ async fn preference_events_reach_the_router() {
         app_id: "default".into(),
         user_id: "ann".into(),
         category: Some("newsletter".into()),
+        since: herald_core::time::parse_time(user["created_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis(),
+        key_version: herald_core::unsubscribe::KEY_VERSION,
     };
     let token = herald_core::unsubscribe::sign(&hex::decode(UNSUBSCRIBE_KEY).unwrap(), &what);
     let path = format!("{}/../../events/api/post-unsubscribe.json", manifest_dir());

@@ -60,6 +60,15 @@ impl EmailAddress {
         if text.contains('<') || text.contains(' ') {
             return Err(InvalidContact("give the bare address, without a display name".into()));
         }
+        // Mail goes to a domain on the internet: not to a bare host (`a@b`) or an
+        // address literal (`a@[127.0.0.1]`).
+        let domain = text.rsplit_once('@').map_or("", |(_, d)| d);
+        if domain.starts_with('[') || !domain.contains('.') || domain.ends_with('.') {
+            return Err(InvalidContact(format!(
+                "'{}' needs a domain name such as example.com",
+                redact(text)
+            )));
+        }
         Ok(Self(text.to_owned()))
     }
 

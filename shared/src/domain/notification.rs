@@ -355,6 +355,10 @@ pub struct DeliveryUser {
     pub locale: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// When the user record was created (milliseconds): an unsubscribe link is bound
+    /// to this incarnation of the user id, not to a later user of the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
 }
 
 /// One entry of a notification's status timeline.

@@ -101,8 +101,22 @@ pub struct User {
 pub fn check_caller_id(id: &str) -> Result<(), &'static str> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && !id.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/');
-    if ok { Ok(()) } else { Err("1-128 characters, no spaces, control characters or '/'") }
+        && !id.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/' || is_invisible(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("1-128 characters, no spaces, control, invisible or bidirectional characters or '/'")
+    }
+}
+
+/// Unicode format characters: invisible, and the bidirectional ones (U+202E) can make
+/// an id read differently from what it is.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// The checks serde's types cannot make: the id's form, the locale tag, the time zone,

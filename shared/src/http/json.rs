@@ -31,6 +31,9 @@ pub fn decode<T: DeserializeOwned>(
             "send the body as Content-Type: application/json",
         ));
     }
+    if let Some(path) = super::duplicates::first_duplicate(&body) {
+        return Err(Problem::field(&path, "this key is given twice"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(&body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
     deserializer.end().map_err(|e| Problem::field("(body)", format!("trailing data: {e}")))?;

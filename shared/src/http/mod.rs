@@ -1,6 +1,7 @@
 //! The HTTP API, one axum `Router` served by `herald serve` and by the `api` Lambda.
 
 pub mod auth;
+mod duplicates;
 mod groups;
 mod json;
 mod keys;

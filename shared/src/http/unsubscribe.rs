@@ -15,6 +15,23 @@ use axum::response::Html;
 /// Read-modify-write rounds before giving up on a user whose preferences keep changing.
 const ROUNDS: usize = 5;
 
+fn gone() -> Problem {
+    Problem::new(
+        axum::http::StatusCode::GONE,
+        "gone",
+        "Link no longer valid",
+        "the user this link was sent to no longer exists",
+    )
+}
+
+/// Whether the link's user still exists as the same incarnation it was sent to.
+async fn current_user(state: &AppState, what: &Unsubscribe) -> ApiResult<crate::domain::User> {
+    match state.users.user(&what.app_id, &what.user_id).await? {
+        Some(user) if user.created_at.timestamp_millis() == what.since => Ok(user),
+        _ => Err(gone()),
+    }
+}
+
 async fn verified(state: &AppState, token: &str) -> ApiResult<Unsubscribe> {
     state.links.verify(token).await?.ok_or_else(|| {
         Problem::forbidden("this unsubscribe link is not valid (it was changed or is not ours)")
@@ -44,12 +61,14 @@ fn page(title: &str, body: &str) -> Html<String> {
 
 #[utoipa::path(get, path = "/v1/unsubscribe/{token}", tag = "preferences", params(("token" = String, Path)),
     responses((status = 200, content_type = "text/html", description = "A confirmation page; changes nothing"),
-        (status = 403, body = Problem, description = "Not a link Herald signed")))]
+        (status = 403, body = Problem, description = "Not a link Herald signed"),
+        (status = 410, body = Problem, description = "The user was deleted (or deleted and made again)")))]
 pub async fn confirm(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> ApiResult<Html<String>> {
     let what = verified(&state, &token).await?;
+    current_user(&state, &what).await?;
     Ok(page(
         "Unsubscribe?",
         &format!(
@@ -64,7 +83,8 @@ pub async fn confirm(
 #[utoipa::path(post, path = "/v1/unsubscribe/{token}", tag = "preferences", params(("token" = String, Path)),
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "List-Unsubscribe=One-Click (RFC 8058)"),
     responses((status = 200, content_type = "text/html", description = "Unsubscribed (the same on every repeat)"),
-        (status = 403, body = Problem, description = "Not a link Herald signed")))]
+        (status = 403, body = Problem, description = "Not a link Herald signed"),
+        (status = 410, body = Problem, description = "The user was deleted (or deleted and made again)")))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -89,9 +109,7 @@ pub async fn unsubscribe(
 /// other writes kept racing it.
 async fn apply(state: &AppState, what: &Unsubscribe) -> Result<bool, Problem> {
     for _ in 0..ROUNDS {
-        let Some(user) = state.users.user(&what.app_id, &what.user_id).await? else {
-            return Ok(true); // A deleted user receives nothing anyway.
-        };
+        let user = current_user(state, what).await?;
         let mut preferences = user.preferences.clone();
         match &what.category {
             Some(category) => {
@@ -113,7 +131,7 @@ async fn apply(state: &AppState, what: &Unsubscribe) -> Result<bool, Problem> {
                 tracing::info!(app = %what.app_id, user = %what.user_id, category = ?what.category, "unsubscribed");
                 return Ok(true);
             }
-            PreferencesWrite::NoUser => return Ok(true),
+            PreferencesWrite::NoUser => return Err(gone()),
             PreferencesWrite::Conflict => continue,
         }
     }

@@ -23,6 +23,8 @@ pub const MAX_SUBJECT: usize = 998;
 pub const MAX_EMAIL_BODY: usize = 200 * 1024;
 pub const MAX_SMS: usize = 1600;
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+/// How far ahead `expires_at` may be: a notification waits in queues, not in archives.
+pub const MAX_EXPIRY: chrono::Duration = chrono::Duration::days(366);
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 #[derive(Default)]
@@ -134,6 +136,9 @@ pub fn category(errors: &mut Errors, category: Option<&str>) {
 pub fn expiry(errors: &mut Errors, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) {
     if expires_at.is_some_and(|at| at <= now) {
         errors.add("expires_at", "must be in the future");
+    }
+    if expires_at.is_some_and(|at| at > now + MAX_EXPIRY) {
+        errors.add("expires_at", "at most one year ahead");
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::domain::{Channel, Content, Delivery, Notification};
 use crate::ports::{StoreError, TemplateStore};
 use crate::templates::{Recipient, Renderer, TemplateVersion, render_channels};
-use crate::unsubscribe::{Unsubscribe, UnsubscribeLinks};
+use crate::unsubscribe::{KEY_VERSION, Unsubscribe, UnsubscribeLinks};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -57,11 +57,15 @@ impl Personalizer {
                 unsubscribe_url: None,
             });
         };
-        let unsubscribe_url = if delivery.channel == Channel::Email && user.unsubscribable {
+        // A delivery planned before links carried the user's incarnation gets none.
+        let since = user.since.filter(|_| user.unsubscribable);
+        let unsubscribe_url = if let (Channel::Email, Some(since)) = (delivery.channel, since) {
             let what = Unsubscribe {
                 app_id: notification.app_id.clone(),
                 user_id: user.id.clone(),
                 category: notification.category.clone(),
+                since,
+                key_version: KEY_VERSION,
             };
             Some(self.links.url(&what).await?)
         } else {

@@ -73,6 +73,7 @@ impl<'a> Planner<'a> {
                 && !settings.is_some_and(|s| s.critical),
             locale: profile.and_then(|p| p.locale.clone()),
             time_zone: profile.and_then(|p| p.time_zone.clone()),
+            since: user.map(|u| u.created_at.timestamp_millis()),
         });
         let Some(user) = user else { return Ok(()) };
         if delivery.status != DeliveryStatus::Queued {

@@ -360,12 +360,7 @@ impl CompiledPart {
         }
         let source = Source { name: name.to_owned(), text: text.to_owned() };
         CompiledPart::try_new(source, |source| {
-            let ast = parse(
-                &source.text,
-                &source.name,
-                SyntaxConfig,
-                WhitespaceConfig::default(),
-            )?;
+            let ast = parse(&source.text, &source.name, SyntaxConfig, WhitespaceConfig::default())?;
             if let Some(bytes) = super::folding::oversized_constant(&ast) {
                 return Err(Error::new(
                     ErrorKind::SyntaxError,
