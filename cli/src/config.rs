@@ -6,7 +6,7 @@ use herald_core::channels::{SmtpConfig, SmtpTls, WebhookSecret};
 use herald_core::http::Limits;
 use herald_core::http::server::ServerLimits;
 use herald_core::net::NetworkPolicy;
-use herald_core::pipeline::retry::RetryPolicy;
+use herald_core::pipeline::retry::{RetryPolicy, parse_schedule};
 use herald_core::workers::WorkerConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,10 +55,13 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_MAX_ATTEMPTS", default_value_t = 8)]
     pub max_attempts: u32,
     /// First retry delay in milliseconds; doubles per attempt, with jitter.
-    #[arg(long, env = "HERALD_RETRY_BASE_MS", default_value_t = 2_000)]
+    #[arg(long, env = "HERALD_RETRY_BASE_MS", default_value_t = 30_000)]
     pub retry_base_ms: u64,
-    #[arg(long, env = "HERALD_RETRY_MAX_MS", default_value_t = 900_000)]
+    #[arg(long, env = "HERALD_RETRY_MAX_MS", default_value_t = 3_600_000)]
     pub retry_max_ms: u64,
+    /// Webhook retry delays after each failed attempt (the last repeats).
+    #[arg(long, env = "HERALD_WEBHOOK_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h")]
+    pub webhook_retry_schedule: String,
     #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
     #[arg(long, env = "HERALD_MAX_RECIPIENTS", default_value_t = 1000)]
@@ -188,6 +191,8 @@ impl ServeArgs {
             _ => return Err(bad("HERALD_LOG_FORMAT", "pretty or json")),
         };
         let webhook_timeout = Duration::from_millis(self.webhook_timeout_ms);
+        let webhook_schedule = parse_schedule(&self.webhook_retry_schedule)
+            .map_err(|m| bad("HERALD_WEBHOOK_RETRY_SCHEDULE", m))?;
         let networks = NetworkPolicy::parse(&self.webhook_allow_networks)
             .map_err(|m| bad("HERALD_WEBHOOK_ALLOW_NETWORKS", m))?;
         if !(1024..=64 * 1024 * 1024).contains(&self.render_max_bytes) {
@@ -231,6 +236,7 @@ impl ServeArgs {
                     max_attempts: self.max_attempts,
                     base_delay: Duration::from_millis(self.retry_base_ms),
                     max_delay: Duration::from_millis(self.retry_max_ms),
+                    webhook_schedule,
                 },
                 ..WorkerConfig::default()
             },

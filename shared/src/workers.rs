@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub dispatch_workers: usize,
     /// Worker tasks per channel; each works on up to `batch` jobs at once.
@@ -72,7 +72,7 @@ pub fn spawn_all(pipeline: Pipeline, shutdown: CancellationToken) -> JoinSet<()>
 }
 
 async fn run(pipeline: Pipeline, queue: QueueName, shutdown: CancellationToken) {
-    let config = pipeline.config;
+    let config = pipeline.config.clone();
     while !shutdown.is_cancelled() {
         let jobs = match pipeline.queue.lease(queue, config.batch, config.visibility).await {
             Ok(jobs) => jobs,
@@ -108,7 +108,7 @@ async fn handle(pipeline: &Pipeline, job: LeasedJob) {
                 providers: &pipeline.providers,
                 personalizer: &pipeline.personalizer,
                 directory: pipeline.directory(),
-                retry: pipeline.config.retry,
+                retry: pipeline.config.retry.clone(),
             };
             send(&cx, &job).await.map(|_| ())
         }

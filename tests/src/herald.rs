@@ -41,6 +41,7 @@ impl Herald {
             ("HERALD_WEBHOOK_SECRET".into(), crate::WEBHOOK_SECRET.into()),
             ("HERALD_RETRY_BASE_MS".into(), "50".into()),
             ("HERALD_RETRY_MAX_MS".into(), "200".into()),
+            ("HERALD_WEBHOOK_RETRY_SCHEDULE".into(), "50ms,100ms,200ms".into()),
             ("HERALD_WEBHOOK_TIMEOUT_MS".into(), "2000".into()),
         ];
         for (k, v) in extra {

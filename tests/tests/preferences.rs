@@ -437,6 +437,21 @@ async fn unsubscribe_links_are_signed_one_click_and_idempotent() {
     let message =
         smtp.messages().into_iter().find(|m| m.contains("Subject: About security")).unwrap();
     assert!(!message.contains("List-Unsubscribe"), "{message}");
+
+    // The link was sent to this incarnation of `ann`: once she is deleted, and even
+    // after a new `ann` is made, it answers 410 and changes nothing.
+    let deleted = client.delete(herald.url("/v1/users/ann")).bearer_auth(ADMIN_KEY).send().await;
+    assert_eq!(deleted.unwrap().status().as_u16(), 204);
+    assert_eq!(client.get(&url).send().await.unwrap().status().as_u16(), 410);
+    bulk_users(&herald, vec![json!({"id": "ann", "email": "ann@example.com"})]).await;
+    let response = one_click().await.unwrap();
+    assert_eq!(response.status().as_u16(), 410);
+    assert_eq!(response.headers()["content-type"].to_str().unwrap(), "application/problem+json");
+    let prefs = herald.get_json(ADMIN_KEY, "/v1/users/ann/preferences").await;
+    assert_eq!(
+        (prefs["revision"].as_u64(), prefs["categories"].get("newsletter")),
+        (Some(0), None)
+    );
 }
 
 /// Fallback routing to users: each member gets the first channel they have an identity

@@ -3,6 +3,7 @@
 pub mod auth;
 mod duplicates;
 mod groups;
+pub mod guards;
 mod json;
 mod keys;
 mod notifications;
@@ -150,6 +151,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(guards::errors_as_problems))
+        .layer(axum::middleware::from_fn(guards::limit_request_head))
         .with_state(state)
 }
 

@@ -2,6 +2,7 @@
 
 use super::AppState;
 use super::auth::Caller;
+use super::guards::echo;
 use super::json::decode;
 use super::problem::{ApiResult, Problem};
 use super::templates::render_version;
@@ -293,7 +294,8 @@ fn parse_filter(query: &HashMap<String, String>) -> ApiResult<NotificationFilter
     let mut errors = Errors::default();
     let mut filter = NotificationFilter { limit: DEFAULT_PAGE, ..Default::default() };
     for (name, value) in query {
-        let bad = |errors: &mut Errors, m: String| errors.add(name.clone(), m);
+        // Neither a long value nor a long name is echoed whole.
+        let bad = |errors: &mut Errors, m: String| errors.add(echo(name), echo(&m));
         match name.as_str() {
             "status" => match value.parse() {
                 Ok(s) => filter.status = Some(s),
@@ -307,6 +309,9 @@ fn parse_filter(query: &HashMap<String, String>) -> ApiResult<NotificationFilter
                 Ok(c) => filter.channel = Some(c),
                 Err(m) => bad(&mut errors, m),
             },
+            "category" if value.is_empty() || value.len() > validate::MAX_CATEGORY => {
+                bad(&mut errors, format!("1 to {} characters", validate::MAX_CATEGORY))
+            }
             "category" => filter.category = Some(value.clone()),
             "created_after" | "created_before" => match DateTime::parse_from_rfc3339(value) {
                 Ok(t) if name == "created_after" => filter.created_after = Some(t.to_utc()),

@@ -291,6 +291,7 @@ pub async fn rollback(
     caller.require(Scope::Manage)?;
     let (request, _): (Rollback, _) = decode(&headers, body)?;
     let app = &caller.0.app_id;
+    load(&state, app, &id).await?; // an unknown template is a 404, not a bad version
     let old =
         state.templates.template_version(app, &id, request.version).await?.ok_or_else(|| {
             Problem::field("version", format!("template '{id}' has no version {}", request.version))

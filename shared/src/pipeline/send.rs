@@ -145,7 +145,9 @@ async fn attempt(
         Err(ProviderError::Transient(error)) if !cx.retry.gives_up_after(job.attempts) => {
             tracing::debug!(delivery = %delivery.id, attempts = job.attempts, %error, "will retry");
             cx.store.record_attempt(&delivery.id, job.attempts, &error).await?;
-            cx.queue.retry(job, cx.retry.delay_after(job.attempts), &error).await?;
+            cx.queue
+                .retry(job, cx.retry.delay_after(delivery.channel, job.attempts), &error)
+                .await?;
             Ok(SendOutcome::Retrying)
         }
         Err(ProviderError::Transient(error)) => {

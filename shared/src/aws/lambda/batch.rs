@@ -128,7 +128,7 @@ pub async fn handle_send_batch(backends: &Backends, event: SqsEvent) -> SqsBatch
             providers: &backends.providers,
             personalizer: &backends.personalizer,
             directory: backends.directory(),
-            retry: backends.retry,
+            retry: backends.retry.clone(),
         };
         match send(&cx, &job).await {
             Ok(SendOutcome::Retrying) | Ok(_) => Ok(()),
