@@ -660,9 +660,10 @@ impl Store for DynamoStore {
         let mut e = Expr::default();
         // Ids sort by time: the time window and the cursor are a key range.
         let (lowest, highest) = filter.id_range();
-        let sk = e.name(GSI1SK);
         let mut key_condition =
             format!("{} = {}", e.name(GSI1PK), e.value(s(app_partition(app_id))));
+        // Named only when used: DynamoDB refuses an unused attribute name.
+        let sk = if lowest.is_some() || highest.is_some() { e.name(GSI1SK) } else { String::new() };
         match (&lowest, &highest) {
             (Some(lo), Some(hi)) => key_condition.push_str(&format!(
                 " AND {sk} BETWEEN {} AND {}",
