@@ -6,8 +6,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Builds are reused across clones and runs.
+# Builds are reused across clones and runs, and so are the Python tools that need
+# their own environments (checkov and schemathesis pin libraries moto and SAM share).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
+PYENVS="${HERALD_PYENVS:-$HOME/.cache/herald-py}"
+
+# A tool in its own virtual environment, installed on first use.
+venv_tool() { # name, pip requirement
+  if [ ! -x "$PYENVS/$1/bin/$1" ]; then
+    python3 -m venv "$PYENVS/$1"
+    "$PYENVS/$1/bin/pip" install --quiet --disable-pip-version-check "$2"
+  fi
+  echo "$PYENVS/$1/bin/$1"
+}
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -20,7 +31,8 @@ python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install --q
 MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"${TMPDIR:-/tmp}/herald-moto.log" 2>&1 &
 MOTO_PID=$!
-trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
+HERALD_PID=""
+trap 'kill $MOTO_PID $HERALD_PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null && break
   sleep 0.2
@@ -43,6 +55,10 @@ if grep -nE "^\s*-?\s*Resource:\s*['\"]?\*['\"]?\s*$" template.yaml; then
   echo "template.yaml grants an IAM action on Resource \"*\""; exit 1
 fi
 
+step "checkov on template.yaml (fails on any finding the template does not explain)"
+CHECKOV=$(venv_tool checkov 'checkov>=3.2,<4')
+"$CHECKOV" -f template.yaml --framework cloudformation --compact --quiet 2>/dev/null
+
 step "format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -52,3 +68,22 @@ cargo build --locked -p herald-cli
 
 step "tests"
 cargo test --workspace --locked
+
+step "schemathesis: every operation of /openapi.json against herald serve (fixed seed, all checks)"
+SCHEMATHESIS=$(venv_tool schemathesis 'schemathesis>=4.3,<5')
+ST_DATA=$(mktemp -d)
+ST_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+ST_KEY="hk_schemathesis_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+# Webhooks go to the log provider: generated recipients must not reach the network.
+HERALD_ADDR="127.0.0.1:$ST_PORT" HERALD_DATA_DIR="$ST_DATA" HERALD_ADMIN_KEY="$ST_KEY" \
+  HERALD_WEBHOOK_PROVIDER=log HERALD_LOG=warn \
+  "$CARGO_TARGET_DIR/debug/herald" serve >"$ST_DATA/herald.log" 2>&1 &
+HERALD_PID=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$ST_PORT/healthz" >/dev/null && break
+  sleep 0.2
+done
+timeout 900 "$SCHEMATHESIS" --config-file scripts/schemathesis.toml run \
+  "http://127.0.0.1:$ST_PORT/openapi.json" --checks all --seed 20261203 \
+  --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --generation-database none \
+  -H "Authorization: Bearer $ST_KEY"

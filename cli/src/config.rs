@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// Log format: pretty or json.
     #[arg(long, env = "HERALD_LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,
+    /// `http` sends webhooks; `log` hands them to the log provider instead (see
+    /// /v1/log-messages), for trying Herald out and for fuzzing it offline.
+    #[arg(long, env = "HERALD_WEBHOOK_PROVIDER", default_value = "http")]
+    pub webhook_provider: String,
     /// Private ranges webhooks may reach after all (comma-separated CIDRs, such as
     /// 127.0.0.0/8 for local development); public addresses are always allowed.
     #[arg(long, env = "HERALD_WEBHOOK_ALLOW_NETWORKS", default_value = "")]
@@ -133,6 +137,8 @@ pub struct Settings {
     pub networks: NetworkPolicy,
     pub render_max_bytes: usize,
     pub server: ServerLimits,
+    /// Whether webhooks go over HTTP (else to the log provider).
+    pub webhooks_over_http: bool,
 }
 
 impl ServeArgs {
@@ -213,7 +219,13 @@ impl ServeArgs {
             max_connections: self.max_connections,
             ..ServerLimits::default()
         };
+        let webhooks_over_http = match self.webhook_provider.as_str() {
+            "http" => true,
+            "log" => false,
+            _ => return Err(bad("HERALD_WEBHOOK_PROVIDER", "http or log")),
+        };
         Ok(Settings {
+            webhooks_over_http,
             server,
             networks,
             render_max_bytes: self.render_max_bytes,

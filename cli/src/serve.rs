@@ -138,10 +138,12 @@ async fn providers(store: &SqliteBackend, settings: &Settings) -> anyhow::Result
                 .context("stored webhook secret")?
         }
     };
-    let mut providers = Providers::new(Arc::new(LogProvider::default())).with(
-        Channel::Webhook,
-        Arc::new(WebhookProvider::new(secret, settings.webhook_timeout, settings.networks.clone())),
-    );
+    let mut providers = Providers::new(Arc::new(LogProvider::default()));
+    if settings.webhooks_over_http {
+        let webhooks =
+            WebhookProvider::new(secret, settings.webhook_timeout, settings.networks.clone());
+        providers = providers.with(Channel::Webhook, Arc::new(webhooks));
+    }
     if let Some(smtp) = &settings.smtp {
         let provider = SmtpProvider::new(smtp.clone()).map_err(anyhow::Error::msg)?;
         providers = providers.with(Channel::Email, Arc::new(provider));

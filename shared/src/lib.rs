@@ -10,6 +10,7 @@ pub mod contract;
 pub mod domain;
 pub mod http;
 pub mod net;
+pub mod objects;
 pub mod pipeline;
 pub mod ports;
 pub mod sqlite;

@@ -38,7 +38,9 @@ async fn store_with_admin_key() -> (tempfile::TempDir, SqliteBackend) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteBackend::open(&dir.path().join("herald.db")).unwrap();
     store
-        .insert_api_key(&key_from_secret(KEY, "default", "events", vec![Scope::Admin]).record)
+        .insert_api_key(
+            &key_from_secret(KEY, "default", "events", vec![Scope::Admin, Scope::Operator]).record,
+        )
         .await
         .unwrap();
     (dir, store)

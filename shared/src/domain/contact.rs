@@ -128,7 +128,35 @@ impl WebhookUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(InvalidContact("URL must not carry credentials".into()));
         }
-        Ok(Self(url.to_string()))
+        // A host name as DNS has them (RFC 1123): labels of letters, digits and inner
+        // hyphens, so what the URL says is what the resolver is asked.
+        if let Some(url::Host::Domain(name)) = url.host() {
+            let label_ok = |label: &str| {
+                (1..=63).contains(&label.len())
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            };
+            if !name.trim_end_matches('.').split('.').all(label_ok) {
+                return Err(InvalidContact(format!("'{name}' is not a valid host name")));
+            }
+        }
+        // Checked again as stored: escaping can lengthen it, and a stored URL over the
+        // limit would make its record unreadable.
+        let normalized = url.to_string();
+        let bytes = normalized.as_bytes();
+        let stray_percent = bytes.iter().enumerate().any(|(i, b)| {
+            *b == b'%'
+                && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        });
+        if stray_percent {
+            return Err(InvalidContact("a '%' in a URL starts an escape such as %20".into()));
+        }
+        if normalized.len() > 2048 {
+            return Err(InvalidContact("URL is longer than 2048 characters once escaped".into()));
+        }
+        Ok(Self(normalized))
     }
 }
 
@@ -173,6 +201,13 @@ mod tests {
         for bad in ["14155552671", "+1 415 555 2671", "+0123456", "+1415555267123456", "+1"] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn a_url_that_escaping_lengthens_past_the_limit_is_refused() {
+        let url = format!("https://example.com/{}", "é".repeat(1000));
+        assert!(url.len() <= 2048);
+        assert!(WebhookUrl::parse(&url).is_err());
     }
 
     #[test]

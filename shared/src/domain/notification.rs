@@ -135,13 +135,21 @@ pub struct WebhookTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipient {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, example = "ann@example.com")]
     pub email: Option<EmailAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "+14155552671")]
     pub phone: Option<PhoneNumber>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub webhook: Option<WebhookTarget>,
     /// One of the app's users: dispatch uses the identities in their profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,7 +235,11 @@ pub struct SmsContent {
 pub struct Content {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailContent>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sms: Option<SmsContent>,
     /// Any JSON value; it becomes the `data` of the signed webhook payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -19,11 +19,23 @@ pub struct Preferences {
     #[serde(default)]
     pub unsubscribed: bool,
     /// Per category: on or off, and per channel.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        deserialize_with = "crate::objects::object_values",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub categories: BTreeMap<String, CategoryChoice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub quiet_hours: Option<QuietHours>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        deserialize_with = "crate::objects::objects",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub frequency_caps: Vec<FrequencyCap>,
 }
 
@@ -58,6 +70,7 @@ pub struct FrequencyCap {
     pub category: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
+    #[serde(deserialize_with = "crate::objects::whole_number")]
     pub limit: u32,
     pub period: Period,
 }
@@ -138,7 +151,11 @@ pub struct CategorySettings {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub channels: BTreeMap<Channel, bool>,
     /// A cap for every user on each channel, unless their own caps say otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub frequency_cap: Option<CategoryCap>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -147,6 +164,7 @@ pub struct CategorySettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryCap {
+    #[serde(deserialize_with = "crate::objects::whole_number")]
     pub limit: u32,
     pub period: Period,
 }

@@ -63,11 +63,23 @@ pub struct UserProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "+14155552671")]
     pub phone: Option<PhoneNumber>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        deserialize_with = "crate::objects::objects",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub push_tokens: Vec<PushToken>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        deserialize_with = "crate::objects::objects",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub web_push: Vec<WebPushSubscription>,
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(
+        deserialize_with = "crate::objects::object",
+        default,
+        skip_serializing_if = "is_default"
+    )]
     pub chat: ChatIds,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -100,7 +112,7 @@ pub struct User {
 /// URL path segment and a log line.
 pub fn check_caller_id(id: &str) -> Result<(), &'static str> {
     let ok = !id.is_empty()
-        && id.len() <= 128
+        && id.chars().count() <= 128
         && !id.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/' || is_invisible(c));
     if ok {
         Ok(())
@@ -149,6 +161,9 @@ pub fn validate_user(id: &str, profile: &UserProfile) -> Vec<(String, String)> {
     for (i, subscription) in profile.web_push.iter().enumerate() {
         if subscription.p256dh.is_empty() || subscription.auth.is_empty() {
             bad(&format!("web_push[{i}]"), "p256dh and auth keys are required");
+        }
+        if subscription.p256dh.len() > 512 || subscription.auth.len() > 512 {
+            bad(&format!("web_push[{i}]"), "p256dh and auth keys are at most 512 characters");
         }
     }
     if let Some(url) = &profile.webhook_url

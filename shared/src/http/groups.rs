@@ -176,12 +176,16 @@ pub async fn members(
 
 /// The groups a user is in.
 #[utoipa::path(get, path = "/v1/users/{id}/groups", tag = "groups", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<String>)), security(("api_key" = ["read"])))]
+    responses((status = 200, body = Vec<String>), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn of_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
     caller.require(Scope::Read)?;
+    check_caller_id(&id).map_err(|message| Problem::field("id", message))?;
+    if state.users.user(caller.app_id(), &id).await?.is_none() {
+        return Err(Problem::not_found("user"));
+    }
     Ok(Json(state.groups.groups_of(caller.app_id(), &id).await?))
 }

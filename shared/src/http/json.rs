@@ -31,6 +31,10 @@ pub fn decode<T: DeserializeOwned>(
             "send the body as Content-Type: application/json",
         ));
     }
+    // Every request body is an object; serde would also read a struct from an array.
+    if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[') {
+        return Err(Problem::field("(body)", "a JSON object"));
+    }
     if let Some(path) = super::duplicates::first_duplicate(&body) {
         return Err(Problem::field(&path, "this key is given twice"));
     }

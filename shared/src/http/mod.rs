@@ -7,6 +7,7 @@ pub mod guards;
 mod json;
 mod keys;
 mod notifications;
+pub mod openapi;
 mod preferences;
 pub mod problem;
 pub mod server;

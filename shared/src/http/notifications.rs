@@ -34,15 +34,16 @@ pub struct SendRequest {
     pub priority: Priority,
     /// What kind of message this is (`password-reset`, `newsletter`, …).
     pub category: Option<String>,
+    #[serde(deserialize_with = "crate::objects::objects")]
     pub to: Vec<Recipient>,
     /// In order: with `fallback` routing the first reachable one is tried first.
     pub channels: Vec<Channel>,
     #[serde(default)]
     pub routing: Routing,
     /// What to send; or give `template` instead and Herald renders it.
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::objects::optional_object", default)]
     pub content: Option<Content>,
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::objects::optional_object", default)]
     pub template: Option<TemplateRequest>,
     /// Never send after this time; an expired notification ends `expired`.
     pub expires_at: Option<DateTime<Utc>>,

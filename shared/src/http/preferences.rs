@@ -99,15 +99,17 @@ pub async fn put(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let expected = match headers.get("if-match").map(|v| v.to_str().unwrap_or("").trim()) {
+    let if_match = headers.get("if-match").map(|v| v.to_str().unwrap_or("").trim());
+    let expected = match if_match.filter(|tag| !tag.is_empty()) {
         // `*`: any revision will do (the user must exist, as always).
         Some("*") => None,
         Some(tag) => Some(
             // A weak tag (`W/"3"`, as compressing proxies make them) names the same one.
             tag.trim_start_matches("W/")
-                .trim_matches('"')
-                .parse::<u64>()
-                .map_err(|_| Problem::field("If-Match", "the revision in quotes, as \"3\""))?,
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .and_then(|t| t.parse::<u64>().ok())
+                .ok_or_else(|| Problem::field("If-Match", "the revision in quotes, as \"3\""))?,
         ),
         None => revision_field,
     };
@@ -137,7 +139,7 @@ pub struct CategoryRequest {
     pub enabled_by_default: bool,
     #[serde(default)]
     pub channels: BTreeMap<Channel, bool>,
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::objects::optional_object", default)]
     pub frequency_cap: Option<CategoryCap>,
 }
 

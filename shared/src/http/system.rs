@@ -1,9 +1,9 @@
 //! Health, readiness, the OpenAPI document, the log provider's record, and the
 //! problem answers for unknown routes.
 
+use super::AppState;
 use super::auth::Caller;
 use super::problem::{ApiResult, Problem};
-use super::{ApiDoc, AppState};
 use crate::auth::Scope;
 use crate::channels::LoggedMessage;
 use crate::ports::DeadLetter;
@@ -11,7 +11,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use utoipa::OpenApi;
 
 /// Liveness: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200)))]
@@ -37,8 +36,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, Proble
     }
 }
 
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi() -> Json<&'static serde_json::Value> {
+    Json(super::openapi::document())
 }
 
 /// What the log provider recorded for the caller's app (most recent last).

@@ -30,12 +30,14 @@ pub struct CreateTemplate {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    #[serde(deserialize_with = "crate::objects::object_values")]
     pub locales: BTreeMap<String, TemplateParts>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVersion {
+    #[serde(deserialize_with = "crate::objects::object_values")]
     pub locales: BTreeMap<String, TemplateParts>,
     #[serde(default)]
     pub note: Option<String>,
@@ -44,6 +46,7 @@ pub struct NewVersion {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
+    #[serde(deserialize_with = "crate::objects::whole_number")]
     pub version: u32,
 }
 
@@ -51,7 +54,7 @@ pub struct Rollback {
 #[serde(deny_unknown_fields)]
 pub struct Preview {
     /// Defaults to the latest version.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::optional_whole_number")]
     pub version: Option<u32>,
     #[serde(default)]
     pub locale: Option<String>,
@@ -115,7 +118,13 @@ fn validate_locales(locales: &BTreeMap<String, TemplateParts>) -> Result<(), Pro
             });
             continue;
         }
-        if parts.sources().is_empty() {
+        // A webhook part may be constant JSON, with no template strings at all.
+        let has_part = parts.email.is_some()
+            || parts.sms.is_some()
+            || parts.push.is_some()
+            || parts.chat.is_some()
+            || parts.webhook.is_some();
+        if !has_part {
             errors.push(FieldError { field, message: "give at least one channel's parts".into() });
             continue;
         }
@@ -350,7 +359,16 @@ pub async fn preview(
         Some(v) => v,
         None => load(&state, app, &id).await?.latest_version,
     };
-    let version = load_version(&state, app, &id, number).await?;
+    // A version named in the body that the template lacks is the body's error (422); an
+    // unknown template is a 404.
+    let version = match request.version {
+        Some(_) => load(&state, app, &id).await.and(
+            state.templates.template_version(app, &id, number).await?.ok_or_else(|| {
+                Problem::field("version", format!("template '{id}' has no version {number}"))
+            }),
+        )?,
+        None => load_version(&state, app, &id, number).await?,
+    };
     // A send fills in each user's own link; a preview shows where it would go.
     let mut data = if request.data.is_null() { serde_json::json!({}) } else { request.data };
     if let Some(fields) = data.as_object_mut() {

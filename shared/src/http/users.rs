@@ -192,6 +192,11 @@ pub async fn bulk(
     if request.users.is_empty() || request.users.len() > MAX_BULK_USERS {
         return Err(Problem::field("users", format!("1 to {MAX_BULK_USERS} users")));
     }
+    // A malformed item is the request's error; a profile that fails its checks is the
+    // item's (reported in `results`).
+    if let Some(index) = request.users.iter().position(|item| !item.is_object()) {
+        return Err(Problem::field(&format!("users[{index}]"), "a user object"));
+    }
     let mut results = Vec::with_capacity(request.users.len());
     let mut valid = Vec::new();
     let mut positions = Vec::new();

@@ -53,13 +53,29 @@ pub struct ChatParts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateParts {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub email: Option<EmailParts>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sms: Option<SmsParts>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub push: Option<PushParts>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub chat: Option<ChatParts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
