@@ -67,7 +67,7 @@ step "build the herald binary the black-box tests run"
 cargo build --locked -p herald-cli
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 step "schemathesis: every operation of /openapi.json against herald serve (fixed seed, all checks)"
 SCHEMATHESIS=$(venv_tool schemathesis 'schemathesis>=4.3,<5')

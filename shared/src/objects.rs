@@ -93,7 +93,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     struct Outer {
-        #[serde(default, deserialize_with = "object")]
+        #[serde(default, deserialize_with = "optional_object")]
         one: Option<Inner>,
         #[serde(default, deserialize_with = "objects")]
         many: Vec<Inner>,

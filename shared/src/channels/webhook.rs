@@ -154,6 +154,37 @@ mod tests {
         assert!(WebhookSecret::parse("whsec_c2hvcnQ=").is_err(), "too short");
     }
 
+    fn message_to(url: &str) -> OutboundMessage {
+        use crate::domain::{Content, DeliveryId, NotificationId, Priority, WebhookUrl};
+        let notification_id = NotificationId::new();
+        OutboundMessage {
+            delivery_id: DeliveryId::derive(&notification_id, 0, "webhook"),
+            notification_id,
+            app_id: "a".into(),
+            priority: Priority::High,
+            category: None,
+            address: Address::Webhook(WebhookUrl::parse(url).unwrap()),
+            content: Content { webhook: Some(serde_json::json!({"x": 1})), ..Default::default() },
+            unsubscribe_url: None,
+            metadata: None,
+        }
+    }
+
+    /// Sends that the policy refuses fail for good with one reason, before any
+    /// connection: a literal address here, a name after resolution (localhost).
+    #[tokio::test]
+    async fn refused_targets_fail_permanently_without_connecting() {
+        let secret = WebhookSecret::parse(&WebhookSecret::generate()).unwrap();
+        let provider =
+            WebhookProvider::new(secret, Duration::from_secs(2), NetworkPolicy::default());
+        for url in ["http://127.0.0.1:9/", "http://[::ffff:127.0.0.1]:9/", "http://localhost:9/"] {
+            match provider.send(&message_to(url)).await {
+                Err(ProviderError::Permanent(reason)) => assert_eq!(reason, REFUSED, "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn signature_matches_the_specification_example() {
         // The example from the Standard Webhooks specification.

@@ -135,11 +135,7 @@ pub struct WebhookTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipient {
-    #[serde(
-        deserialize_with = "crate::objects::optional_object",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "ann@example.com")]
     pub email: Option<EmailAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,7 +229,11 @@ pub struct SmsContent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Content {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::objects::optional_object",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub email: Option<EmailContent>,
     #[serde(
         deserialize_with = "crate::objects::optional_object",
