@@ -184,8 +184,10 @@ pub async fn of_user(
 ) -> ApiResult<Json<Vec<String>>> {
     caller.require(Scope::Read)?;
     check_caller_id(&id).map_err(|message| Problem::field("id", message))?;
-    if state.users.user(caller.app_id(), &id).await?.is_none() {
-        return Err(Problem::not_found("user"));
+    // Members need not be users yet; an id that is neither is unknown.
+    let groups = state.groups.groups_of(caller.app_id(), &id).await?;
+    if groups.is_empty() && state.users.user(caller.app_id(), &id).await?.is_none() {
+        return Err(Problem::not_found("user or member"));
     }
-    Ok(Json(state.groups.groups_of(caller.app_id(), &id).await?))
+    Ok(Json(groups))
 }
