@@ -300,6 +300,15 @@ pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Q
     assert_eq!(statuses, [DeliveryStatus::Canceled, DeliveryStatus::Canceled]);
 }
 
+async fn listed_ids(
+    store: &dyn Store,
+    app: &str,
+    filter: &NotificationFilter,
+) -> Vec<NotificationId> {
+    let listed = store.list_notifications(app, filter).await.unwrap();
+    listed.items.into_iter().map(|n| n.id).collect()
+}
+
 pub async fn store_lists_by_app_with_filters(store: &dyn Store) {
     let app = format!("list-{}", NotificationId::new());
     let mut ids = Vec::new();
@@ -310,26 +319,12 @@ pub async fn store_lists_by_app_with_filters(store: &dyn Store) {
     }
     store.accept(&notification("someone-else", Priority::High), None, vec![]).await.unwrap();
     let all = NotificationFilter { limit: 10, ..Default::default() };
-    let listed: Vec<_> = store
-        .list_notifications(&app, &all)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|n| n.id)
-        .collect();
+    let listed = listed_ids(store, &app, &all).await;
     assert_eq!(listed, ids.iter().rev().cloned().collect::<Vec<_>>(), "own app only, newest first");
     let high = NotificationFilter { priority: Some(Priority::High), ..all.clone() };
     assert_eq!(store.list_notifications(&app, &high).await.unwrap().items.len(), 2);
     let page = NotificationFilter { limit: 1, before_id: Some(ids[2].clone()), ..all.clone() };
-    let next: Vec<_> = store
-        .list_notifications(&app, &page)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|n| n.id)
-        .collect();
+    let next = listed_ids(store, &app, &page).await;
     assert_eq!(next, [ids[1].clone()]);
     let by_channel = NotificationFilter { channel: Some(Channel::Sms), ..all.clone() };
     assert!(store.list_notifications(&app, &by_channel).await.unwrap().items.is_empty());
