@@ -63,6 +63,11 @@ step "format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "dependency boundaries: the herald binary carries no AWS SDK (cargo tree)"
+if cargo tree --locked -p herald-cli -e normal --prefix none | grep -E '^aws-(sdk|config)'; then
+  echo "herald-cli depends on the AWS SDK: herald-core's aws feature leaked into it"; exit 1
+fi
+
 step "build the herald binary the black-box tests run"
 cargo build --locked -p herald-cli
 
