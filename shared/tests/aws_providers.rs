@@ -37,13 +37,13 @@ fn message(address: Address, priority: Priority) -> OutboundMessage {
 }
 
 async fn moto_data() -> Value {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let endpoint = contract::emulator_endpoint().expect("checked by emulator_config");
     reqwest::get(format!("{endpoint}/moto-api/data.json")).await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ses_sends_from_a_verified_identity_and_refuses_others_for_good() {
-    let config = contract::emulator_config().await;
+    let Some(config) = contract::emulator_config().await else { return };
     let ses = aws_sdk_sesv2::Client::new(&config);
     let sender = format!("{}@example.com", contract::unique_prefix());
     ses.create_email_identity().email_identity(&sender).send().await.unwrap();
@@ -69,7 +69,7 @@ async fn ses_sends_from_a_verified_identity_and_refuses_others_for_good() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sns_publishes_sms_to_the_number() {
-    let config = contract::emulator_config().await;
+    let Some(config) = contract::emulator_config().await else { return };
     let provider = SnsSmsProvider::new(aws_sdk_sns::Client::new(&config), None);
     let to = Address::Phone(PhoneNumber::parse("+14155550142").unwrap());
     let sent = message(to, Priority::Low);
