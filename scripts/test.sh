@@ -64,6 +64,8 @@ CHECKOV=$(venv_tool checkov 'checkov>=3.2,<4')
 step "format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# herald-core as `herald serve` builds it: without the aws feature.
+cargo clippy -p herald-core --no-default-features --all-targets --locked -- -D warnings
 
 step "dependency boundaries: the herald binary carries no AWS SDK (cargo tree)"
 if cargo tree --locked -p herald-cli -e normal --prefix none | grep -E '^aws-(sdk|config)'; then

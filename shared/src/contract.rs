@@ -363,9 +363,6 @@ pub async fn store_keeps_api_keys_hashed_and_settings(store: &dyn Store) {
     assert_eq!(store.setting("s").await.unwrap().as_deref(), Some("first"));
 }
 
-/// The SDK configuration for tests against the AWS emulator that `scripts/test.sh`
-/// starts (moto on loopback, named by `AWS_ENDPOINT_URL`), with dummy credentials.
-#[cfg(feature = "aws")]
 /// The AWS emulator's endpoint, or `None` (after saying so once) when it is not set:
 /// plain `cargo test` skips the AWS tests; `scripts/test.sh` starts moto and sets
 /// `HERALD_REQUIRE_EMULATOR`, which makes a missing endpoint a failure instead.
@@ -398,7 +395,10 @@ pub fn emulator_endpoint() -> Option<String> {
     }
 }
 
-/// An SDK configuration for the emulator, or `None` to skip (see [`emulator_endpoint`]).
+/// The SDK configuration for tests against the AWS emulator that `scripts/test.sh`
+/// starts (moto on loopback), with dummy credentials; `None` to skip (see
+/// [`emulator_endpoint`]).
+#[cfg(feature = "aws")]
 pub async fn emulator_config() -> Option<aws_config::SdkConfig> {
     emulator_endpoint()?;
     // SAFETY: tests set these before any other thread reads the environment, and every

@@ -179,3 +179,37 @@ async fn a_redelivered_dispatch_keeps_what_the_interrupted_run_wrote() {
     let settled = store.notification(&n.id).await.unwrap().unwrap();
     assert_eq!(settled.status, NotificationStatus::Sent);
 }
+
+/// A filtered list reads a bounded number of items per call and hands back where it
+/// stopped, so a filter that matches little never reads the whole app in one request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filtered_list_reads_a_bounded_number_of_items_and_says_where_to_go_on() {
+    use herald_core::domain::{NotificationId, Priority};
+    use herald_core::ports::{NotificationFilter, Store};
+
+    let Some((store, _)) = backends().await else { return };
+    let store = store.with_list_read_budget(5);
+    let app = format!("bounded-{}", NotificationId::new());
+    // Twelve notifications; only the oldest matches.
+    let mut oldest = None;
+    for i in 0..12 {
+        let n = contract::notification(&app, if i == 0 { Priority::High } else { Priority::Low });
+        store.accept(&n, None, vec![]).await.unwrap();
+        oldest.get_or_insert(n.id);
+    }
+    let mut filter =
+        NotificationFilter { priority: Some(Priority::High), limit: 10, ..Default::default() };
+    let (mut calls, mut found) = (0, Vec::new());
+    loop {
+        let page = store.list_notifications(&app, &filter).await.unwrap();
+        calls += 1;
+        found.extend(page.items.into_iter().map(|n| n.id));
+        match page.resume_before {
+            Some(cursor) => filter.before_id = Some(cursor),
+            None => break,
+        }
+        assert!(calls < 10, "the cursor moves on");
+    }
+    assert_eq!(found, [oldest.unwrap()]);
+    assert!(calls >= 3, "twelve items at five a call take three calls: {calls}");
+}

@@ -39,6 +39,8 @@ pub struct DynamoStore {
     /// right after the write that makes them due (see `Store::accept`).
     queue: Arc<dyn Queue>,
     retention: Duration,
+    /// Items a filtered list reads at most per call (see `list_notifications`).
+    list_read_budget: usize,
 }
 
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -56,11 +58,23 @@ fn built<T>(result: Result<T, BuildError>) -> StoreResult<T> {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>, queue: Arc<dyn Queue>) -> Self {
-        Self { client, table: table.into(), queue, retention: DEFAULT_RETENTION }
+        Self {
+            client,
+            table: table.into(),
+            queue,
+            retention: DEFAULT_RETENTION,
+            list_read_budget: store::LIST_READ_BUDGET,
+        }
     }
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// A smaller read budget for filtered lists (tests reach its edge with few items).
+    pub fn with_list_read_budget(mut self, items: usize) -> Self {
+        self.list_read_budget = items.max(1);
+        self
     }
 
     pub fn with_retention(mut self, retention: Duration) -> Self {

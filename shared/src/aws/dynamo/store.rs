@@ -2,7 +2,7 @@
 
 /// Items a filtered list reads at most per call, so a filter that matches nothing
 /// costs a bounded read; the caller pages on with `next_cursor`.
-const LIST_READ_BUDGET: usize = 1000;
+pub(super) const LIST_READ_BUDGET: usize = 1000;
 
 use super::expr::{Expr, n, s};
 use super::items::*;
@@ -217,7 +217,7 @@ impl DynamoStore {
     /// Queries a partition (of the table, or of an index) page by page until `limit`
     /// items pass the filter or the partition is exhausted.
     #[allow(clippy::too_many_arguments)]
-    /// A newest-first index query that reads at most [`LIST_READ_BUDGET`] items, so a
+    /// A newest-first index query that reads at most `list_read_budget` items, so a
     /// filter that matches little costs a bounded read; returns what matched and, when
     /// it stopped early, the sort key of the last item read.
     async fn query_bounded(
@@ -233,7 +233,9 @@ impl DynamoStore {
         let mut read = 0usize;
         loop {
             // With a filter, DynamoDB's limit counts items read, not items matched.
-            let page = if filter.is_some() { LIST_READ_BUDGET - read } else { limit - found.len() };
+            let budget = self.list_read_budget;
+            let page =
+                if filter.is_some() { budget.saturating_sub(read) } else { limit - found.len() };
             let output = self
                 .client
                 .query()
@@ -258,7 +260,7 @@ impl DynamoStore {
             }
             match last {
                 None => return Ok((found, None)),
-                Some(last) if read >= LIST_READ_BUDGET => {
+                Some(last) if read >= self.list_read_budget => {
                     let at = last.get(GSI1SK).and_then(|v| v.as_s().ok()).cloned();
                     return Ok((found, at));
                 }
