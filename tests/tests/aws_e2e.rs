@@ -301,6 +301,18 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     let ann = backends.store.user("default", "ann").await.unwrap().unwrap();
     let email = herald_core::domain::Channel::Email;
     assert!(!ann.preferences.categories["newsletter"].channels[&email], "email turned off");
+
+    // The link belongs to this Ann: deleted and made again, the new Ann is not
+    // unsubscribed by it (410, nothing written), on DynamoDB as on SQLite.
+    let (status, _) = call_router(&app, "DELETE", "/v1/users/ann", Some(KEY), &json!(null)).await;
+    assert_eq!(status, 204);
+    let profile = json!({"email": "ann@example.com"});
+    let (status, _) = call_router(&app, "PUT", "/v1/users/ann", Some(KEY), &profile).await;
+    assert_eq!(status, 201);
+    let (status, problem) = call_router(&app, "POST", path, None, &form).await;
+    assert_eq!(status, 410, "{problem}");
+    let again = backends.store.user("default", "ann").await.unwrap().unwrap();
+    assert!(again.preferences.categories.is_empty(), "the new Ann keeps her preferences");
 }
 
 /// A request to the api's router as API Gateway would hand it over (JSON body, or none
