@@ -8,6 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,57 @@ impl Caller {
 
     pub fn app_id(&self) -> &str {
         &self.0.app_id
+    }
+}
+
+/// A caller whose key holds the scope `S`: checked as the request's first step, before
+/// any body is read, so a key without it gets 403 whatever it sent.
+pub struct Scoped<S>(pub Caller, PhantomData<S>);
+
+/// The scope a [`Scoped`] caller needs.
+pub trait Needs {
+    const SCOPE: Scope;
+}
+
+/// Marker types for [`Scoped`], one per scope.
+pub mod scopes {
+    use super::{Needs, Scope};
+    pub struct Send;
+    pub struct Read;
+    pub struct Manage;
+    pub struct Admin;
+    pub struct Operator;
+    impl Needs for Send {
+        const SCOPE: Scope = Scope::Send;
+    }
+    impl Needs for Read {
+        const SCOPE: Scope = Scope::Read;
+    }
+    impl Needs for Manage {
+        const SCOPE: Scope = Scope::Manage;
+    }
+    impl Needs for Admin {
+        const SCOPE: Scope = Scope::Admin;
+    }
+    impl Needs for Operator {
+        const SCOPE: Scope = Scope::Operator;
+    }
+}
+
+impl<S> std::ops::Deref for Scoped<S> {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl<S: Needs + Send + Sync> FromRequestParts<AppState> for Scoped<S> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(S::SCOPE)?;
+        Ok(Scoped(caller, PhantomData))
     }
 }
 

@@ -1,16 +1,13 @@
 //! `/v1/groups`: named sets of users, with membership changed many at once.
 
 use super::AppState;
-use super::auth::Caller;
-use super::json::decode;
+use super::auth::{Scoped, scopes};
+use super::json::Body;
 use super::problem::{ApiResult, Problem};
-use crate::auth::Scope;
 use crate::domain::{Group, check_caller_id};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -67,13 +64,10 @@ fn validate_id(field: &str, id: &str) -> Result<(), Problem> {
     security(("api_key" = ["manage"])))]
 pub async fn put(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(request): Body<PutGroup>,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
-    caller.require(Scope::Manage)?;
-    let (request, _): (PutGroup, _) = decode(&headers, body)?;
     validate_id("id", &id)?;
     if request.name.trim().is_empty() || request.name.len() > 100 {
         return Err(Problem::field("name", "1 to 100 characters"));
@@ -95,17 +89,18 @@ pub async fn put(
     responses((status = 200, body = Group), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Group>> {
-    caller.require(Scope::Read)?;
     Problem::found(state.groups.group(caller.app_id(), &id).await?, "group")
 }
 
 #[utoipa::path(get, path = "/v1/groups", tag = "groups",
     responses((status = 200, body = GroupList)), security(("api_key" = ["read"])))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<GroupList>> {
-    caller.require(Scope::Read)?;
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Scoped<scopes::Read>,
+) -> ApiResult<Json<GroupList>> {
     Ok(Json(GroupList { data: state.groups.list_groups(caller.app_id()).await? }))
 }
 
@@ -113,10 +108,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     responses((status = 204), (status = 404, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Scope::Manage)?;
     Problem::deleted(state.groups.delete_group(caller.app_id(), &id).await?, "group")
 }
 
@@ -128,13 +122,10 @@ pub async fn delete(
     security(("api_key" = ["manage"])))]
 pub async fn change_members(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(request): Body<Membership>,
 ) -> ApiResult<Json<MembershipChange>> {
-    caller.require(Scope::Manage)?;
-    let (request, _): (Membership, _) = decode(&headers, body)?;
     if request.add.len() + request.remove.len() > MAX_MEMBER_CHANGES {
         return Err(Problem::field("add", format!("at most {MAX_MEMBER_CHANGES} ids per request")));
     }
@@ -157,11 +148,10 @@ pub async fn change_members(
     responses((status = 200, body = MemberPage), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn members(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<MemberPage>> {
-    caller.require(Scope::Read)?;
     let limit = query.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
         return Err(Problem::field("limit", "1 to 10000"));
@@ -179,10 +169,9 @@ pub async fn members(
     responses((status = 200, body = Vec<String>), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn of_user(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require(Scope::Read)?;
     check_caller_id(&id).map_err(|message| Problem::field("id", message))?;
     // Members need not be users yet; an id that is neither is unknown.
     let groups = state.groups.groups_of(caller.app_id(), &id).await?;

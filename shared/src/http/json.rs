@@ -7,6 +7,19 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
+/// A JSON request body decoded into `T` (see [`decode`] for the checks).
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        let headers = request.headers().clone();
+        let bytes = <Bytes as axum::extract::FromRequest<S>>::from_request(request, state).await;
+        Ok(Body(decode(&headers, bytes)?.0))
+    }
+}
+
 pub fn decode<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,

@@ -2,15 +2,13 @@
 //! for any app, and only an operator grants `operator`.
 
 use super::AppState;
-use super::auth::Caller;
-use super::json::decode;
+use super::auth::{Scoped, scopes};
+use super::json::Body;
 use super::problem::{ApiResult, Problem};
 use crate::auth::{Scope, mint_key, validate_app_id};
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -38,12 +36,9 @@ pub struct CreatedKey {
     security(("api_key" = ["admin"])))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    caller: Scoped<scopes::Admin>,
+    Body(request): Body<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
-    caller.require(Scope::Admin)?;
-    let (request, _): (CreateKey, _) = decode(&headers, body)?;
     validate_app_id(&request.app_id).map_err(|m| Problem::field("app_id", m))?;
     if (request.app_id != caller.app_id() || request.scopes.contains(&Scope::Operator))
         && caller.require(Scope::Operator).is_err()

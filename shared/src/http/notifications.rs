@@ -1,13 +1,12 @@
 //! `/v1/notifications`: send, read, list, cancel, resend.
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, Scoped, scopes};
 use super::guards::echo;
 use super::json::decode;
 use super::problem::{ApiResult, Problem};
 use super::templates::render_version;
 use super::validate::{self, Errors};
-use crate::auth::Scope;
 use crate::domain::{
     Channel, Content, Delivery, Notification, NotificationId, NotificationStatus, Priority,
     Recipient, Routing, TemplateUse, TimelineEvent,
@@ -250,11 +249,10 @@ async fn accept(
     security(("api_key" = ["send"])))]
 pub async fn send(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Send>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    caller.require(Scope::Send)?;
     let (mut request, raw): (SendRequest, Bytes) = decode(&headers, body)?;
     let claim = idempotency_claim(&headers, &raw)?;
     let content = content_of(&state, caller.app_id(), &mut request).await?;
@@ -278,10 +276,9 @@ async fn owned(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Notific
     security(("api_key" = ["read"])))]
 pub async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<NotificationDetail>> {
-    caller.require(Scope::Read)?;
     let notification = owned(&state, &caller, &id).await?;
     let deliveries = state.store.deliveries(&notification.id).await?;
     let timeline = state.store.timeline(&notification.id).await?;
@@ -344,10 +341,9 @@ fn parse_filter(query: &HashMap<String, String>) -> ApiResult<NotificationFilter
     security(("api_key" = ["read"])))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<NotificationPage>> {
-    caller.require(Scope::Read)?;
     let mut filter = parse_filter(&query)?;
     let limit = filter.limit;
     filter.limit += 1; // one more tells whether another page exists
@@ -370,10 +366,9 @@ pub async fn list(
     security(("api_key" = ["send"])))]
 pub async fn cancel(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Send>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SendResponse>> {
-    caller.require(Scope::Send)?;
     let notification = owned(&state, &caller, &id).await?;
     let status = notification.status;
     if status == NotificationStatus::Canceled {
@@ -414,10 +409,9 @@ pub struct ResendResponse {
     security(("api_key" = ["send"])))]
 pub async fn resend(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Send>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    caller.require(Scope::Send)?;
     let original = owned(&state, &caller, &id).await?;
     if !original.status.is_final() {
         return Err(Problem::conflict(

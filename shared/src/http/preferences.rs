@@ -2,11 +2,10 @@
 //! app's defaults per category (including which ones are critical).
 
 use super::AppState;
-use super::auth::Caller;
-use super::json::{decode, from_value};
+use super::auth::{Scoped, scopes};
+use super::json::{Body, decode, from_value};
 use super::problem::{ApiResult, FieldError, Problem};
 use super::validate::{Errors, category as check_category};
-use crate::auth::Scope;
 use crate::domain::preferences::{CategoryCap, MAX_CAP};
 use crate::domain::{CategorySettings, Channel, Preferences};
 use crate::ports::PreferencesWrite;
@@ -45,10 +44,9 @@ pub struct PreferencesView {
     responses((status = 200, body = PreferencesView), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Tagged> {
-    caller.require(Scope::Read)?;
     let user =
         state.users.user(caller.app_id(), &id).await?.ok_or_else(|| Problem::not_found("user"))?;
     Ok(tagged(PreferencesView {
@@ -75,12 +73,11 @@ fn tagged(view: PreferencesView) -> Tagged {
     security(("api_key" = ["manage"])))]
 pub async fn put(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Tagged> {
-    caller.require(Scope::Manage)?;
     // What GET returned may come back as it is: `user_id` must name this user, and
     // `revision` makes the write conditional (as `If-Match` does, which wins).
     let (mut body, _): (serde_json::Value, _) = decode(&headers, body)?;
@@ -153,13 +150,10 @@ fn yes() -> bool {
     security(("api_key" = ["manage"])))]
 pub async fn put_category(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(request): Body<CategoryRequest>,
 ) -> ApiResult<(StatusCode, Json<CategorySettings>)> {
-    caller.require(Scope::Manage)?;
-    let (request, _): (CategoryRequest, _) = decode(&headers, body)?;
     let mut problems = Vec::new();
     if !valid_category(&name) {
         problems
@@ -195,10 +189,9 @@ pub async fn put_category(
     responses((status = 200, body = CategorySettings), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get_category(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CategorySettings>> {
-    caller.require(Scope::Read)?;
     Problem::found(state.preferences.category(caller.app_id(), &name).await?, "category")
 }
 
@@ -211,9 +204,8 @@ pub struct CategoryList {
     responses((status = 200, body = CategoryList)), security(("api_key" = ["read"])))]
 pub async fn list_categories(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
 ) -> ApiResult<Json<CategoryList>> {
-    caller.require(Scope::Read)?;
     Ok(Json(CategoryList { data: state.preferences.list_categories(caller.app_id()).await? }))
 }
 
@@ -221,9 +213,8 @@ pub async fn list_categories(
     responses((status = 204), (status = 404, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn delete_category(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Scope::Manage)?;
     Problem::deleted(state.preferences.delete_category(caller.app_id(), &name).await?, "category")
 }

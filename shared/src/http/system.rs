@@ -2,9 +2,8 @@
 //! problem answers for unknown routes.
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Scoped, scopes};
 use super::problem::{ApiResult, Problem};
-use crate::auth::Scope;
 use crate::channels::LoggedMessage;
 use crate::ports::DeadLetter;
 use axum::Json;
@@ -45,9 +44,8 @@ pub async fn openapi() -> Json<&'static serde_json::Value> {
     responses((status = 200, body = Vec<LoggedMessage>)), security(("api_key" = ["read"])))]
 pub async fn log_messages(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
 ) -> ApiResult<Json<Vec<LoggedMessage>>> {
-    caller.require(Scope::Read)?;
     Ok(Json(state.log.recent(caller.app_id())))
 }
 
@@ -56,9 +54,8 @@ pub async fn log_messages(
     responses((status = 200, body = Vec<DeadLetter>), (status = 403, body = Problem)), security(("api_key" = ["operator"])))]
 pub async fn dead_letters(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Scoped<scopes::Operator>,
 ) -> ApiResult<Json<Vec<DeadLetter>>> {
-    caller.require(Scope::Operator)?;
     Ok(Json(state.queue.dead_letters(200).await?))
 }
 

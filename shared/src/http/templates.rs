@@ -4,19 +4,16 @@
 //! renders a version with sample data.
 
 use super::AppState;
-use super::auth::Caller;
-use super::json::decode;
+use super::auth::{Scoped, scopes};
+use super::json::Body;
 use super::problem::{ApiResult, FieldError, Problem};
-use crate::auth::Scope;
 use crate::pipeline::personalize::UNSUBSCRIBE_URL;
 use crate::templates::{
     DEFAULT_LOCALE, Recipient, Renderer, Template, TemplateError, TemplateParts, TemplateVersion,
 };
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -158,12 +155,9 @@ fn new_version(
     security(("api_key" = ["manage"])))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    caller: Scoped<scopes::Manage>,
+    Body(request): Body<CreateTemplate>,
 ) -> ApiResult<(StatusCode, Json<TemplateWithVersion>)> {
-    caller.require(Scope::Manage)?;
-    let (request, _): (CreateTemplate, _) = decode(&headers, body)?;
     validate_id(&request.id)?;
     if request.name.trim().is_empty() || request.name.len() > 100 {
         return Err(Problem::field("name", "1 to 100 characters"));
@@ -172,7 +166,7 @@ pub async fn create(
     let now = Utc::now().trunc_subsecs(3);
     let template = Template {
         id: request.id.clone(),
-        app_id: caller.0.app_id.clone(),
+        app_id: caller.app_id().to_owned(),
         name: request.name.trim().to_owned(),
         description: request.description,
         latest_version: 1,
@@ -191,9 +185,11 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/v1/templates", tag = "templates",
     responses((status = 200, body = TemplateList)), security(("api_key" = ["read"])))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<TemplateList>> {
-    caller.require(Scope::Read)?;
-    Ok(Json(TemplateList { data: state.templates.list_templates(&caller.0.app_id).await? }))
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Scoped<scopes::Read>,
+) -> ApiResult<Json<TemplateList>> {
+    Ok(Json(TemplateList { data: state.templates.list_templates(caller.app_id()).await? }))
 }
 
 async fn load(state: &AppState, app: &str, id: &str) -> ApiResult<Template> {
@@ -217,12 +213,11 @@ async fn load_version(
     responses((status = 200, body = TemplateWithVersion), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TemplateWithVersion>> {
-    caller.require(Scope::Read)?;
-    let template = load(&state, &caller.0.app_id, &id).await?;
-    let version = load_version(&state, &caller.0.app_id, &id, template.latest_version).await?;
+    let template = load(&state, caller.app_id(), &id).await?;
+    let version = load_version(&state, caller.app_id(), &id, template.latest_version).await?;
     Ok(Json(TemplateWithVersion { template, version }))
 }
 
@@ -231,22 +226,20 @@ pub async fn get(
     responses((status = 200, body = TemplateVersion), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get_version(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path((id, version)): Path<(String, u32)>,
 ) -> ApiResult<Json<TemplateVersion>> {
-    caller.require(Scope::Read)?;
-    Ok(Json(load_version(&state, &caller.0.app_id, &id, version).await?))
+    Ok(Json(load_version(&state, caller.app_id(), &id, version).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/templates/{id}", tag = "templates", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Scope::Manage)?;
-    Problem::deleted(state.templates.delete_template(&caller.0.app_id, &id).await?, "template")
+    Problem::deleted(state.templates.delete_template(caller.app_id(), &id).await?, "template")
 }
 
 /// Publishes `locales` as the template's next version, retrying if another publish
@@ -274,15 +267,12 @@ async fn publish(
     security(("api_key" = ["manage"])))]
 pub async fn create_version(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(request): Body<NewVersion>,
 ) -> ApiResult<(StatusCode, Json<TemplateVersion>)> {
-    caller.require(Scope::Manage)?;
-    let (request, _): (NewVersion, _) = decode(&headers, body)?;
     validate_locales(&request.locales)?;
-    let version = publish(&state, &caller.0.app_id, &id, request.locales, request.note).await?;
+    let version = publish(&state, caller.app_id(), &id, request.locales, request.note).await?;
     Ok((StatusCode::CREATED, Json(version)))
 }
 
@@ -292,14 +282,11 @@ pub async fn create_version(
     security(("api_key" = ["manage"])))]
 pub async fn rollback(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(request): Body<Rollback>,
 ) -> ApiResult<(StatusCode, Json<TemplateVersion>)> {
-    caller.require(Scope::Manage)?;
-    let (request, _): (Rollback, _) = decode(&headers, body)?;
-    let app = &caller.0.app_id;
+    let app = caller.app_id();
     load(&state, app, &id).await?; // an unknown template is a 404, not a bad version
     let old =
         state.templates.template_version(app, &id, request.version).await?.ok_or_else(|| {
@@ -347,14 +334,11 @@ pub fn render_version(
     security(("api_key" = ["read"])))]
 pub async fn preview(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(request): Body<Preview>,
 ) -> ApiResult<Json<Rendered>> {
-    caller.require(Scope::Read)?;
-    let (request, _): (Preview, _) = decode(&headers, body)?;
-    let app = &caller.0.app_id;
+    let app = caller.app_id();
     let number = match request.version {
         Some(v) => v,
         None => load(&state, app, &id).await?.latest_version,

@@ -2,16 +2,13 @@
 //! write; a bulk upsert takes thousands at once and answers per item.
 
 use super::AppState;
-use super::auth::Caller;
-use super::json::{decode, from_value};
+use super::auth::{Scoped, scopes};
+use super::json::{Body, from_value};
 use super::problem::{ApiResult, FieldError, Problem};
-use crate::auth::Scope;
 use crate::domain::{User, UserProfile, validate_user};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -94,13 +91,10 @@ fn checked(app: &str, id: &str, profile: UserProfile) -> Result<User, Vec<FieldE
         (status = 422, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn put(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(profile): Body<UserProfile>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    caller.require(Scope::Manage)?;
-    let (profile, _): (UserProfile, _) = decode(&headers, body)?;
     let user = checked(caller.app_id(), &id, profile).map_err(Problem::invalid)?;
     let created = state.users.upsert_users(std::slice::from_ref(&user)).await?[0];
     let stored = state.users.user(caller.app_id(), &id).await?.unwrap_or(user);
@@ -111,10 +105,9 @@ pub async fn put(
     responses((status = 200, body = User), (status = 404, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<User>> {
-    caller.require(Scope::Read)?;
     Problem::found(state.users.user(caller.app_id(), &id).await?, "user")
 }
 
@@ -122,10 +115,9 @@ pub async fn get(
     responses((status = 204), (status = 404, body = Problem)), security(("api_key" = ["manage"])))]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Scope::Manage)?;
     Problem::deleted(state.users.delete_user(caller.app_id(), &id).await?, "user")
 }
 
@@ -134,10 +126,9 @@ pub async fn delete(
     responses((status = 200, body = UserPage), (status = 422, body = Problem)), security(("api_key" = ["read"])))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Scoped<scopes::Read>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<UserPage>> {
-    caller.require(Scope::Read)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::field("limit", "1 to 1000"));
@@ -183,12 +174,9 @@ fn bulk_item(app: &str, index: usize, item: Value) -> Result<User, ItemResult> {
     security(("api_key" = ["manage"])))]
 pub async fn bulk(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    caller: Scoped<scopes::Manage>,
+    Body(request): Body<Bulk>,
 ) -> ApiResult<Json<BulkResult>> {
-    caller.require(Scope::Manage)?;
-    let (request, _): (Bulk, _) = decode(&headers, body)?;
     if request.users.is_empty() || request.users.len() > MAX_BULK_USERS {
         return Err(Problem::field("users", format!("1 to {MAX_BULK_USERS} users")));
     }
