@@ -67,10 +67,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # herald-core as `herald serve` builds it: without the aws feature.
 cargo clippy -p herald-core --no-default-features --all-targets --locked -- -D warnings
 
-step "dependency boundaries: the herald binary carries no AWS SDK (cargo tree)"
+step "dependency boundaries (cargo tree): no AWS SDK in the herald binary, no SMTP client in a Lambda"
 if cargo tree --locked -p herald-cli -e normal --prefix none | grep -E '^aws-(sdk|config)'; then
   echo "herald-cli depends on the AWS SDK: herald-core's aws feature leaked into it"; exit 1
 fi
+for function in herald-fn-api herald-fn-dispatch herald-fn-send herald-fn-track; do
+  if cargo tree --locked -p "$function" -e normal --prefix none | grep -E '^lettre '; then
+    echo "$function depends on lettre: herald-core's smtp feature leaked into it"; exit 1
+  fi
+done
 
 step "build the herald binary the black-box tests run"
 cargo build --locked -p herald-cli

@@ -3,6 +3,7 @@
 mod log;
 #[cfg(feature = "aws")]
 mod ses;
+#[cfg(feature = "smtp")]
 mod smtp;
 #[cfg(feature = "aws")]
 mod sns;
@@ -11,6 +12,7 @@ mod webhook;
 pub use self::log::{LogProvider, LoggedMessage};
 #[cfg(feature = "aws")]
 pub use ses::{DELIVERY_TAG, SesProvider};
+#[cfg(feature = "smtp")]
 pub use smtp::{SmtpConfig, SmtpProvider, SmtpTls};
 #[cfg(feature = "aws")]
 pub use sns::{SnsSmsProvider, sms_type};
