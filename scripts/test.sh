@@ -67,13 +67,19 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # herald-core as `herald serve` builds it: without the aws feature.
 cargo clippy -p herald-core --no-default-features --all-targets --locked -- -D warnings
 
-step "dependency boundaries (cargo tree): no AWS SDK in the herald binary, no SMTP client in a Lambda"
+step "dependency boundaries (cargo tree): no AWS SDK in the herald binary, no SMTP client in a Lambda, SQLite only in the api function"
 if cargo tree --locked -p herald-cli -e normal --prefix none | grep -E '^aws-(sdk|config)'; then
   echo "herald-cli depends on the AWS SDK: herald-core's aws feature leaked into it"; exit 1
 fi
 for function in herald-fn-api herald-fn-dispatch herald-fn-send herald-fn-track; do
   if cargo tree --locked -p "$function" -e normal --prefix none | grep -E '^lettre '; then
     echo "$function depends on lettre: herald-core's smtp feature leaked into it"; exit 1
+  fi
+done
+# Only the api function keeps SQLite, for its local fallback.
+for function in herald-fn-dispatch herald-fn-send herald-fn-track; do
+  if cargo tree --locked -p "$function" -e normal --prefix none | grep -E '^rusqlite '; then
+    echo "$function depends on rusqlite: herald-core's sqlite feature leaked into it"; exit 1
   fi
 done
 

@@ -13,6 +13,7 @@ pub mod net;
 pub mod objects;
 pub mod pipeline;
 pub mod ports;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod templates;
 pub mod time;

@@ -1,6 +1,7 @@
 //! Deliveries held by quiet hours, at the send stage on SQLite: one handed over before
 //! it is due (as SQS does, its delays stopping at 15 minutes) is hidden again and not
 //! sent; one whose user unsubscribed while it waited is suppressed.
+#![cfg(feature = "sqlite")]
 
 use chrono::{DateTime, Duration as Age, SubsecRound, Utc};
 use herald_core::channels::{LogProvider, Providers};

@@ -1,5 +1,6 @@
 //! The Store and Queue contract on the SQLite backend, plus what only the local host
 //! relies on (releasing a dead run's leases).
+#![cfg(feature = "sqlite")]
 
 use herald_core::contract;
 use herald_core::ports::{Queue, QueueName, Store};

@@ -155,3 +155,9 @@ impl SqliteBackend {
             .await
     }
 }
+
+impl From<rusqlite::Error> for crate::ports::StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        crate::ports::StoreError::Backend(e.to_string())
+    }
+}
