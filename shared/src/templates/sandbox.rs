@@ -137,9 +137,21 @@ fn too_many_items() -> Error {
 }
 
 /// minijinja's own semantics for `a <op> b`, once the sandbox has checked the sizes.
-fn native(expression: &str, a: Value, b: Value) -> Result<Value, Error> {
+/// The operations [`native`] evaluates, each compiled once.
+#[derive(Clone, Copy)]
+enum Native {
+    Add,
+    Mul,
+    Slice,
+}
+
+fn native(operation: Native, a: Value, b: Value) -> Result<Value, Error> {
     static PLAIN: LazyLock<Environment<'static>> = LazyLock::new(Environment::new);
-    PLAIN.compile_expression(expression)?.eval(minijinja::context! { a => a, b => b })
+    static COMPILED: LazyLock<[minijinja::Expression<'static, 'static>; 3]> = LazyLock::new(|| {
+        ["a + b", "a * b", "a[b[0]:b[1]:b[2]]"]
+            .map(|source| PLAIN.compile_expression(source).expect("a valid expression"))
+    });
+    COMPILED[operation as usize].eval(minijinja::context! { a => a, b => b })
 }
 
 fn undefined(a: &Value, b: &Value) -> Result<(), Error> {
@@ -163,7 +175,7 @@ fn add(a: Value, b: Value) -> Result<Value, Error> {
     } else if is_sequence(&a) && is_sequence(&b) && items(&a)? + items(&b)? > MAX_ITEMS {
         return Err(too_many_items());
     }
-    native("a + b", a, b)
+    native(Native::Add, a, b)
 }
 
 fn mul(a: Value, b: Value) -> Result<Value, Error> {
@@ -176,7 +188,7 @@ fn mul(a: Value, b: Value) -> Result<Value, Error> {
             return Err(too_many_items());
         }
     }
-    native("a * b", a, b)
+    native(Native::Mul, a, b)
 }
 
 fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Value, Error> {
@@ -190,7 +202,7 @@ fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Value, 
         charge(text.len())?;
     }
     let bounds = Value::from(vec![start, stop, step]);
-    native("a[b[0]:b[1]:b[2]]", value, bounds)
+    native(Native::Slice, value, bounds)
 }
 
 /// Writes what a template emits, output and captures alike, charged first.
