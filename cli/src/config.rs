@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// when not given.
     #[arg(long, env = "HERALD_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// The key integration secrets are encrypted with (base64 of 32 bytes). By default
+    /// a key is generated into `master.key` in the data directory (mode 0600).
+    #[arg(long, env = "HERALD_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
     /// How long to wait for a webhook endpoint, in milliseconds.
     #[arg(long, env = "HERALD_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
@@ -129,6 +133,7 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub admin_key: Option<String>,
     pub webhook_secret: Option<WebhookSecret>,
+    pub master_key: Option<String>,
     pub webhook_timeout: Duration,
     pub smtp: Option<SmtpConfig>,
     pub limits: Limits,
@@ -233,6 +238,7 @@ impl ServeArgs {
             public_url,
             admin_key: self.admin_key.clone(),
             webhook_secret,
+            master_key: self.master_key.clone(),
             webhook_timeout,
             smtp,
             limits: Limits {

@@ -3,7 +3,10 @@
 use crate::config::{ServeArgs, Settings};
 use anyhow::Context;
 use herald_core::auth::{Scope, hash_key, key_from_secret, mint_key};
-use herald_core::channels::{LogProvider, Providers, SmtpProvider, WebhookProvider, WebhookSecret};
+use herald_core::channels::{
+    HostProviders, LogProvider, Providers, SmtpProvider, WebhookProvider, WebhookSecret,
+};
+use herald_core::integrations::{IntegrationRouter, LocalVault};
 use herald_core::domain::Channel;
 use herald_core::http::{AppState, router};
 use herald_core::pipeline::intake::requeue_stranded;
@@ -50,6 +53,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => format!("http://{}", listener.local_addr()?),
     };
     let stores = Stores::of(Arc::new(backend.clone()));
+    let vault = LocalVault::from_env_or_file(settings.master_key.as_deref(), data_dir)
+        .map_err(anyhow::Error::msg)
+        .context("integration secrets")?;
+    let factory = HostProviders::new(providers.log(), settings.webhook_timeout, settings.networks.clone());
+    let integrations = Arc::new(IntegrationRouter::new(
+        stores.integrations.clone(),
+        Arc::new(vault),
+        Arc::new(factory),
+        providers,
+    ));
     let queue: Arc<dyn Queue> = Arc::new(backend.clone());
     let renderer = Arc::new(Renderer::with_max_part_bytes(settings.render_max_bytes));
     let links = Arc::new(UnsubscribeLinks::new(&public_url, stores.store.clone()));
@@ -59,14 +72,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let pipeline = Pipeline {
         stores: stores.clone(),
         queue: queue.clone(),
-        providers: providers.clone(),
+        router: integrations.clone(),
         personalizer,
         config: settings.workers,
     };
     let mut workers = spawn_all(pipeline, shutdown.clone());
     tokio::spawn(purge_idempotency_keys(stores.store.clone(), shutdown.clone()));
 
-    let state = AppState::new(stores, queue, providers.log(), settings.limits, renderer, links);
+    let state = AppState::new(stores, queue, integrations, settings.limits, renderer, links);
     println!("herald: listening on http://{}", listener.local_addr()?);
     let stop_http = CancellationToken::new();
     tokio::spawn({

@@ -9,6 +9,7 @@ pub mod channels;
 pub mod contract;
 pub mod domain;
 pub mod http;
+pub mod integrations;
 pub mod net;
 pub mod objects;
 pub mod pipeline;

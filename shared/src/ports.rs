@@ -95,9 +95,25 @@ impl NotificationFilter {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryOutcome {
     pub provider: Option<String>,
+    /// How the timeline names the integration used (`smtp via integration "main"`),
+    /// when the app's own integration sent it.
+    pub integration: Option<String>,
     pub provider_message_id: Option<String>,
     pub reason: Option<String>,
     pub attempts: u32,
+}
+
+impl DeliveryOutcome {
+    /// What the timeline records with the new status: the reason, or the provider's
+    /// message id, after the integration that sent it.
+    pub fn timeline_detail(&self) -> Option<String> {
+        let said = self.reason.as_deref().or(self.provider_message_id.as_deref());
+        match (&self.integration, said) {
+            (Some(via), Some(said)) => Some(format!("{via}: {said}")),
+            (Some(via), None) => Some(via.clone()),
+            (None, said) => said.map(str::to_owned),
+        }
+    }
 }
 
 #[async_trait]
@@ -175,6 +191,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Records a failed attempt that will be retried.
     async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str) -> StoreResult<()>;
+    /// Moves an unsettled delivery to another of its app's integrations (a failover)
+    /// and records `detail` in its timeline; false if it is settled or unknown.
+    async fn switch_integration(
+        &self,
+        id: &DeliveryId,
+        integration: &str,
+        detail: &str,
+    ) -> StoreResult<bool>;
     /// Adds an event that changes no status (a provider's `opened`, `clicked`,
     /// `complained`) to the delivery's timeline; false if the delivery is unknown.
     async fn record_delivery_event(
@@ -429,6 +453,22 @@ pub trait PreferenceStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 }
 
+/// Each app's integrations, kept as one set (see `integrations::IntegrationSet`).
+#[async_trait]
+pub trait IntegrationStore: Send + Sync + 'static {
+    /// The app's set; empty at revision 0 if it never had one.
+    async fn integrations(&self, app_id: &str) -> StoreResult<crate::integrations::IntegrationSet>;
+    /// Stores `items` as the app's set if the stored one is still at `expected`
+    /// (optimistic concurrency: a read-modify-write retries on false). The stored set's
+    /// revision becomes `expected + 1`.
+    async fn replace_integrations(
+        &self,
+        app_id: &str,
+        items: &[crate::integrations::Integration],
+        expected: u64,
+    ) -> StoreResult<bool>;
+}
+
 /// Every store port of one backend, as the hosts hand them to the API and the workers.
 #[derive(Clone)]
 pub struct Stores {
@@ -437,20 +477,22 @@ pub struct Stores {
     pub users: std::sync::Arc<dyn UserStore>,
     pub groups: std::sync::Arc<dyn GroupStore>,
     pub preferences: std::sync::Arc<dyn PreferenceStore>,
+    pub integrations: std::sync::Arc<dyn IntegrationStore>,
 }
 
 impl Stores {
     /// All ports from one backend that has them all (SQLite, DynamoDB).
     pub fn of<B>(backend: std::sync::Arc<B>) -> Self
     where
-        B: Store + TemplateStore + UserStore + GroupStore + PreferenceStore,
+        B: Store + TemplateStore + UserStore + GroupStore + PreferenceStore + IntegrationStore,
     {
         Self {
             store: backend.clone(),
             templates: backend.clone(),
             users: backend.clone(),
             groups: backend.clone(),
-            preferences: backend,
+            preferences: backend.clone(),
+            integrations: backend,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! run the dispatch or send stage on each. On shutdown they stop leasing and finish the
 //! jobs they hold; anything still leased comes back after its visibility timeout.
 
-use crate::channels::Providers;
+use crate::integrations::IntegrationRouter;
 use crate::domain::{Channel, NotificationId};
 use crate::pipeline::dispatch::{Directory, dispatch};
 use crate::pipeline::personalize::Personalizer;
@@ -42,7 +42,7 @@ impl Default for WorkerConfig {
 pub struct Pipeline {
     pub stores: Stores,
     pub queue: Arc<dyn Queue>,
-    pub providers: Providers,
+    pub router: Arc<IntegrationRouter>,
     pub personalizer: Arc<Personalizer>,
     pub config: WorkerConfig,
 }
@@ -105,7 +105,7 @@ async fn handle(pipeline: &Pipeline, job: LeasedJob) {
             let cx = SendContext {
                 store: &*pipeline.stores.store,
                 queue: &*pipeline.queue,
-                providers: &pipeline.providers,
+                router: &pipeline.router,
                 personalizer: &pipeline.personalizer,
                 directory: pipeline.directory(),
                 retry: pipeline.config.retry.clone(),

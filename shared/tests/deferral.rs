@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Duration as Age, SubsecRound, Utc};
 use herald_core::channels::{LogProvider, Providers};
+use herald_core::integrations::IntegrationRouter;
 use herald_core::contract;
 use herald_core::domain::{Delivery, DeliveryStatus, DeliveryUser, Priority};
 use herald_core::pipeline::dispatch::Directory;
@@ -25,7 +26,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     backend: Arc<SqliteBackend>,
     log: Arc<LogProvider>,
-    providers: Providers,
+    router: IntegrationRouter,
     personalizer: Personalizer,
 }
 
@@ -38,7 +39,8 @@ impl Fixture {
         let personalizer =
             Personalizer::new(stores.templates.clone(), Arc::new(Renderer::new()), links);
         let log = Arc::new(LogProvider::default());
-        let providers = Providers::new(log.clone());
+        let router =
+            IntegrationRouter::with_ephemeral_key(backend.clone(), Providers::new(log.clone()));
         let now = Utc::now().trunc_subsecs(3);
         let profile = serde_json::from_value(serde_json::json!({"email": "owl@example.com"}));
         let user = herald_core::domain::User {
@@ -51,7 +53,7 @@ impl Fixture {
             updated_at: now,
         };
         backend.upsert_users(&[user]).await.unwrap();
-        Fixture { _dir: dir, backend, log, providers, personalizer }
+        Fixture { _dir: dir, backend, log, router, personalizer }
     }
 
     /// An email to user `owl` held until `due`, dispatched, and its send message
@@ -83,7 +85,7 @@ impl Fixture {
         let cx = SendContext {
             store: backend,
             queue: backend,
-            providers: &self.providers,
+            router: &self.router,
             personalizer: &self.personalizer,
             directory: Directory { users: backend, groups: backend, preferences: backend },
             retry: Default::default(),

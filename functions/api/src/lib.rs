@@ -2,7 +2,8 @@
 //! service and feed it the API Gateway payloads in `events/api/`.
 
 use herald_core::aws::lambda::Backends;
-use herald_core::channels::LogProvider;
+use herald_core::channels::{HostProviders, LogProvider, Providers};
+use herald_core::integrations::{IntegrationRouter, LocalVault};
 use herald_core::http::{AppState, Limits, router};
 use herald_core::ports::Stores;
 use herald_core::sqlite::SqliteBackend;
@@ -16,7 +17,7 @@ pub fn aws_app(backends: &Backends) -> axum::Router {
     let state = AppState::new(
         Stores::of(backends.store.clone()),
         backends.queue.clone(),
-        Arc::new(LogProvider::default()),
+        backends.router.clone(),
         Limits::default(),
         Arc::new(Renderer::new()),
         backends.personalizer.links.clone(),
@@ -33,10 +34,26 @@ pub fn local_app(
     let backend = SqliteBackend::open(&data_dir.join("herald.db"))?;
     let stores = Stores::of(Arc::new(backend.clone()));
     let links = Arc::new(UnsubscribeLinks::new("http://localhost:9000", stores.store.clone()));
+    let defaults = Providers::new(Arc::new(LogProvider::default()));
+    let factory = HostProviders::new(
+        defaults.log(),
+        std::time::Duration::from_secs(10),
+        herald_core::net::policy().clone(),
+    );
+    let vault = LocalVault::from_env_or_file(
+        std::env::var("HERALD_MASTER_KEY").ok().as_deref(),
+        data_dir,
+    )?;
+    let integrations = IntegrationRouter::new(
+        stores.integrations.clone(),
+        Arc::new(vault),
+        Arc::new(factory),
+        defaults,
+    );
     let state = AppState::new(
         stores,
         Arc::new(backend),
-        Arc::new(LogProvider::default()),
+        Arc::new(integrations),
         Limits::default(),
         Arc::new(Renderer::new()),
         links,

@@ -3,6 +3,7 @@
 pub mod dynamo;
 pub mod lambda;
 pub mod sqs;
+pub mod ssm;
 
 /// An SDK configuration from the environment (region, credentials, and
 /// `AWS_ENDPOINT_URL` for an emulator). Build it once per process or Lambda container.

@@ -1,5 +1,6 @@
 //! Channel providers: the adapters that hand a rendered message to the outside world.
 
+mod factory;
 mod log;
 #[cfg(feature = "aws")]
 mod ses;
@@ -10,6 +11,7 @@ mod sns;
 mod webhook;
 
 pub use self::log::{LogProvider, LoggedMessage};
+pub use factory::HostProviders;
 #[cfg(feature = "aws")]
 pub use ses::{DELIVERY_TAG, SesProvider};
 #[cfg(feature = "smtp")]
@@ -64,13 +66,38 @@ pub struct Receipt {
     pub provider_message_id: Option<String>,
 }
 
-/// Providers say whether a failure is worth retrying: the send stage decides when.
+/// What went wrong, in the classes the send stage acts on (after vector's sinks).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
+    /// Worth another try later; `retry_after` is the provider's own hint (HTTP
+    /// `Retry-After`, a vendor's rate-limit code), used instead of the backoff.
+    #[error("{message}")]
+    Transient { message: String, retry_after: Option<std::time::Duration> },
+    /// The provider's access token expired: refresh it once and try again at once.
     #[error("{0}")]
-    Transient(String),
+    CredentialsExpired(String),
+    /// This recipient cannot be reached this way (unknown user, invalid number): no
+    /// other integration would do better, so the delivery fails.
+    #[error("{0}")]
+    InvalidAddress(String),
+    /// This message is refused for good (content, size, policy).
     #[error("{0}")]
     Permanent(String),
+    /// The integration itself cannot send (bad credentials, suspended account, not
+    /// available on this host): the send fails over to the next integration.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ProviderError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        ProviderError::Transient { message: message.into(), retry_after: None }
+    }
+
+    /// Whether the next integration of the channel should be tried.
+    pub fn fails_over(&self) -> bool {
+        matches!(self, ProviderError::Unavailable(_) | ProviderError::CredentialsExpired(_))
+    }
 }
 
 #[async_trait]
@@ -78,6 +105,16 @@ pub trait Provider: Send + Sync + 'static {
     /// A short name recorded on each delivery (`smtp`, `webhook`, `log`, …).
     fn name(&self) -> &'static str;
     async fn send(&self, message: &OutboundMessage) -> Result<Receipt, ProviderError>;
+    /// Whether the provider can send now (credentials, connectivity), without sending.
+    async fn check(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    /// Drops cached credentials so that the next send fetches new ones.
+    async fn refresh_credentials(&self) {}
+    /// The vendor's documented send rate, when it has one and the integration sets none.
+    fn rate_limit_per_second(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// The provider for each channel; channels without one configured use the log provider,

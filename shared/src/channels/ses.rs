@@ -75,18 +75,20 @@ impl SesProvider {
 }
 
 fn classify(error: SdkError<SendEmailError>) -> ProviderError {
-    let permanent = matches!(
-        error.as_service_error(),
-        Some(
-            SendEmailError::MessageRejected(_)
-                | SendEmailError::MailFromDomainNotVerifiedException(_)
-                | SendEmailError::NotFoundException(_)
-                | SendEmailError::BadRequestException(_)
-        )
-    );
     let text = format!("SES: {}", DisplayErrorContext(&error));
-    // Throttling, account pauses and network trouble pass; retry them.
-    if permanent { ProviderError::Permanent(text) } else { ProviderError::Transient(text) }
+    match error.as_service_error() {
+        Some(SendEmailError::MessageRejected(_) | SendEmailError::BadRequestException(_)) => {
+            ProviderError::Permanent(text)
+        }
+        // The sender's domain or the configuration set is wrong: no message will go
+        // through this integration until someone fixes it.
+        Some(
+            SendEmailError::MailFromDomainNotVerifiedException(_)
+            | SendEmailError::NotFoundException(_),
+        ) => ProviderError::Unavailable(text),
+        // Throttling, account pauses and network trouble pass; retry them.
+        _ => ProviderError::transient(text),
+    }
 }
 
 #[async_trait]

@@ -109,6 +109,19 @@ impl SmtpProvider {
     }
 }
 
+/// RFC 4954's authentication replies (530, 534, 535, 538) say the integration's
+/// credentials are wrong: fail over. Other 5xx replies refuse this message or mailbox.
+fn classify(error: &lettre::transport::smtp::Error) -> ProviderError {
+    let text = format!("SMTP: {error}");
+    let code = error.status().map(|code| code.to_string());
+    match code.as_deref() {
+        Some("530" | "534" | "535" | "538") => ProviderError::Unavailable(text),
+        Some("550" | "551" | "553") => ProviderError::InvalidAddress(text),
+        _ if error.is_permanent() => ProviderError::Permanent(text),
+        _ => ProviderError::transient(text),
+    }
+}
+
 #[async_trait]
 impl Provider for SmtpProvider {
     fn name(&self) -> &'static str {
@@ -123,8 +136,15 @@ impl Provider for SmtpProvider {
                     response.message().collect::<Vec<_>>().join(" ").chars().take(200).collect(),
                 ),
             }),
-            Err(e) if e.is_permanent() => Err(ProviderError::Permanent(format!("SMTP: {e}"))),
-            Err(e) => Err(ProviderError::Transient(format!("SMTP: {e}"))),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ProviderError::transient("SMTP: the server did not answer NOOP")),
+            Err(e) => Err(classify(&e)),
         }
     }
 }

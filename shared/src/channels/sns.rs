@@ -37,16 +37,15 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, ProviderError> {
 }
 
 fn classify(error: SdkError<PublishError>) -> ProviderError {
-    let permanent = matches!(
-        error.as_service_error(),
+    let text = format!("SNS: {}", DisplayErrorContext(&error));
+    match error.as_service_error() {
         Some(
             PublishError::InvalidParameterException(_)
-                | PublishError::InvalidParameterValueException(_)
-                | PublishError::AuthorizationErrorException(_)
-        )
-    );
-    let text = format!("SNS: {}", DisplayErrorContext(&error));
-    if permanent { ProviderError::Permanent(text) } else { ProviderError::Transient(text) }
+            | PublishError::InvalidParameterValueException(_),
+        ) => ProviderError::Permanent(text),
+        Some(PublishError::AuthorizationErrorException(_)) => ProviderError::Unavailable(text),
+        _ => ProviderError::transient(text),
+    }
 }
 
 #[async_trait]

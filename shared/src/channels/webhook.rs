@@ -120,17 +120,27 @@ impl Provider for WebhookProvider {
                     return ProviderError::Permanent(REFUSED.into());
                 }
                 let kind = if e.is_timeout() { "timed out" } else { "could not connect" };
-                ProviderError::Transient(format!("webhook {kind}: {}", without_url(&e)))
+                ProviderError::transient(format!("webhook {kind}: {}", without_url(&e)))
             })?;
         let status = response.status();
         if status.is_success() {
             Ok(Receipt { provider_message_id: Some(id) })
         } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-            Err(ProviderError::Transient(format!("webhook answered {status}")))
+            Err(ProviderError::Transient {
+                message: format!("webhook answered {status}"),
+                retry_after: retry_after(response.headers()),
+            })
         } else {
             Err(ProviderError::Permanent(format!("webhook answered {status}")))
         }
     }
+}
+
+/// A `Retry-After` in seconds (the HTTP-date form is rare from webhook receivers),
+/// capped at a day so a receiver cannot park a delivery for longer.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds.min(86_400)))
 }
 
 /// reqwest errors include the URL, which may carry a customer's token in its query.

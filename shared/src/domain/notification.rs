@@ -326,6 +326,10 @@ pub struct Delivery {
     pub provider: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_message_id: Option<String>,
+    /// The app's integration the delivery is on, once a send failed over to it (before
+    /// that, the first of the channel's integrations by priority).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration: Option<String>,
     /// Why the delivery ended as it did: a provider error, `no_address`, `expired`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -4,6 +4,7 @@ pub mod auth;
 mod duplicates;
 mod groups;
 pub mod guards;
+mod integrations;
 mod json;
 mod keys;
 mod notifications;
@@ -17,8 +18,10 @@ mod unsubscribe;
 mod users;
 pub mod validate;
 
-use crate::channels::LogProvider;
-use crate::ports::{GroupStore, PreferenceStore, Queue, Store, Stores, TemplateStore, UserStore};
+use crate::integrations::IntegrationRouter;
+use crate::ports::{
+    GroupStore, IntegrationStore, PreferenceStore, Queue, Store, Stores, TemplateStore, UserStore,
+};
 use crate::templates::Renderer;
 use crate::unsubscribe::UnsubscribeLinks;
 use axum::Router;
@@ -33,13 +36,16 @@ pub use validate::Limits;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
-    pub log: Arc<LogProvider>,
+    /// The app's integrations and the installation's default providers (the log
+    /// provider among them): for test sends, sealing secrets and `/v1/log-messages`.
+    pub router: Arc<IntegrationRouter>,
     pub limits: Limits,
     pub keys: Arc<auth::KeyCache>,
     pub templates: Arc<dyn TemplateStore>,
     pub users: Arc<dyn UserStore>,
     pub groups: Arc<dyn GroupStore>,
     pub preferences: Arc<dyn PreferenceStore>,
+    pub integrations: Arc<dyn IntegrationStore>,
     /// Compiled templates, shared by every request.
     pub renderer: Arc<Renderer>,
     pub links: Arc<UnsubscribeLinks>,
@@ -50,23 +56,24 @@ impl AppState {
     pub fn new(
         stores: Stores,
         queue: Arc<dyn Queue>,
-        log: Arc<LogProvider>,
+        router: Arc<IntegrationRouter>,
         limits: Limits,
         renderer: Arc<Renderer>,
         links: Arc<UnsubscribeLinks>,
     ) -> Self {
-        let Stores { store, templates, users, groups, preferences } = stores;
+        let Stores { store, templates, users, groups, preferences, integrations } = stores;
         let keys = Arc::default();
         Self {
             store,
             queue,
-            log,
+            router,
             limits,
             keys,
             templates,
             users,
             groups,
             preferences,
+            integrations,
             renderer,
             links,
         }
@@ -88,6 +95,8 @@ impl AppState {
         unsubscribe::confirm, unsubscribe::unsubscribe,
         templates::create, templates::list, templates::get, templates::get_version,
         templates::delete, templates::create_version, templates::rollback, templates::preview,
+        integrations::create, integrations::list, integrations::get, integrations::update,
+        integrations::delete, integrations::test, integrations::check, integrations::providers,
     ),
     modifiers(&BearerAuth),
 )]
@@ -144,6 +153,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/templates/{id}/versions/{version}", get(templates::get_version))
         .route("/v1/templates/{id}/rollback", post(templates::rollback))
         .route("/v1/templates/{id}/preview", post(templates::preview))
+        .route("/v1/integrations", post(integrations::create).get(integrations::list))
+        .route(
+            "/v1/integrations/{id}",
+            get(integrations::get).patch(integrations::update).delete(integrations::delete),
+        )
+        .route("/v1/integrations/{id}/test", post(integrations::test))
+        .route("/v1/integrations/{id}/check", post(integrations::check))
+        .route("/v1/integration-providers", get(integrations::providers))
         .route("/v1/log-messages", get(system::log_messages))
         .route("/v1/dead-letters", get(system::dead_letters))
         .route("/healthz", get(system::healthz))
@@ -177,7 +194,7 @@ mod tests {
                 continue;
             }
             let documented = doc.paths.paths.get(path);
-            for method in ["get", "post", "put", "delete"] {
+            for method in ["get", "post", "put", "patch", "delete"] {
                 let served = chunk.contains(&format!(" {method}("))
                     || chunk.contains(&format!("({method}("))
                     || chunk.contains(&format!(".{method}("));
@@ -185,6 +202,7 @@ mod tests {
                     "get" => item.get.is_some(),
                     "post" => item.post.is_some(),
                     "put" => item.put.is_some(),
+                    "patch" => item.patch.is_some(),
                     _ => item.delete.is_some(),
                 });
                 if served && !has {

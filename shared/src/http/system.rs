@@ -46,7 +46,7 @@ pub async fn log_messages(
     State(state): State<AppState>,
     caller: Scoped<scopes::Read>,
 ) -> ApiResult<Json<Vec<LoggedMessage>>> {
-    Ok(Json(state.log.recent(caller.app_id())))
+    Ok(Json(state.router.defaults().log().recent(caller.app_id())))
 }
 
 /// Jobs that failed for good, newest first (operators only: they span every app).

@@ -34,6 +34,23 @@ pub fn send_job(id: &DeliveryId, channel: crate::domain::Channel, priority: Prio
     }
 }
 
+/// A send message after a failover: it names the integration the delivery moves to,
+/// and has its own dedup key (the message it replaces may still be in flight).
+pub fn failover_job(id: &DeliveryId, channel: crate::domain::Channel, priority: Priority, integration: &str) -> Job {
+    let payload = format!("{id}@{integration}");
+    Job { dedup_key: Some(payload.clone()), payload, ..send_job(id, channel, priority) }
+}
+
+/// A send message's delivery id and, after a failover, its integration.
+pub fn parse_send_payload(payload: &str) -> Option<(DeliveryId, Option<String>)> {
+    let (id, integration) = match payload.split_once('@') {
+        Some((id, integration)) if !integration.is_empty() => (id, Some(integration.to_owned())),
+        Some(_) => return None,
+        None => (payload, None),
+    };
+    Some((DeliveryId::parse(id).ok()?, integration))
+}
+
 /// The send message for a planned delivery, held back until its `deliver_after`.
 pub fn delivery_job(
     delivery: &crate::domain::Delivery,

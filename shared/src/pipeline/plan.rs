@@ -207,6 +207,7 @@ fn new_delivery(
         None => (DeliveryStatus::Suppressed, Some("no_address".to_owned())),
     };
     Delivery {
+        integration: None,
         id: DeliveryId::derive(&notification.id, index, channel.as_str()),
         notification_id: notification.id.clone(),
         recipient_index: index,

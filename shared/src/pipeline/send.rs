@@ -2,13 +2,14 @@
 //! already settled is acknowledged without sending, so a queue redelivery never sends
 //! twice; transient failures are retried with backoff and dead-lettered at the end.
 
-use super::delivery_job;
+use super::{delivery_job, failover_job, parse_send_payload};
 use super::dispatch::{Directory, next_fallback};
 use super::personalize::{PersonalizeError, Personalizer};
 use super::plan::reason_to_hold_back;
 use super::retry::RetryPolicy;
-use crate::channels::{OutboundMessage, ProviderError, Providers};
-use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Notification, NotificationStatus};
+use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
+use crate::integrations::{IntegrationRouter, Route};
+use crate::domain::{Delivery, DeliveryStatus, Notification, NotificationStatus};
 use crate::ports::{DeliveryOutcome, LeasedJob, Queue, Store, StoreError};
 use chrono::Utc;
 
@@ -17,6 +18,8 @@ pub enum SendOutcome {
     Sent,
     /// Already settled (a redelivery), canceled, or gone.
     Skipped,
+    /// Handed to the next integration of the channel, by a new message.
+    FailedOver,
     Expired,
     Retrying,
     /// Not due yet (quiet hours): the message comes back when it is.
@@ -28,7 +31,8 @@ pub enum SendOutcome {
 pub struct SendContext<'a> {
     pub store: &'a dyn Store,
     pub queue: &'a dyn Queue,
-    pub providers: &'a Providers,
+    /// The app's integrations (or the installation default) for each channel.
+    pub router: &'a IntegrationRouter,
     pub personalizer: &'a Personalizer,
     /// For fallback routing to a user: their identities and preferences now.
     pub directory: Directory<'a>,
@@ -40,7 +44,7 @@ pub struct SendContext<'a> {
 const MAX_DEFERRAL_STEP: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, StoreError> {
-    let Ok(id) = DeliveryId::parse(&job.payload) else {
+    let Some((id, job_integration)) = parse_send_payload(&job.payload) else {
         cx.queue.dead_letter(job, "the message is not a delivery id").await?;
         return Ok(SendOutcome::DeadLettered);
     };
@@ -88,7 +92,7 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
             return Ok(SendOutcome::Skipped);
         }
     }
-    let outcome = attempt(cx, job, &delivery, &notification).await?;
+    let outcome = attempt(cx, job, &delivery, job_integration, &notification).await?;
     if !matches!(outcome, SendOutcome::Retrying | SendOutcome::DeadLettered) {
         cx.queue.ack(std::slice::from_ref(job)).await?;
     }
@@ -99,6 +103,7 @@ async fn attempt(
     cx: &SendContext<'_>,
     job: &LeasedJob,
     delivery: &Delivery,
+    job_integration: Option<String>,
     notification: &Notification,
 ) -> Result<SendOutcome, StoreError> {
     let now = Utc::now();
@@ -111,12 +116,16 @@ async fn attempt(
         cx.store.transition_delivery(&delivery.id, DeliveryStatus::Expired, outcome).await?;
         return Ok(SendOutcome::Expired);
     }
-    let provider = cx.providers.for_channel(delivery.channel);
+    let routes = cx.router.routes(&notification.app_id, delivery.channel).await?;
+    let Some(position) = route_to_use(cx, delivery, job_integration, &routes).await? else {
+        return Ok(SendOutcome::Skipped); // A message from before a failover.
+    };
+    let route = &routes[position];
     let personalized = match cx.personalizer.personalize(notification, delivery).await {
         Ok(personalized) => personalized,
         Err(PersonalizeError::Store(e)) => return Err(e),
         Err(PersonalizeError::Content(error)) => {
-            fail(cx, job, delivery, notification, provider.name(), error).await?;
+            fail(cx, job, delivery, notification, route, error).await?;
             return Ok(SendOutcome::Failed);
         }
     };
@@ -131,35 +140,101 @@ async fn attempt(
         unsubscribe_url: personalized.unsubscribe_url,
         metadata: notification.metadata.clone(),
     };
-    match provider.send(&message).await {
+    let result = match &route.provider {
+        Ok(provider) => {
+            route.until_ready().await;
+            send_refreshing_once(provider.as_ref(), &message).await
+        }
+        Err(why) => Err(ProviderError::Unavailable(why.clone())),
+    };
+    let error = match result {
         Ok(receipt) => {
             let outcome = DeliveryOutcome {
-                provider: Some(provider.name().to_owned()),
+                provider: Some(route.provider_name()),
+                integration: route.integration.as_ref().map(|_| route.label()),
                 provider_message_id: receipt.provider_message_id,
                 reason: None,
                 attempts: job.attempts,
             };
             cx.store.transition_delivery(&delivery.id, DeliveryStatus::Sent, outcome).await?;
-            Ok(SendOutcome::Sent)
+            return Ok(SendOutcome::Sent);
         }
-        Err(ProviderError::Transient(error)) if !cx.retry.gives_up_after(job.attempts) => {
-            tracing::debug!(delivery = %delivery.id, attempts = job.attempts, %error, "will retry");
-            cx.store.record_attempt(&delivery.id, job.attempts, &error).await?;
-            cx.queue
-                .retry(job, cx.retry.delay_after(delivery.channel, job.attempts), &error)
-                .await?;
-            Ok(SendOutcome::Retrying)
+        Err(error) => error,
+    };
+    let retries_left = !cx.retry.gives_up_after(job.attempts);
+    if let ProviderError::Transient { message, retry_after } = &error {
+        if retries_left {
+            tracing::debug!(delivery = %delivery.id, attempts = job.attempts, %message, "will retry");
+            cx.store.record_attempt(&delivery.id, job.attempts, message).await?;
+            let delay = retry_after.unwrap_or_else(|| cx.retry.delay_after(delivery.channel, job.attempts));
+            cx.queue.retry(job, delay, message).await?;
+            return Ok(SendOutcome::Retrying);
         }
-        Err(ProviderError::Transient(error)) => {
-            let reason = format!("gave up after {} attempts: {error}", job.attempts);
-            fail(cx, job, delivery, notification, provider.name(), reason).await?;
-            cx.queue.dead_letter(job, &error).await?;
-            Ok(SendOutcome::DeadLettered)
+    }
+    let exhausted = matches!(error, ProviderError::Transient { .. });
+    if exhausted || error.fails_over() {
+        if let Some(next) = routes.get(position + 1).and_then(|r| r.integration.as_ref()) {
+            let reason = format!("{} failed: {error}", route.label());
+            cx.store.record_attempt(&delivery.id, job.attempts, &reason).await?;
+            let job = failover_job(&delivery.id, delivery.channel, notification.priority, &next.id);
+            cx.queue.enqueue(vec![job]).await?;
+            return Ok(SendOutcome::FailedOver);
         }
-        Err(ProviderError::Permanent(error)) => {
-            fail(cx, job, delivery, notification, provider.name(), error).await?;
-            Ok(SendOutcome::Failed)
+    }
+    let reason = if exhausted {
+        format!("gave up after {} attempts: {error}", job.attempts)
+    } else {
+        error.to_string()
+    };
+    fail(cx, job, delivery, notification, route, reason).await?;
+    if exhausted {
+        cx.queue.dead_letter(job, &error.to_string()).await?;
+        return Ok(SendOutcome::DeadLettered);
+    }
+    Ok(SendOutcome::Failed)
+}
+
+/// Which of `routes` this message sends through, or None for a message that a
+/// failover has overtaken. Failover only moves forward: a message for a later
+/// integration than the delivery's adopts it (its sender may have crashed before the
+/// switch was recorded), one for an earlier integration is stale.
+async fn route_to_use(
+    cx: &SendContext<'_>,
+    delivery: &Delivery,
+    job_integration: Option<String>,
+    routes: &[Route],
+) -> Result<Option<usize>, StoreError> {
+    let position = |id: Option<&String>| {
+        id.and_then(|id| {
+            routes.iter().position(|r| r.integration.as_ref().is_some_and(|i| &i.id == id))
+        })
+        .unwrap_or(0)
+    };
+    let current = position(delivery.integration.as_ref());
+    if job_integration == delivery.integration {
+        return Ok(Some(current));
+    }
+    let wanted = position(job_integration.as_ref());
+    let Some(integration) = job_integration.filter(|_| wanted > current) else {
+        return Ok(None);
+    };
+    let detail = format!("now {}", routes[wanted].label());
+    let switched = cx.store.switch_integration(&delivery.id, &integration, &detail).await?;
+    Ok(switched.then_some(wanted))
+}
+
+/// Sends once; if the provider's credentials had expired, refreshes them and sends
+/// once more.
+async fn send_refreshing_once(
+    provider: &dyn Provider,
+    message: &OutboundMessage,
+) -> Result<Receipt, ProviderError> {
+    match provider.send(message).await {
+        Err(ProviderError::CredentialsExpired(_)) => {
+            provider.refresh_credentials().await;
+            provider.send(message).await
         }
+        result => result,
     }
 }
 
@@ -170,7 +245,7 @@ async fn fail(
     job: &LeasedJob,
     delivery: &Delivery,
     notification: &Notification,
-    provider: &str,
+    route: &Route,
     reason: String,
 ) -> Result<(), StoreError> {
     tracing::info!(delivery = %delivery.id, to = %delivery.address.redacted(), %reason, "delivery failed");
@@ -185,7 +260,8 @@ async fn fail(
         cx.store.insert_deliveries(&next, jobs).await?;
     }
     let outcome = DeliveryOutcome {
-        provider: Some(provider.to_owned()),
+        provider: Some(route.provider_name()),
+        integration: route.integration.as_ref().map(|_| route.label()),
         provider_message_id: None,
         reason: Some(reason),
         attempts: job.attempts,

@@ -4,6 +4,7 @@ mod queue;
 
 use queue::{insert_jobs, queues_of};
 mod groups;
+mod integrations;
 mod preferences;
 mod store;
 mod templates;
@@ -94,6 +95,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("deliveries", "deliver_after", "TEXT"),
     ("users", "preferences", "TEXT"),
     ("users", "preferences_revision", "INTEGER NOT NULL DEFAULT 0"),
+    ("deliveries", "integration", "TEXT"),
 ];
 
 /// A file from before `notification_channels` existed gets its rows once.

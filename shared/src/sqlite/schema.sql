@@ -172,3 +172,11 @@ CREATE TABLE IF NOT EXISTS cap_slots (
     PRIMARY KEY (app_id, counter, delivery_id)
 );
 CREATE INDEX IF NOT EXISTS cap_slots_by_expiry ON cap_slots (expires_at);
+
+-- Each app's integrations as one JSON document (few per app, read together per send).
+-- Secrets inside are sealed with AES-256-GCM (integrations::vault).
+CREATE TABLE IF NOT EXISTS integration_sets (
+    app_id   TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    body     TEXT NOT NULL
+);

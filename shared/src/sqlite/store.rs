@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 const NOTIFICATION_COLUMNS: &str = "body, status, updated_at";
 const DELIVERY_COLUMNS: &str = "id, notification_id, recipient_index, channel, address, status, \
-     attempts, provider, provider_message_id, reason, created_at, updated_at, user, deliver_after";
+     attempts, provider, provider_message_id, reason, created_at, updated_at, user, deliver_after, integration";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("corrupt {what} in the database"))
@@ -52,6 +52,7 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreEr
     let reason = row.get(9)?;
     let user: Option<String> = row.get(12)?;
     let deliver_after: Option<String> = row.get(13)?;
+    let integration: Option<String> = row.get(14)?;
     Ok((|| {
         Ok(Delivery {
             id: DeliveryId::parse(&id).map_err(|_| corrupt("delivery id"))?,
@@ -64,6 +65,7 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreEr
             attempts: attempts as u32,
             provider,
             provider_message_id,
+            integration,
             reason,
             user: user.map(|u| serde_json::from_str(&u)).transpose()?,
             deliver_after: match deliver_after {
@@ -140,7 +142,7 @@ fn settle(conn: &Connection, notification: &str) -> StoreResult<bool> {
 fn insert_delivery_rows(conn: &Connection, deliveries: &[Delivery]) -> StoreResult<()> {
     let mut insert = conn.prepare_cached(&format!(
         "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?;
     for d in deliveries {
         let (id, notification) = (d.id.to_string(), d.notification_id.to_string());
@@ -159,6 +161,7 @@ fn insert_delivery_rows(conn: &Connection, deliveries: &[Delivery]) -> StoreResu
             format_time(d.updated_at),
             d.user.as_ref().map(serde_json::to_string).transpose()?,
             d.deliver_after.map(format_time),
+            d.integration,
         ])? == 1;
         if inserted {
             let detail = d.planned_detail();
@@ -437,8 +440,8 @@ impl Store for SqliteBackend {
                 let Some(notification) = notification else {
                     return Ok(false);
                 };
-                let detail = outcome.reason.as_deref().or(outcome.provider_message_id.as_deref());
-                add_event(conn, &notification, Some(&id), next.as_str(), detail)?;
+                let detail = outcome.timeline_detail();
+                add_event(conn, &notification, Some(&id), next.as_str(), detail.as_deref())?;
                 settle(conn, &notification)?;
                 Ok(true)
             })
@@ -462,6 +465,33 @@ impl Store for SqliteBackend {
                     add_event(conn, &notification, Some(&id), "attempt_failed", Some(&error))?;
                 }
                 Ok(())
+            })
+            .await
+    }
+
+    async fn switch_integration(
+        &self,
+        id: &DeliveryId,
+        integration: &str,
+        detail: &str,
+    ) -> StoreResult<bool> {
+        let (id, integration, detail) = (id.to_string(), integration.to_owned(), detail.to_owned());
+        self.writer()
+            .run(move |conn| {
+                let sql = format!(
+                    "UPDATE deliveries SET integration = ?1, updated_at = ?2
+                     WHERE id = ?3 AND status = '{}' RETURNING notification_id",
+                    DeliveryStatus::Queued
+                );
+                let notification: Option<String> = conn
+                    .prepare_cached(&sql)?
+                    .query_row(params![integration, format_time(Utc::now()), id], |r| r.get(0))
+                    .optional()?;
+                let Some(notification) = notification else {
+                    return Ok(false);
+                };
+                add_event(conn, &notification, Some(&id), "failover", Some(&detail))?;
+                Ok(true)
             })
             .await
     }

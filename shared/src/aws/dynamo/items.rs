@@ -149,6 +149,7 @@ pub(super) fn delivery_item(d: &Delivery, app: &str, expires: DateTime<Utc>) -> 
         ("provider", &d.provider),
         ("provider_message_id", &d.provider_message_id),
         ("reason", &d.reason),
+        ("integration", &d.integration),
     ] {
         if let Some(value) = value {
             item.insert(name.to_owned(), s(value));
@@ -176,6 +177,7 @@ pub(super) fn decode_delivery(item: &Item) -> StoreResult<Delivery> {
         attempts: number(item, "attempts") as u32,
         provider: optional_text(item, "provider"),
         provider_message_id: optional_text(item, "provider_message_id"),
+        integration: optional_text(item, "integration"),
         reason: optional_text(item, "reason"),
         user: optional_text(item, "user").map(|u| serde_json::from_str(&u)).transpose()?,
         deliver_after: optional_text(item, "deliver_after")

@@ -5,6 +5,7 @@
 
 mod expr;
 mod groups;
+mod integrations;
 mod items;
 mod preferences;
 mod store;

@@ -914,8 +914,8 @@ impl Store for DynamoStore {
                     sets.push(format!("{} = {}", e.name(name), e.value(s(value))));
                 }
             }
-            let detail = outcome.reason.as_deref().or(outcome.provider_message_id.as_deref());
-            sets.push(append_event(&mut e, Some(id), next.as_str(), detail));
+            let detail = outcome.timeline_detail();
+            sets.push(append_event(&mut e, Some(id), next.as_str(), detail.as_deref()));
             let mut update = format!("SET {}", sets.join(", "));
             if outcome.reason.is_none() {
                 update.push_str(&format!(" REMOVE {}", e.name("reason")));
@@ -969,6 +969,34 @@ impl Store for DynamoStore {
         match self.commit(vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?]).await
         {
             Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    async fn switch_integration(
+        &self,
+        id: &DeliveryId,
+        integration: &str,
+        detail: &str,
+    ) -> StoreResult<bool> {
+        let mut e = Expr::default();
+        let update = format!(
+            "SET {} = {}, {} = {}, {}",
+            e.name("integration"),
+            e.value(s(integration)),
+            e.name("updated_at"),
+            e.value(s(format_time(Utc::now()))),
+            append_event(&mut e, Some(id), "failover", Some(detail))
+        );
+        let condition = format!(
+            "{} = {}",
+            e.name("status"),
+            e.value(s(DeliveryStatus::Queued.as_str()))
+        );
+        match self.commit(vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?]).await
+        {
+            Ok(()) => Ok(true),
+            Err(TxError::ConditionFailed(_)) => Ok(false),
             Err(TxError::Store(e)) => Err(e),
         }
     }

@@ -125,7 +125,7 @@ pub async fn handle_send_batch(backends: &Backends, event: SqsEvent) -> SqsBatch
         let cx = SendContext {
             store: backends.store.as_ref(),
             queue: queue.as_ref(),
-            providers: &backends.providers,
+            router: &backends.router,
             personalizer: &backends.personalizer,
             directory: backends.directory(),
             retry: backends.retry.clone(),

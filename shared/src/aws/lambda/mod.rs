@@ -12,8 +12,10 @@ use super::dynamo::DynamoStore;
 use super::sqs::SqsQueue;
 use crate::auth::Scope;
 use crate::channels::{
-    LogProvider, Providers, SesProvider, SnsSmsProvider, WebhookProvider, WebhookSecret,
+    HostProviders, LogProvider, Providers, SesProvider, SnsSmsProvider, WebhookProvider,
+    WebhookSecret,
 };
+use crate::integrations::IntegrationRouter;
 use crate::domain::Channel;
 use crate::pipeline::personalize::Personalizer;
 use crate::pipeline::retry::RetryPolicy;
@@ -38,7 +40,8 @@ pub fn init_tracing() {
 pub struct Backends {
     pub store: Arc<DynamoStore>,
     pub queue: Arc<SqsQueue>,
-    pub providers: Providers,
+    /// The apps' integrations, over the installation's default providers.
+    pub router: Arc<IntegrationRouter>,
     pub retry: RetryPolicy,
     /// Renders per recipient and signs unsubscribe links (api and send share the key).
     pub personalizer: Arc<Personalizer>,
@@ -83,13 +86,36 @@ impl Backends {
         ));
         let personalizer =
             Arc::new(Personalizer::new(store.clone(), Arc::new(Renderer::new()), links));
+        let log = Arc::new(LogProvider::default());
+        let router = |providers: Providers| {
+            let mut factory = HostProviders::new(
+                providers.log(),
+                Duration::from_secs(10),
+                crate::net::policy().clone(),
+            );
+            factory.aws = Some(config.clone());
+            let path = optional("HERALD_INTEGRATION_SECRETS_PATH")
+                .unwrap_or_else(|| "/herald/integrations".to_owned());
+            let vault = super::ssm::SsmVault::new(
+                aws_sdk_ssm::Client::new(&config),
+                &path,
+                Duration::from_secs(300),
+            );
+            let cache = optional("HERALD_INTEGRATION_CACHE_SECS")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(30);
+            Arc::new(
+                IntegrationRouter::new(store.clone(), Arc::new(vault), Arc::new(factory), providers)
+                    .with_set_ttl(Duration::from_secs(cache)),
+            )
+        };
         if optional("HERALD_PROVIDERS").as_deref() == Some("none") {
-            // api, dispatch and track never send: no provider clients, no secrets.
-            let providers = Providers::new(Arc::new(LogProvider::default()));
-            return Ok(Self { store, queue, providers, retry, personalizer, config });
+            // dispatch and track never send: no default provider clients, no secrets.
+            let router = router(Providers::new(log));
+            return Ok(Self { store, queue, router, retry, personalizer, config });
         }
         let secret = webhook_secret(&config, store.as_ref()).await?;
-        let mut providers = Providers::new(Arc::new(LogProvider::default()))
+        let mut providers = Providers::new(log)
             .with(
                 Channel::Webhook,
                 Arc::new(WebhookProvider::new(
@@ -114,7 +140,8 @@ impl Backends {
             .with_list_unsubscribe(optional("HERALD_LIST_UNSUBSCRIBE"));
             providers = providers.with(Channel::Email, Arc::new(ses));
         }
-        Ok(Self { store, queue, providers, retry, personalizer, config })
+        let router = router(providers);
+        Ok(Self { store, queue, router, retry, personalizer, config })
     }
 }
 

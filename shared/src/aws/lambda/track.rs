@@ -115,6 +115,7 @@ async fn apply_ses_event(store: &dyn Store, ses: &Value) -> Result<bool, crate::
         provider_message_id: message_id.clone(),
         reason,
         attempts: 0,
+        integration: None,
     };
     match kind {
         "Delivery" => {

@@ -1,0 +1,206 @@
+//! Which providers a send may use, in order: the app's enabled integrations of the
+//! channel by priority, or the installation's default provider when it has none.
+//! Providers are built once per integration revision (secrets opened once), and each
+//! integration's rate limit is one GCRA limiter per process.
+
+use super::vault::{SecretValues, SecretVault};
+use super::{Integration, IntegrationSet};
+use crate::channels::{Provider, Providers};
+use crate::domain::Channel;
+use crate::ports::{IntegrationStore, StoreResult};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Builds a provider from an integration on this host. A host builds the providers it
+/// was compiled with (`herald serve`: SMTP; the Lambda functions: SES and SNS).
+pub trait ProviderFactory: Send + Sync + 'static {
+    /// The provider, or why this host cannot build it.
+    fn build(
+        &self,
+        integration: &Integration,
+        secrets: &SecretValues,
+    ) -> Result<Arc<dyn Provider>, String>;
+}
+
+/// The integration a route belongs to (none for the installation default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteIntegration {
+    pub id: String,
+    pub name: String,
+}
+
+/// One way to send, in failover order.
+#[derive(Clone)]
+pub struct Route {
+    pub integration: Option<RouteIntegration>,
+    /// The provider, or why it could not be built (the send fails over past it).
+    pub provider: Result<Arc<dyn Provider>, String>,
+    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+impl Route {
+    /// The provider's short name, as deliveries record it.
+    pub fn provider_name(&self) -> String {
+        match &self.provider {
+            Ok(provider) => provider.name().to_owned(),
+            Err(_) => "unavailable".to_owned(),
+        }
+    }
+
+    /// How the timeline names this route: `smtp via "primary"`, or just `smtp`.
+    pub fn label(&self) -> String {
+        match &self.integration {
+            Some(i) => format!("{} via integration \"{}\"", self.provider_name(), i.name),
+            None => self.provider_name(),
+        }
+    }
+
+    /// Waits for the route's rate limit, if it has one.
+    pub async fn until_ready(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+    }
+}
+
+struct Built {
+    revision: u64,
+    provider: Result<Arc<dyn Provider>, String>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+pub struct IntegrationRouter {
+    store: Arc<dyn IntegrationStore>,
+    vault: Arc<dyn SecretVault>,
+    factory: Arc<dyn ProviderFactory>,
+    defaults: Providers,
+    /// How long an app's integrations are read from memory before the store again.
+    set_ttl: Duration,
+    sets: Mutex<HashMap<String, (Instant, Arc<IntegrationSet>)>>,
+    built: Mutex<HashMap<String, Arc<Built>>>,
+}
+
+impl IntegrationRouter {
+    pub fn new(
+        store: Arc<dyn IntegrationStore>,
+        vault: Arc<dyn SecretVault>,
+        factory: Arc<dyn ProviderFactory>,
+        defaults: Providers,
+    ) -> Self {
+        Self {
+            store,
+            vault,
+            factory,
+            defaults,
+            set_ttl: Duration::ZERO,
+            sets: Mutex::default(),
+            built: Mutex::default(),
+        }
+    }
+
+    /// A router whose secrets are sealed under a key that lives only in this process
+    /// (for tests and tools that keep nothing across runs).
+    pub fn with_ephemeral_key(store: Arc<dyn IntegrationStore>, defaults: Providers) -> Self {
+        let factory = crate::channels::HostProviders::new(
+            defaults.log(),
+            Duration::from_secs(10),
+            crate::net::policy().clone(),
+        );
+        let vault = super::LocalVault::new(rand::random());
+        Self::new(store, Arc::new(vault), Arc::new(factory), defaults)
+    }
+
+    /// Keeps an app's integrations in memory this long (a Lambda instance cannot be
+    /// told of a change; the local server is, through `forget`).
+    pub fn with_set_ttl(mut self, ttl: Duration) -> Self {
+        self.set_ttl = ttl;
+        self
+    }
+
+    pub fn defaults(&self) -> &Providers {
+        &self.defaults
+    }
+
+    pub fn vault(&self) -> &Arc<dyn SecretVault> {
+        &self.vault
+    }
+
+    /// Drops what is cached of `app`'s integrations (after a change through the API).
+    pub fn forget(&self, app: &str) {
+        self.sets.lock().expect("integration cache").remove(app);
+    }
+
+    async fn set_of(&self, app: &str) -> StoreResult<Arc<IntegrationSet>> {
+        if !self.set_ttl.is_zero() {
+            let sets = self.sets.lock().expect("integration cache");
+            if let Some((read_at, set)) = sets.get(app) {
+                if read_at.elapsed() < self.set_ttl {
+                    return Ok(set.clone());
+                }
+            }
+        }
+        let set = Arc::new(self.store.integrations(app).await?);
+        if !self.set_ttl.is_zero() {
+            let mut sets = self.sets.lock().expect("integration cache");
+            sets.insert(app.to_owned(), (Instant::now(), set.clone()));
+        }
+        Ok(set)
+    }
+
+    /// The routes for a send of `app` on `channel`, in the order to try them.
+    pub async fn routes(&self, app: &str, channel: Channel) -> StoreResult<Vec<Route>> {
+        let set = self.set_of(app).await?;
+        let integrations = set.for_channel(channel);
+        if integrations.is_empty() {
+            let provider = self.defaults.for_channel(channel);
+            return Ok(vec![Route { integration: None, provider: Ok(provider), limiter: None }]);
+        }
+        let mut routes = Vec::with_capacity(integrations.len());
+        for integration in integrations {
+            routes.push(self.route(app, integration).await);
+        }
+        Ok(routes)
+    }
+
+    /// The route of one integration (also for a test send, enabled or not).
+    pub async fn route(&self, app: &str, integration: &Integration) -> Route {
+        let built = self.build(app, integration).await;
+        Route {
+            integration: Some(RouteIntegration {
+                id: integration.id.clone(),
+                name: integration.name.clone(),
+            }),
+            provider: built.provider.clone(),
+            limiter: built.limiter.clone(),
+        }
+    }
+
+    async fn build(&self, app: &str, integration: &Integration) -> Arc<Built> {
+        let key = format!("{app}\0{}", integration.id);
+        if let Some(built) = self.built.lock().expect("provider cache").get(&key) {
+            if built.revision == integration.revision {
+                return built.clone();
+            }
+        }
+        let (provider, cacheable) =
+            match self.vault.open(app, &integration.id, &integration.sealed).await {
+                Ok(secrets) => (self.factory.build(integration, &secrets), true),
+                // Unreadable stays unreadable until the record changes; an outage may not.
+                Err(e) => (Err(e.to_string()), matches!(e, super::VaultError::Unreadable(_))),
+            };
+        let per_second = integration
+            .rate_limit_per_second
+            .or_else(|| provider.as_ref().ok().and_then(|p| p.rate_limit_per_second()));
+        let limiter = per_second
+            .and_then(NonZeroU32::new)
+            .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+        let built = Arc::new(Built { revision: integration.revision, provider, limiter });
+        if cacheable {
+            self.built.lock().expect("provider cache").insert(key, built.clone());
+        }
+        built
+    }
+}
