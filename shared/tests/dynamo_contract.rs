@@ -213,3 +213,21 @@ async fn a_filtered_list_reads_a_bounded_number_of_items_and_says_where_to_go_on
     assert_eq!(found, [oldest.unwrap()]);
     assert!(calls >= 3, "twelve items at five a call take three calls: {calls}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn integrations_are_replaced_under_a_revision() {
+    let Some((store, _)) = backends().await else { return };
+    contract::integrations_are_replaced_under_a_revision(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_fail_over_from_a_suspended_integration() {
+    let Some((store, queue)) = backends().await else { return };
+    contract::sends_fail_over_between_integrations(Arc::new(store), queue.as_ref(), "broken").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_fail_over_when_retries_run_out() {
+    let Some((store, queue)) = backends().await else { return };
+    contract::sends_fail_over_between_integrations(Arc::new(store), queue.as_ref(), "flaky").await;
+}

@@ -43,6 +43,9 @@ contract_tests! {
     categories_are_per_app_and_listed_by_name => |b| contract::categories_are_per_app_and_listed_by_name(&b);
     cap_slots_count_each_delivery_once_up_to_the_limit => |b| contract::cap_slots_count_each_delivery_once_up_to_the_limit(&b);
     dispatch_honours_preferences => |b| contract::dispatch_honours_preferences(&b);
+    integrations_are_replaced_under_a_revision => |b| contract::integrations_are_replaced_under_a_revision(&b);
+    sends_fail_over_from_a_suspended_integration => |b| contract::sends_fail_over_between_integrations(Arc::new(b.clone()), &b, "broken");
+    sends_fail_over_when_retries_run_out => |b| contract::sends_fail_over_between_integrations(Arc::new(b.clone()), &b, "flaky");
 }
 
 #[tokio::test(flavor = "multi_thread")]

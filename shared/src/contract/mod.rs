@@ -776,3 +776,6 @@ pub async fn dispatch_honours_preferences(store: &dyn DispatchStores) {
         assert_eq!((user.locale.as_deref(), user.unsubscribable), (Some("de-AT"), true));
     }
 }
+
+mod integrations;
+pub use integrations::{integrations_are_replaced_under_a_revision, sends_fail_over_between_integrations};
