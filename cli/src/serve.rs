@@ -6,9 +6,9 @@ use herald_core::auth::{Scope, hash_key, key_from_secret, mint_key};
 use herald_core::channels::{
     HostProviders, LogProvider, Providers, SmtpProvider, WebhookProvider, WebhookSecret,
 };
-use herald_core::integrations::{IntegrationRouter, LocalVault};
 use herald_core::domain::Channel;
 use herald_core::http::{AppState, router};
+use herald_core::integrations::{IntegrationRouter, LocalVault};
 use herald_core::pipeline::intake::requeue_stranded;
 use herald_core::pipeline::personalize::Personalizer;
 use herald_core::ports::{Queue, Store, Stores};
@@ -56,7 +56,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let vault = LocalVault::from_env_or_file(settings.master_key.as_deref(), data_dir)
         .map_err(anyhow::Error::msg)
         .context("integration secrets")?;
-    let factory = HostProviders::new(providers.log(), settings.webhook_timeout, settings.networks.clone());
+    let factory =
+        HostProviders::new(providers.log(), settings.webhook_timeout, settings.networks.clone());
     let integrations = Arc::new(IntegrationRouter::new(
         stores.integrations.clone(),
         Arc::new(vault),

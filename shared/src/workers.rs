@@ -2,8 +2,8 @@
 //! run the dispatch or send stage on each. On shutdown they stop leasing and finish the
 //! jobs they hold; anything still leased comes back after its visibility timeout.
 
-use crate::integrations::IntegrationRouter;
 use crate::domain::{Channel, NotificationId};
+use crate::integrations::IntegrationRouter;
 use crate::pipeline::dispatch::{Directory, dispatch};
 use crate::pipeline::personalize::Personalizer;
 use crate::pipeline::retry::RetryPolicy;

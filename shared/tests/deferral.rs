@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, Duration as Age, SubsecRound, Utc};
 use herald_core::channels::{LogProvider, Providers};
-use herald_core::integrations::IntegrationRouter;
 use herald_core::contract;
 use herald_core::domain::{Delivery, DeliveryStatus, DeliveryUser, Priority};
+use herald_core::integrations::IntegrationRouter;
 use herald_core::pipeline::dispatch::Directory;
 use herald_core::pipeline::personalize::Personalizer;
 use herald_core::pipeline::plan::plan_deliveries;

@@ -1,7 +1,8 @@
 """A real SMTP server on loopback for Herald's tests (aiosmtpd).
 
 Writes each accepted message to DIR/<n>.eml. Recipients starting with "reject" get a
-permanent 550, those starting with "busy" a transient 451, so tests can check how
+permanent 550, those starting with "busy" a transient 451, and a sender starting with
+"suspended" gets 535 (RFC 4954: the credentials are refused), so tests can check how
 Herald classifies SMTP replies.
 
 usage: python3 smtp_sink.py PORT DIR
@@ -19,6 +20,12 @@ class Sink:
         self.folder = folder
         self.count = 0
         self.lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if address.split("@")[0].startswith("suspended"):
+            return "535 5.7.8 authentication credentials invalid"
+        envelope.mail_from = address
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0]

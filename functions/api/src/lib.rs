@@ -3,8 +3,8 @@
 
 use herald_core::aws::lambda::Backends;
 use herald_core::channels::{HostProviders, LogProvider, Providers};
-use herald_core::integrations::{IntegrationRouter, LocalVault};
 use herald_core::http::{AppState, Limits, router};
+use herald_core::integrations::{IntegrationRouter, LocalVault};
 use herald_core::ports::Stores;
 use herald_core::sqlite::SqliteBackend;
 use herald_core::templates::Renderer;
@@ -40,10 +40,8 @@ pub fn local_app(
         std::time::Duration::from_secs(10),
         herald_core::net::policy().clone(),
     );
-    let vault = LocalVault::from_env_or_file(
-        std::env::var("HERALD_MASTER_KEY").ok().as_deref(),
-        data_dir,
-    )?;
+    let vault =
+        LocalVault::from_env_or_file(std::env::var("HERALD_MASTER_KEY").ok().as_deref(), data_dir)?;
     let integrations = IntegrationRouter::new(
         stores.integrations.clone(),
         Arc::new(vault),

@@ -41,9 +41,15 @@ fn unavailable(e: impl std::error::Error) -> VaultError {
 
 #[async_trait]
 impl SecretVault for SsmVault {
-    async fn seal(&self, app: &str, id: &str, secrets: &SecretValues) -> Result<String, VaultError> {
+    async fn seal(
+        &self,
+        app: &str,
+        id: &str,
+        secrets: &SecretValues,
+    ) -> Result<String, VaultError> {
         let name = self.name(app, id);
-        let value = serde_json::to_string(secrets).map_err(|e| VaultError::Unavailable(e.to_string()))?;
+        let value =
+            serde_json::to_string(secrets).map_err(|e| VaultError::Unavailable(e.to_string()))?;
         let output = self
             .client
             .put_parameter()

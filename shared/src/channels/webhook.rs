@@ -139,7 +139,8 @@ impl Provider for WebhookProvider {
 /// A `Retry-After` in seconds (the HTTP-date form is rare from webhook receivers),
 /// capped at a day so a receiver cannot park a delivery for longer.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let seconds: u64 =
+        headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(seconds.min(86_400)))
 }
 

@@ -127,7 +127,8 @@ pub async fn sends_fail_over_between_integrations<B: SendStores>(
     let factory = ScriptedProviders { sent: sent.clone() };
     let defaults = Providers::new(Arc::new(LogProvider::default()));
     let router = IntegrationRouter::new(backend.clone(), vault, Arc::new(factory), defaults);
-    let links = Arc::new(crate::unsubscribe::UnsubscribeLinks::new("http://localhost", backend.clone()));
+    let links =
+        Arc::new(crate::unsubscribe::UnsubscribeLinks::new("http://localhost", backend.clone()));
     let renderer = Arc::new(crate::templates::Renderer::new());
     let personalizer = Personalizer::new(backend.clone(), renderer, links);
     let b = backend.as_ref();
@@ -150,7 +151,8 @@ pub async fn sends_fail_over_between_integrations<B: SendStores>(
 
     let mut outcomes = Vec::new();
     for _ in 0..10 {
-        let jobs = queue.lease(QueueName::Send(Channel::Webhook), 10, Duration::from_secs(30)).await;
+        let jobs =
+            queue.lease(QueueName::Send(Channel::Webhook), 10, Duration::from_secs(30)).await;
         for job in jobs.unwrap() {
             outcomes.push(send(&cx, &job).await.unwrap());
         }
@@ -164,7 +166,8 @@ pub async fn sends_fail_over_between_integrations<B: SendStores>(
     assert_eq!(delivery.status, DeliveryStatus::Sent);
     assert_eq!(delivery.integration.as_deref(), Some("int_3"));
     let timeline = b.timeline(&n.id).await.unwrap();
-    let event = |name: &str| timeline.iter().find(|e| e.event == name).and_then(|e| e.detail.clone());
+    let event =
+        |name: &str| timeline.iter().find(|e| e.event == name).and_then(|e| e.detail.clone());
     let failed = event("attempt_failed").unwrap();
     assert!(failed.contains(&format!("integration \"{first}\" failed")), "{failed}");
     assert!(event("failover").unwrap().contains("integration \"working\""));

@@ -778,4 +778,6 @@ pub async fn dispatch_honours_preferences(store: &dyn DispatchStores) {
 }
 
 mod integrations;
-pub use integrations::{integrations_are_replaced_under_a_revision, sends_fail_over_between_integrations};
+pub use integrations::{
+    integrations_are_replaced_under_a_revision, sends_fail_over_between_integrations,
+};

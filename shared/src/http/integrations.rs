@@ -126,7 +126,12 @@ impl ProviderResult {
 }
 
 fn vault_problem(error: VaultError) -> Problem {
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "secrets-unavailable", "Secrets unavailable", error.to_string())
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "secrets-unavailable",
+        "Secrets unavailable",
+        error.to_string(),
+    )
 }
 
 fn field_problem(error: FieldError) -> Problem {
@@ -156,7 +161,8 @@ fn spec_for(provider: &str, channel: Channel) -> Result<&'static ProviderSpec, P
 /// webhook URLs.
 fn check_host(config: &Map<String, Value>) -> Result<(), Problem> {
     if let Some(host) = config.get("host").and_then(Value::as_str) {
-        if !crate::net::permits_url(&format!("smtp://{host}/")) {
+        // Parsed as an http URL so that a literal address is read as one.
+        if !crate::net::permits_url(&format!("http://{host}/")) {
             return Err(Problem::field("config.host", crate::net::REFUSED));
         }
     }
@@ -212,7 +218,8 @@ pub async fn create(
     let name = check_name(&request.name)?;
     let spec = spec_for(&request.provider, request.channel)?;
     catalog::check_fields("config", spec.config, &request.config, false).map_err(field_problem)?;
-    catalog::check_fields("secrets", spec.secrets, &request.secrets, false).map_err(field_problem)?;
+    catalog::check_fields("secrets", spec.secrets, &request.secrets, false)
+        .map_err(field_problem)?;
     check_host(&request.config)?;
     let secrets = secret_values(&request.secrets)?;
     let app = caller.app_id().to_owned();
@@ -238,10 +245,16 @@ pub async fn create(
         let integration = integration.clone();
         async move {
             if items.iter().any(|i| i.name == integration.name) {
-                return Err(Problem::conflict("name-taken", "the app has an integration of that name"));
+                return Err(Problem::conflict(
+                    "name-taken",
+                    "the app has an integration of that name",
+                ));
             }
             if items.len() >= MAX_PER_APP {
-                return Err(Problem::field("name", format!("an app has at most {MAX_PER_APP} integrations")));
+                return Err(Problem::field(
+                    "name",
+                    format!("an app has at most {MAX_PER_APP} integrations"),
+                ));
             }
             items.push(integration.clone());
             Ok((items, integration))
@@ -263,7 +276,9 @@ pub async fn list(
 ) -> ApiResult<Json<IntegrationList>> {
     let set = state.integrations.integrations(caller.app_id()).await?;
     let mut data: Vec<IntegrationView> = set.items.iter().map(IntegrationView::from).collect();
-    data.sort_by(|a, b| (a.channel, a.priority, a.created_at).cmp(&(b.channel, b.priority, b.created_at)));
+    data.sort_by(|a, b| {
+        (a.channel, a.priority, a.created_at).cmp(&(b.channel, b.priority, b.created_at))
+    });
     Ok(Json(IntegrationList { data }))
 }
 
@@ -303,19 +318,25 @@ pub async fn update(
             };
             if let Some(name) = &name {
                 if items.iter().any(|i| &i.name == name && i.id != id) {
-                    return Err(Problem::conflict("name-taken", "the app has an integration of that name"));
+                    return Err(Problem::conflict(
+                        "name-taken",
+                        "the app has an integration of that name",
+                    ));
                 }
             }
             let mut integration = items[at].clone();
             let spec = spec_for(&integration.provider, integration.channel)?;
             if let Some(config) = &request.config {
-                catalog::check_fields("config", spec.config, config, false).map_err(field_problem)?;
+                catalog::check_fields("config", spec.config, config, false)
+                    .map_err(field_problem)?;
                 integration.config = config.clone();
             }
             if let Some(changes) = &request.secrets {
-                catalog::check_fields("secrets", spec.secrets, changes, true).map_err(field_problem)?;
+                catalog::check_fields("secrets", spec.secrets, changes, true)
+                    .map_err(field_problem)?;
                 let vault = state.router.vault();
-                let mut secrets = vault.open(&app, &id, &integration.sealed).await.map_err(vault_problem)?;
+                let mut secrets =
+                    vault.open(&app, &id, &integration.sealed).await.map_err(vault_problem)?;
                 for (field, value) in changes {
                     match value {
                         Value::String(text) => secrets.insert(field.clone(), text.clone()),
@@ -324,8 +345,10 @@ pub async fn update(
                 }
                 let merged: Map<String, Value> =
                     secrets.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-                catalog::check_fields("secrets", spec.secrets, &merged, false).map_err(field_problem)?;
-                integration.sealed = vault.seal(&app, &id, &secrets).await.map_err(vault_problem)?;
+                catalog::check_fields("secrets", spec.secrets, &merged, false)
+                    .map_err(field_problem)?;
+                integration.sealed =
+                    vault.seal(&app, &id, &secrets).await.map_err(vault_problem)?;
                 integration.secret_hints = hints(&secrets);
             }
             integration.name = name.unwrap_or(integration.name);
@@ -373,10 +396,16 @@ fn test_content(channel: Channel) -> Content {
     let text = "This is a test message from Herald.";
     match channel {
         Channel::Email => Content {
-            email: Some(EmailContent { subject: "Herald test".into(), text: Some(text.into()), html: None }),
+            email: Some(EmailContent {
+                subject: "Herald test".into(),
+                text: Some(text.into()),
+                html: None,
+            }),
             ..Default::default()
         },
-        Channel::Sms => Content { sms: Some(SmsContent { text: text.into() }), ..Default::default() },
+        Channel::Sms => {
+            Content { sms: Some(SmsContent { text: text.into() }), ..Default::default() }
+        }
         Channel::Webhook => Content {
             webhook: Some(serde_json::json!({"test": true, "text": text})),
             ..Default::default()

@@ -173,7 +173,9 @@ fn check_kind(kind: FieldKind, value: &Value) -> Result<(), String> {
             Err(format!("must be one of: {}", words.join(", ")))
         }
         Mailbox if !looks_like_mailbox(text) => Err("must be an email address".into()),
-        SigningSecret => crate::channels::WebhookSecret::parse(text).map(|_| ()).map_err(Into::into),
+        SigningSecret => {
+            crate::channels::WebhookSecret::parse(text).map(|_| ()).map_err(Into::into)
+        }
         _ => Ok(()),
     }
 }
@@ -207,13 +209,19 @@ mod tests {
     fn unknown_fields_and_wrong_kinds_are_refused() {
         let smtp = spec("smtp").unwrap();
         let config = object(json!({"host": "mx", "from": "a@b.example", "hots": 1}));
-        assert_eq!(check_fields("config", smtp.config, &config, false).unwrap_err().path, "config.hots");
+        assert_eq!(
+            check_fields("config", smtp.config, &config, false).unwrap_err().path,
+            "config.hots"
+        );
         let config = object(json!({"host": "mx", "from": "a@b.example", "port": 70000}));
         assert!(check_fields("config", smtp.config, &config, false).is_err());
         let config = object(json!({"host": "mx", "from": "Herald <a@b.example>", "tls": "tls"}));
         assert!(check_fields("config", smtp.config, &config, false).is_ok());
         let config = object(json!({"host": "mx", "from": "nobody"}));
-        assert_eq!(check_fields("config", smtp.config, &config, false).unwrap_err().path, "config.from");
+        assert_eq!(
+            check_fields("config", smtp.config, &config, false).unwrap_err().path,
+            "config.from"
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub enum VaultError {
 pub trait SecretVault: Send + Sync + 'static {
     /// Keeps `secrets` for integration `id` of `app`; returns what the integration
     /// record stores in their place.
-    async fn seal(&self, app: &str, id: &str, secrets: &SecretValues) -> Result<String, VaultError>;
+    async fn seal(&self, app: &str, id: &str, secrets: &SecretValues)
+    -> Result<String, VaultError>;
     async fn open(&self, app: &str, id: &str, sealed: &str) -> Result<SecretValues, VaultError>;
     /// Forgets the secrets of a deleted integration.
     async fn remove(&self, app: &str, id: &str) -> Result<(), VaultError>;
@@ -53,7 +54,9 @@ impl LocalVault {
     /// key file in `data_dir`, created with mode 0600 on first start.
     pub fn from_env_or_file(master_key: Option<&str>, data_dir: &Path) -> Result<Self, String> {
         if let Some(text) = master_key {
-            return Ok(Self::new(decode_key(text.trim()).map_err(|e| format!("HERALD_MASTER_KEY {e}"))?));
+            return Ok(Self::new(
+                decode_key(text.trim()).map_err(|e| format!("HERALD_MASTER_KEY {e}"))?,
+            ));
         }
         let path = data_dir.join(KEY_FILE);
         match std::fs::read_to_string(&path) {
@@ -99,8 +102,14 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 #[async_trait]
 impl SecretVault for LocalVault {
-    async fn seal(&self, app: &str, id: &str, secrets: &SecretValues) -> Result<String, VaultError> {
-        let plain = serde_json::to_vec(secrets).map_err(|e| VaultError::Unavailable(e.to_string()))?;
+    async fn seal(
+        &self,
+        app: &str,
+        id: &str,
+        secrets: &SecretValues,
+    ) -> Result<String, VaultError> {
+        let plain =
+            serde_json::to_vec(secrets).map_err(|e| VaultError::Unavailable(e.to_string()))?;
         let nonce: [u8; NONCE_BYTES] = rand::random();
         let aad = Self::associated_data(app, id);
         let sealed = self

@@ -36,7 +36,12 @@ pub fn send_job(id: &DeliveryId, channel: crate::domain::Channel, priority: Prio
 
 /// A send message after a failover: it names the integration the delivery moves to,
 /// and has its own dedup key (the message it replaces may still be in flight).
-pub fn failover_job(id: &DeliveryId, channel: crate::domain::Channel, priority: Priority, integration: &str) -> Job {
+pub fn failover_job(
+    id: &DeliveryId,
+    channel: crate::domain::Channel,
+    priority: Priority,
+    integration: &str,
+) -> Job {
     let payload = format!("{id}@{integration}");
     Job { dedup_key: Some(payload.clone()), payload, ..send_job(id, channel, priority) }
 }

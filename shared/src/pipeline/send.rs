@@ -2,14 +2,14 @@
 //! already settled is acknowledged without sending, so a queue redelivery never sends
 //! twice; transient failures are retried with backoff and dead-lettered at the end.
 
-use super::{delivery_job, failover_job, parse_send_payload};
 use super::dispatch::{Directory, next_fallback};
 use super::personalize::{PersonalizeError, Personalizer};
 use super::plan::reason_to_hold_back;
 use super::retry::RetryPolicy;
+use super::{delivery_job, failover_job, parse_send_payload};
 use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
-use crate::integrations::{IntegrationRouter, Route};
 use crate::domain::{Delivery, DeliveryStatus, Notification, NotificationStatus};
+use crate::integrations::{IntegrationRouter, Route};
 use crate::ports::{DeliveryOutcome, LeasedJob, Queue, Store, StoreError};
 use chrono::Utc;
 
@@ -166,7 +166,8 @@ async fn attempt(
         if retries_left {
             tracing::debug!(delivery = %delivery.id, attempts = job.attempts, %message, "will retry");
             cx.store.record_attempt(&delivery.id, job.attempts, message).await?;
-            let delay = retry_after.unwrap_or_else(|| cx.retry.delay_after(delivery.channel, job.attempts));
+            let delay =
+                retry_after.unwrap_or_else(|| cx.retry.delay_after(delivery.channel, job.attempts));
             cx.queue.retry(job, delay, message).await?;
             return Ok(SendOutcome::Retrying);
         }

@@ -14,14 +14,18 @@ impl IntegrationStore for SqliteBackend {
         let row: Option<(u64, String)> = self
             .read(move |conn| {
                 Ok(conn
-                    .prepare_cached("SELECT revision, body FROM integration_sets WHERE app_id = ?1")?
+                    .prepare_cached(
+                        "SELECT revision, body FROM integration_sets WHERE app_id = ?1",
+                    )?
                     .query_row([app_id], |row| Ok((row.get(0)?, row.get(1)?)))
                     .optional()?)
             })
             .await?;
         match row {
             None => Ok(IntegrationSet::default()),
-            Some((revision, body)) => Ok(IntegrationSet { items: serde_json::from_str(&body)?, revision }),
+            Some((revision, body)) => {
+                Ok(IntegrationSet { items: serde_json::from_str(&body)?, revision })
+            }
         }
     }
 

@@ -988,11 +988,8 @@ impl Store for DynamoStore {
             e.value(s(format_time(Utc::now()))),
             append_event(&mut e, Some(id), "failover", Some(detail))
         );
-        let condition = format!(
-            "{} = {}",
-            e.name("status"),
-            e.value(s(DeliveryStatus::Queued.as_str()))
-        );
+        let condition =
+            format!("{} = {}", e.name("status"), e.value(s(DeliveryStatus::Queued.as_str())));
         match self.commit(vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?]).await
         {
             Ok(()) => Ok(true),

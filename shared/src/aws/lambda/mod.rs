@@ -15,8 +15,8 @@ use crate::channels::{
     HostProviders, LogProvider, Providers, SesProvider, SnsSmsProvider, WebhookProvider,
     WebhookSecret,
 };
-use crate::integrations::IntegrationRouter;
 use crate::domain::Channel;
+use crate::integrations::IntegrationRouter;
 use crate::pipeline::personalize::Personalizer;
 use crate::pipeline::retry::RetryPolicy;
 use crate::ports::Store;
@@ -105,8 +105,13 @@ impl Backends {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(30);
             Arc::new(
-                IntegrationRouter::new(store.clone(), Arc::new(vault), Arc::new(factory), providers)
-                    .with_set_ttl(Duration::from_secs(cache)),
+                IntegrationRouter::new(
+                    store.clone(),
+                    Arc::new(vault),
+                    Arc::new(factory),
+                    providers,
+                )
+                .with_set_ttl(Duration::from_secs(cache)),
             )
         };
         if optional("HERALD_PROVIDERS").as_deref() == Some("none") {
