@@ -172,13 +172,21 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
         finish_batch(&sqs, &queue, &batch, &response).await;
     }
 
-    // send: the first run "crashes" before Lambda deletes the message (a visibility of
-    // one second, no delete); SQS redelivers it and the second run must send nothing.
+    // send: the first run "crashes" before Lambda deletes the message; its visibility
+    // timeout then runs out (set to zero here rather than waited for), SQS redelivers
+    // it, and the second run must send nothing.
     let email_queue = format!("{prefix}-send-email");
-    let first = receive_batch(&sqs, &email_queue, 1).await;
+    let first = receive_batch(&sqs, &email_queue, 30).await;
     assert_eq!(first.records.len(), 1);
+    let handle = first.records[0].receipt_handle.clone().unwrap();
     assert!(handle_send_batch(&backends, first).await.batch_item_failures.is_empty());
-    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    sqs.change_message_visibility()
+        .queue_url(queue_url(&email_queue))
+        .receipt_handle(handle)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
     let redelivered = receive_batch(&sqs, &email_queue, 30).await;
     assert_eq!(redelivered.records.len(), 1, "SQS redelivers the unacknowledged message");
     assert_eq!(redelivered.records[0].attributes["ApproximateReceiveCount"], "2");

@@ -71,10 +71,10 @@ impl SecretVault for SsmVault {
             .and_then(|rest| rest.strip_prefix('#'))
             .and_then(|v| v.parse::<i64>().ok())
             .ok_or_else(|| VaultError::Unreadable("not a parameter of this stack".into()))?;
-        if let Some((read_at, values)) = self.cache.lock().expect("secret cache").get(sealed) {
-            if read_at.elapsed() < self.ttl {
-                return Ok(values.clone());
-            }
+        if let Some((read_at, values)) = self.cache.lock().expect("secret cache").get(sealed)
+            && read_at.elapsed() < self.ttl
+        {
+            return Ok(values.clone());
         }
         let output = self
             .client

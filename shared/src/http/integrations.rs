@@ -316,13 +316,13 @@ pub async fn update(
             let Some(at) = items.iter().position(|i| i.id == id) else {
                 return Err(Problem::not_found("integration"));
             };
-            if let Some(name) = &name {
-                if items.iter().any(|i| &i.name == name && i.id != id) {
-                    return Err(Problem::conflict(
-                        "name-taken",
-                        "the app has an integration of that name",
-                    ));
-                }
+            if let Some(name) = &name
+                && items.iter().any(|i| &i.name == name && i.id != id)
+            {
+                return Err(Problem::conflict(
+                    "name-taken",
+                    "the app has an integration of that name",
+                ));
             }
             let mut integration = items[at].clone();
             let spec = spec_for(&integration.provider, integration.channel)?;

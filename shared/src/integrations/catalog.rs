@@ -173,9 +173,7 @@ fn check_kind(kind: FieldKind, value: &Value) -> Result<(), String> {
             Err(format!("must be one of: {}", words.join(", ")))
         }
         Mailbox if !looks_like_mailbox(text) => Err("must be an email address".into()),
-        SigningSecret => {
-            crate::channels::WebhookSecret::parse(text).map(|_| ()).map_err(Into::into)
-        }
+        SigningSecret => crate::channels::WebhookSecret::parse(text).map(|_| ()),
         _ => Ok(()),
     }
 }

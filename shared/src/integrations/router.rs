@@ -136,10 +136,10 @@ impl IntegrationRouter {
     async fn set_of(&self, app: &str) -> StoreResult<Arc<IntegrationSet>> {
         if !self.set_ttl.is_zero() {
             let sets = self.sets.lock().expect("integration cache");
-            if let Some((read_at, set)) = sets.get(app) {
-                if read_at.elapsed() < self.set_ttl {
-                    return Ok(set.clone());
-                }
+            if let Some((read_at, set)) = sets.get(app)
+                && read_at.elapsed() < self.set_ttl
+            {
+                return Ok(set.clone());
             }
         }
         let set = Arc::new(self.store.integrations(app).await?);
@@ -180,10 +180,10 @@ impl IntegrationRouter {
 
     async fn build(&self, app: &str, integration: &Integration) -> Arc<Built> {
         let key = format!("{app}\0{}", integration.id);
-        if let Some(built) = self.built.lock().expect("provider cache").get(&key) {
-            if built.revision == integration.revision {
-                return built.clone();
-            }
+        if let Some(built) = self.built.lock().expect("provider cache").get(&key)
+            && built.revision == integration.revision
+        {
+            return built.clone();
         }
         let (provider, cacheable) =
             match self.vault.open(app, &integration.id, &integration.sealed).await {

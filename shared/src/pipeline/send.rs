@@ -162,25 +162,25 @@ async fn attempt(
         Err(error) => error,
     };
     let retries_left = !cx.retry.gives_up_after(job.attempts);
-    if let ProviderError::Transient { message, retry_after } = &error {
-        if retries_left {
-            tracing::debug!(delivery = %delivery.id, attempts = job.attempts, %message, "will retry");
-            cx.store.record_attempt(&delivery.id, job.attempts, message).await?;
-            let delay =
-                retry_after.unwrap_or_else(|| cx.retry.delay_after(delivery.channel, job.attempts));
-            cx.queue.retry(job, delay, message).await?;
-            return Ok(SendOutcome::Retrying);
-        }
+    if let ProviderError::Transient { message, retry_after } = &error
+        && retries_left
+    {
+        tracing::debug!(delivery = %delivery.id, attempts = job.attempts, %message, "will retry");
+        cx.store.record_attempt(&delivery.id, job.attempts, message).await?;
+        let delay =
+            retry_after.unwrap_or_else(|| cx.retry.delay_after(delivery.channel, job.attempts));
+        cx.queue.retry(job, delay, message).await?;
+        return Ok(SendOutcome::Retrying);
     }
     let exhausted = matches!(error, ProviderError::Transient { .. });
-    if exhausted || error.fails_over() {
-        if let Some(next) = routes.get(position + 1).and_then(|r| r.integration.as_ref()) {
-            let reason = format!("{} failed: {error}", route.label());
-            cx.store.record_attempt(&delivery.id, job.attempts, &reason).await?;
-            let job = failover_job(&delivery.id, delivery.channel, notification.priority, &next.id);
-            cx.queue.enqueue(vec![job]).await?;
-            return Ok(SendOutcome::FailedOver);
-        }
+    if (exhausted || error.fails_over())
+        && let Some(next) = routes.get(position + 1).and_then(|r| r.integration.as_ref())
+    {
+        let reason = format!("{} failed: {error}", route.label());
+        cx.store.record_attempt(&delivery.id, job.attempts, &reason).await?;
+        let job = failover_job(&delivery.id, delivery.channel, notification.priority, &next.id);
+        cx.queue.enqueue(vec![job]).await?;
+        return Ok(SendOutcome::FailedOver);
     }
     let reason = if exhausted {
         format!("gave up after {} attempts: {error}", job.attempts)

@@ -119,23 +119,21 @@ impl Backends {
             let router = router(Providers::new(log));
             return Ok(Self { store, queue, router, retry, personalizer, config });
         }
-        let secret = webhook_secret(&config, store.as_ref()).await?;
-        let mut providers = Providers::new(log)
-            .with(
-                Channel::Webhook,
-                Arc::new(WebhookProvider::new(
-                    secret,
-                    Duration::from_secs(10),
-                    crate::net::policy().clone(),
-                )),
-            )
-            .with(
-                Channel::Sms,
-                Arc::new(SnsSmsProvider::new(
-                    aws_sdk_sns::Client::new(&config),
-                    optional("HERALD_SMS_SENDER_ID"),
-                )),
-            );
+        // The signing secret is read at the first webhook send, not at init: a cold
+        // start of send-email or send-sms never needs it, and send-webhook's first
+        // invocation pays for it once.
+        let webhooks = LazyWebhooks {
+            config: config.clone(),
+            store: store.clone(),
+            provider: tokio::sync::OnceCell::new(),
+        };
+        let mut providers = Providers::new(log).with(Channel::Webhook, Arc::new(webhooks)).with(
+            Channel::Sms,
+            Arc::new(SnsSmsProvider::new(
+                aws_sdk_sns::Client::new(&config),
+                optional("HERALD_SMS_SENDER_ID"),
+            )),
+        );
         if let Some(from) = optional("HERALD_EMAIL_FROM") {
             let ses = SesProvider::new(
                 aws_sdk_sesv2::Client::new(&config),
@@ -192,6 +190,37 @@ async fn secure_parameter(config: &aws_config::SdkConfig, name: &str) -> Result<
         .parameter
         .and_then(|p| p.value)
         .ok_or_else(|| format!("SSM parameter {name} has no value"))
+}
+
+/// The installation's webhook provider, built when the first webhook is sent.
+struct LazyWebhooks {
+    config: aws_config::SdkConfig,
+    store: Arc<DynamoStore>,
+    provider: tokio::sync::OnceCell<WebhookProvider>,
+}
+
+#[async_trait::async_trait]
+impl crate::channels::Provider for LazyWebhooks {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn send(
+        &self,
+        message: &crate::channels::OutboundMessage,
+    ) -> Result<crate::channels::Receipt, crate::channels::ProviderError> {
+        let provider = self
+            .provider
+            .get_or_try_init(|| async {
+                let secret = webhook_secret(&self.config, self.store.as_ref()).await?;
+                let policy = crate::net::policy().clone();
+                Ok::<_, String>(WebhookProvider::new(secret, Duration::from_secs(10), policy))
+            })
+            .await
+            // Not fatal for good: the next attempt reads the parameter again.
+            .map_err(crate::channels::ProviderError::transient)?;
+        crate::channels::Provider::send(provider, message).await
+    }
 }
 
 /// The webhook signing secret: from an SSM SecureString parameter when one is named
