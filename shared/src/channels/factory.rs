@@ -5,6 +5,7 @@
 use super::{LogProvider, Provider, WebhookProvider, WebhookSecret};
 use crate::integrations::{Integration, ProviderFactory, SecretValues};
 use crate::net::NetworkPolicy;
+#[cfg(any(feature = "smtp", feature = "aws"))]
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ impl HostProviders {
     }
 }
 
+#[cfg(any(feature = "smtp", feature = "aws"))]
 fn text<'a>(config: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     config.get(name).and_then(Value::as_str)
 }
@@ -44,6 +46,7 @@ impl ProviderFactory for HostProviders {
         integration: &Integration,
         secrets: &SecretValues,
     ) -> Result<Arc<dyn Provider>, String> {
+        #[cfg(any(feature = "smtp", feature = "aws"))]
         let config = &integration.config;
         match integration.provider.as_str() {
             "log" => Ok(self.log.clone()),
