@@ -33,6 +33,7 @@ pub struct CreateIntegration {
     #[schema(example = "smtp")]
     pub provider: String,
     /// Unique within the app.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -59,6 +60,7 @@ fn enabled() -> bool {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegration {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub config: Option<Map<String, Value>>,

@@ -204,3 +204,99 @@ impl IntegrationRouter {
         built
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::LogProvider;
+    use crate::integrations::{LocalVault, SecretVault};
+    use async_trait::async_trait;
+    use chrono::Utc;
+
+    /// An app whose integrations are given up front (the store is not under test).
+    struct Fixed(IntegrationSet);
+
+    #[async_trait]
+    impl IntegrationStore for Fixed {
+        async fn integrations(&self, _app: &str) -> StoreResult<IntegrationSet> {
+            Ok(self.0.clone())
+        }
+        async fn replace_integrations(
+            &self,
+            _: &str,
+            _: &[Integration],
+            _: u64,
+        ) -> StoreResult<bool> {
+            Ok(false)
+        }
+    }
+
+    async fn integration(
+        vault: &LocalVault,
+        id: &str,
+        priority: i32,
+        enabled: bool,
+        limit: Option<u32>,
+    ) -> Integration {
+        Integration {
+            id: id.into(),
+            channel: Channel::Email,
+            provider: "log".into(),
+            name: id.into(),
+            config: Default::default(),
+            enabled,
+            priority,
+            rate_limit_per_second: limit,
+            secret_hints: Default::default(),
+            sealed: vault.seal("app", id, &SecretValues::new()).await.unwrap(),
+            revision: 1,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    async fn router(items: Vec<Integration>, vault: LocalVault) -> IntegrationRouter {
+        let defaults = Providers::new(Arc::new(LogProvider::default()));
+        let factory = crate::channels::HostProviders::new(
+            defaults.log(),
+            Duration::from_secs(1),
+            crate::net::policy().clone(),
+        );
+        let store = Arc::new(Fixed(IntegrationSet { items, revision: 1 }));
+        IntegrationRouter::new(store, Arc::new(vault), Arc::new(factory), defaults)
+    }
+
+    #[tokio::test]
+    async fn routes_follow_priority_skip_disabled_and_fall_back_to_the_default() {
+        let vault = LocalVault::new([1; 32]);
+        let items = vec![
+            integration(&vault, "int_b", 2, true, None).await,
+            integration(&vault, "int_off", 0, false, None).await,
+            integration(&vault, "int_a", 1, true, Some(1)).await,
+        ];
+        let router = router(items, vault).await;
+        let routes = router.routes("app", Channel::Email).await.unwrap();
+        let ids: Vec<&str> =
+            routes.iter().map(|r| r.integration.as_ref().unwrap().id.as_str()).collect();
+        assert_eq!(ids, ["int_a", "int_b"]);
+        // One send a second through int_a: the second is refused until a second passes.
+        let limiter = routes[0].limiter.as_ref().expect("int_a is limited");
+        assert!(limiter.check().is_ok());
+        assert!(limiter.check().is_err());
+        assert!(routes[1].limiter.is_none());
+        // No integration on SMS: the installation's default provider.
+        let sms = router.routes("app", Channel::Sms).await.unwrap();
+        assert!(sms.len() == 1 && sms[0].integration.is_none());
+    }
+
+    #[tokio::test]
+    async fn secrets_that_do_not_open_make_the_route_unavailable() {
+        let vault = LocalVault::new([1; 32]);
+        let mut broken = integration(&vault, "int_x", 0, true, None).await;
+        broken.sealed = "aes256gcm:AAAA".into();
+        let router = router(vec![broken], LocalVault::new([2; 32])).await;
+        let routes = router.routes("app", Channel::Email).await.unwrap();
+        let why = routes[0].provider.as_ref().err().expect("unavailable");
+        assert!(why.contains("cannot be opened"), "{why}");
+    }
+}
