@@ -109,6 +109,10 @@ pub struct ProviderResult {
 }
 
 impl ProviderResult {
+    fn succeeded(provider: String, provider_message_id: Option<String>) -> Self {
+        Self { ok: true, provider, provider_message_id, error_class: None, error: None }
+    }
+
     fn failed(provider: String, error: &ProviderError) -> Self {
         let class = match error {
             ProviderError::Transient { .. } => "transient",
@@ -462,13 +466,9 @@ pub async fn test(
         metadata: None,
     };
     Ok(Json(match provider.send(&message).await {
-        Ok(receipt) => ProviderResult {
-            ok: true,
-            provider: route.provider_name(),
-            provider_message_id: receipt.provider_message_id,
-            error_class: None,
-            error: None,
-        },
+        Ok(receipt) => {
+            ProviderResult::succeeded(route.provider_name(), receipt.provider_message_id)
+        }
         Err(error) => ProviderResult::failed(route.provider_name(), &error),
     }))
 }
@@ -491,13 +491,7 @@ pub async fn check(
         Err(why) => Err(ProviderError::Unavailable(why.clone())),
     };
     Ok(Json(match result {
-        Ok(()) => ProviderResult {
-            ok: true,
-            provider: route.provider_name(),
-            provider_message_id: None,
-            error_class: None,
-            error: None,
-        },
+        Ok(()) => ProviderResult::succeeded(route.provider_name(), None),
         Err(error) => ProviderResult::failed(route.provider_name(), &error),
     }))
 }

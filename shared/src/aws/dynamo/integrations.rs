@@ -2,13 +2,13 @@
 //! integrations as JSON, replaced with a condition on its revision. A send reads it
 //! with one GetItem; the secrets inside are only references to SSM parameters.
 
+use super::DynamoStore;
 use super::expr::{Expr, n, s};
 use super::items::{Item, PK, number, text};
-use super::{DynamoStore, sdk_error};
+use super::store::TxError;
 use crate::integrations::{Integration, IntegrationSet};
 use crate::ports::{IntegrationStore, StoreResult};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 
 fn set_pk(app: &str) -> String {
     format!("INTEGRATIONS#{app}")
@@ -40,25 +40,10 @@ impl IntegrationStore for DynamoStore {
             let expected = n(i64::try_from(expected).unwrap_or(i64::MAX));
             format!("{} = {}", e.name("revision"), e.value(expected))
         };
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error(e)),
+        match self.commit(vec![self.put(item, Some((&condition, e)))?]).await {
+            Ok(()) => Ok(true),
+            Err(TxError::ConditionFailed(_)) => Ok(false),
+            Err(TxError::Store(e)) => Err(e),
         }
     }
 }
