@@ -264,9 +264,28 @@ pub struct LeasedJob {
     pub lease_token: String,
 }
 
+/// The producer side of a queue: what intake and the transactional outbox need.
 #[async_trait]
-pub trait Queue: Send + Sync + 'static {
+pub trait QueueProducer: Send + Sync + 'static {
     async fn enqueue(&self, jobs: Vec<Job>) -> StoreResult<()>;
+}
+
+/// Settles a job a stage holds, however the host got it (a worker's lease, a message
+/// of a Lambda batch).
+#[async_trait]
+pub trait HeldJobs: Send + Sync + 'static {
+    /// Done with the job: it will not come back.
+    async fn ack(&self, jobs: &[LeasedJob]) -> StoreResult<()>;
+    /// Makes the job visible again after `delay`.
+    async fn retry(&self, job: &LeasedJob, delay: Duration, error: &str) -> StoreResult<()>;
+    /// Moves the job to the dead-letter store.
+    async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()>;
+}
+
+/// The consumer side a long-running host's worker loops need (on Lambda, the event
+/// source mapping consumes instead).
+#[async_trait]
+pub trait QueueConsumer: Send + Sync + 'static {
     /// Leases up to `max` visible jobs, highest priority first. A leased job becomes
     /// visible again after `visibility` unless acknowledged: that is how work held by a
     /// crashed worker comes back.
@@ -276,17 +295,25 @@ pub trait Queue: Send + Sync + 'static {
         max: usize,
         visibility: Duration,
     ) -> StoreResult<Vec<LeasedJob>>;
-    async fn ack(&self, jobs: &[LeasedJob]) -> StoreResult<()>;
-    /// Makes the job visible again after `delay`.
-    async fn retry(&self, job: &LeasedJob, delay: Duration, error: &str) -> StoreResult<()>;
-    /// Moves the job to the dead-letter store.
-    async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()>;
     /// Returns when work may have arrived on `queue`, or after `timeout`.
     async fn wait_for_work(&self, queue: QueueName, timeout: Duration);
+}
+
+/// What an operator reads of the queues.
+#[async_trait]
+pub trait QueueStats: Send + Sync + 'static {
     async fn depth(&self, queue: QueueName) -> StoreResult<u64>;
     /// The most recent dead letters of every queue, newest first.
     async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>>;
 }
+
+/// What a pipeline stage needs of its queue: add jobs, settle the one it holds.
+pub trait StageQueue: QueueProducer + HeldJobs {}
+impl<T: QueueProducer + HeldJobs + ?Sized> StageQueue for T {}
+
+/// A whole queue backend (SQLite, SQS), as the local host and the tests use it.
+pub trait Queue: StageQueue + QueueConsumer + QueueStats {}
+impl<T: StageQueue + QueueConsumer + QueueStats + ?Sized> Queue for T {}
 
 /// A job that failed for good, kept for an operator to look at.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]

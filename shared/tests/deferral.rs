@@ -13,7 +13,9 @@ use herald_core::pipeline::personalize::Personalizer;
 use herald_core::pipeline::plan::plan_deliveries;
 use herald_core::pipeline::send::{SendContext, SendOutcome, send};
 use herald_core::pipeline::send_job;
-use herald_core::ports::{LeasedJob, PreferenceStore, Queue, QueueName, Store, Stores, UserStore};
+use herald_core::ports::{
+    LeasedJob, PreferenceStore, QueueConsumer, QueueName, Store, Stores, UserStore,
+};
 use herald_core::sqlite::SqliteBackend;
 use herald_core::templates::Renderer;
 use herald_core::unsubscribe::UnsubscribeLinks;

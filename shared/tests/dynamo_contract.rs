@@ -108,7 +108,7 @@ async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
     use herald_core::pipeline::dispatch::{Directory, DispatchOutcome, dispatch};
     use herald_core::pipeline::plan::plan_deliveries;
     use herald_core::pipeline::send_job;
-    use herald_core::ports::{Queue, QueueName, Store};
+    use herald_core::ports::{HeldJobs, QueueConsumer, QueueName, QueueStats, Store};
     use std::time::Duration;
 
     let Some(config) = contract::emulator_config().await else { return };
@@ -151,7 +151,7 @@ async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
 async fn a_redelivered_dispatch_keeps_what_the_interrupted_run_wrote() {
     use herald_core::domain::{Channel, DeliveryStatus, NotificationStatus, Priority};
     use herald_core::pipeline::plan::plan_deliveries;
-    use herald_core::ports::{DeliveryOutcome, Queue, QueueName, Store};
+    use herald_core::ports::{DeliveryOutcome, QueueConsumer, QueueName, Store};
     use std::time::Duration;
 
     let Some((store, queue)) = backends().await else { return };

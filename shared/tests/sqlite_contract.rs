@@ -3,7 +3,7 @@
 #![cfg(feature = "sqlite")]
 
 use herald_core::contract;
-use herald_core::ports::{Queue, QueueName, Store};
+use herald_core::ports::{QueueConsumer, QueueName, QueueProducer, QueueStats, Store};
 use herald_core::sqlite::SqliteBackend;
 use std::sync::Arc;
 use std::time::Duration;

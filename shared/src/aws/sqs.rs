@@ -4,7 +4,10 @@
 //! receipt handle is the lease token: only the latest one deletes a message.
 
 use crate::domain::{Channel, Priority};
-use crate::ports::{DeadLetter, Job, LeasedJob, Queue, QueueName, StoreError, StoreResult};
+use crate::ports::{
+    DeadLetter, HeldJobs, Job, LeasedJob, QueueConsumer, QueueName, QueueProducer, QueueStats,
+    StoreError, StoreResult,
+};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
@@ -231,7 +234,7 @@ fn seconds(d: Duration) -> i32 {
 }
 
 #[async_trait]
-impl Queue for SqsQueue {
+impl QueueProducer for SqsQueue {
     async fn enqueue(&self, jobs: Vec<Job>) -> StoreResult<()> {
         let mut by_url: HashMap<&str, Vec<&Job>> = HashMap::new();
         for job in &jobs {
@@ -243,69 +246,10 @@ impl Queue for SqsQueue {
         }
         Ok(())
     }
+}
 
-    async fn lease(
-        &self,
-        queue: QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> StoreResult<Vec<LeasedJob>> {
-        let mut leased = Vec::new();
-        // Drain each lane before the next, so a lower lane is only served when every
-        // higher one came back short.
-        for lane in Lane::for_lease(queue) {
-            loop {
-                let wanted = max.saturating_sub(leased.len()).min(BATCH);
-                if wanted == 0 {
-                    return Ok(leased);
-                }
-                let received = self
-                    .client
-                    .receive_message()
-                    .queue_url(&self.urls(lane)?.queue)
-                    .max_number_of_messages(wanted as i32)
-                    .visibility_timeout(seconds(visibility))
-                    .wait_time_seconds(0)
-                    .message_system_attribute_names(
-                        MessageSystemAttributeName::ApproximateReceiveCount,
-                    )
-                    .message_attribute_names("priority")
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                let messages = received.messages.unwrap_or_default();
-                let lane_has_more = messages.len() == wanted;
-                for message in messages {
-                    let attempts = message
-                        .attributes
-                        .as_ref()
-                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(1);
-                    let priority = message
-                        .message_attributes
-                        .as_ref()
-                        .and_then(|a| a.get("priority"))
-                        .and_then(|v| v.string_value.as_deref())
-                        .and_then(|p| p.parse().ok())
-                        .unwrap_or(lane.priority.unwrap_or_default());
-                    leased.push(LeasedJob {
-                        id: 0,
-                        queue,
-                        priority,
-                        payload: message.body.unwrap_or_default(),
-                        attempts,
-                        lease_token: message.receipt_handle.unwrap_or_default(),
-                    });
-                }
-                if !lane_has_more {
-                    break;
-                }
-            }
-        }
-        Ok(leased)
-    }
-
+#[async_trait]
+impl HeldJobs for SqsQueue {
     async fn ack(&self, jobs: &[LeasedJob]) -> StoreResult<()> {
         let mut by_url: HashMap<&str, Vec<&LeasedJob>> = HashMap::new();
         for job in jobs {
@@ -369,12 +313,80 @@ impl Queue for SqsQueue {
             .map_err(sdk_error)?;
         self.ack(std::slice::from_ref(job)).await
     }
+}
+
+#[async_trait]
+impl QueueConsumer for SqsQueue {
+    async fn lease(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> StoreResult<Vec<LeasedJob>> {
+        let mut leased = Vec::new();
+        // Drain each lane before the next, so a lower lane is only served when every
+        // higher one came back short.
+        for lane in Lane::for_lease(queue) {
+            loop {
+                let wanted = max.saturating_sub(leased.len()).min(BATCH);
+                if wanted == 0 {
+                    return Ok(leased);
+                }
+                let received = self
+                    .client
+                    .receive_message()
+                    .queue_url(&self.urls(lane)?.queue)
+                    .max_number_of_messages(wanted as i32)
+                    .visibility_timeout(seconds(visibility))
+                    .wait_time_seconds(0)
+                    .message_system_attribute_names(
+                        MessageSystemAttributeName::ApproximateReceiveCount,
+                    )
+                    .message_attribute_names("priority")
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                let messages = received.messages.unwrap_or_default();
+                let lane_has_more = messages.len() == wanted;
+                for message in messages {
+                    let attempts = message
+                        .attributes
+                        .as_ref()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1);
+                    let priority = message
+                        .message_attributes
+                        .as_ref()
+                        .and_then(|a| a.get("priority"))
+                        .and_then(|v| v.string_value.as_deref())
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(lane.priority.unwrap_or_default());
+                    leased.push(LeasedJob {
+                        id: 0,
+                        queue,
+                        priority,
+                        payload: message.body.unwrap_or_default(),
+                        attempts,
+                        lease_token: message.receipt_handle.unwrap_or_default(),
+                    });
+                }
+                if !lane_has_more {
+                    break;
+                }
+            }
+        }
+        Ok(leased)
+    }
 
     async fn wait_for_work(&self, _queue: QueueName, timeout: Duration) {
         // Lambda's event source mapping does the waiting on AWS; a poller just pauses.
         tokio::time::sleep(timeout.min(Duration::from_secs(1))).await;
     }
+}
 
+#[async_trait]
+impl QueueStats for SqsQueue {
     async fn depth(&self, queue: QueueName) -> StoreResult<u64> {
         let mut total = 0;
         for lane in Lane::for_lease(queue) {

@@ -2,7 +2,7 @@
 
 use super::dispatch_job;
 use crate::domain::{Notification, NotificationId, NotificationStatus};
-use crate::ports::{AcceptOutcome, IdempotencyClaim, Queue, Store, StoreError};
+use crate::ports::{AcceptOutcome, IdempotencyClaim, QueueProducer, Store, StoreError};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ pub async fn accept(
 /// idempotent, so queueing one that was not stranded is harmless.
 pub async fn requeue_stranded(
     store: &dyn Store,
-    queue: &dyn Queue,
+    queue: &dyn QueueProducer,
     before: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     const PAGE: usize = 500;

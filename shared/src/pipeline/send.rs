@@ -10,7 +10,7 @@ use super::{delivery_job, failover_job, parse_send_payload};
 use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
 use crate::domain::{Delivery, DeliveryStatus, Notification, NotificationStatus};
 use crate::integrations::{IntegrationRouter, Route};
-use crate::ports::{DeliveryOutcome, LeasedJob, Queue, Store, StoreError};
+use crate::ports::{DeliveryOutcome, LeasedJob, StageQueue, Store, StoreError};
 use chrono::Utc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub enum SendOutcome {
 
 pub struct SendContext<'a> {
     pub store: &'a dyn Store,
-    pub queue: &'a dyn Queue,
+    pub queue: &'a dyn StageQueue,
     /// The app's integrations (or the installation default) for each channel.
     pub router: &'a IntegrationRouter,
     pub personalizer: &'a Personalizer,

@@ -3,7 +3,10 @@
 
 use super::SqliteBackend;
 use crate::domain::Priority;
-use crate::ports::{DeadLetter, Job, LeasedJob, Queue, QueueName, StoreResult};
+use crate::ports::{
+    DeadLetter, HeldJobs, Job, LeasedJob, QueueConsumer, QueueName, QueueProducer, QueueStats,
+    StoreResult,
+};
 use async_trait::async_trait;
 use rand::RngCore;
 use rusqlite::{Connection, params};
@@ -56,7 +59,7 @@ impl SqliteBackend {
 }
 
 #[async_trait]
-impl Queue for SqliteBackend {
+impl QueueProducer for SqliteBackend {
     async fn enqueue(&self, jobs: Vec<Job>) -> StoreResult<()> {
         if jobs.is_empty() {
             return Ok(());
@@ -66,51 +69,10 @@ impl Queue for SqliteBackend {
         self.wake(&queues);
         Ok(())
     }
+}
 
-    async fn lease(
-        &self,
-        queue: QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> StoreResult<Vec<LeasedJob>> {
-        self.writer()
-            .run(move |conn| {
-                let now = now_ms();
-                let token = new_token();
-                // Strict priority: the inner query walks the index lane by lane.
-                let mut statement = conn.prepare_cached(
-                    "UPDATE jobs SET visible_at = ?1, attempts = attempts + 1, lease_token = ?2
-                     WHERE id IN (SELECT id FROM jobs WHERE queue = ?3 AND visible_at <= ?4
-                                  ORDER BY priority, visible_at, id LIMIT ?5)
-                     RETURNING id, priority, payload, attempts",
-                )?;
-                let rows = statement.query_map(
-                    params![
-                        now + visibility.as_millis() as i64,
-                        token,
-                        queue.as_str(),
-                        now,
-                        max as i64
-                    ],
-                    |r| {
-                        Ok(LeasedJob {
-                            id: r.get(0)?,
-                            queue,
-                            priority: Priority::from_rank(r.get(1)?),
-                            payload: r.get(2)?,
-                            attempts: r.get::<_, i64>(3)? as u32,
-                            lease_token: token.clone(),
-                        })
-                    },
-                )?;
-                let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-                // RETURNING gives no order guarantee; hand out the most urgent first.
-                jobs.sort_by_key(|j| (j.priority, j.id));
-                Ok(jobs)
-            })
-            .await
-    }
-
+#[async_trait]
+impl HeldJobs for SqliteBackend {
     async fn ack(&self, jobs: &[LeasedJob]) -> StoreResult<()> {
         let keys: Vec<(i64, String)> = jobs.iter().map(|j| (j.id, j.lease_token.clone())).collect();
         self.writer()
@@ -165,11 +127,61 @@ impl Queue for SqliteBackend {
             })
             .await
     }
+}
+
+#[async_trait]
+impl QueueConsumer for SqliteBackend {
+    async fn lease(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> StoreResult<Vec<LeasedJob>> {
+        self.writer()
+            .run(move |conn| {
+                let now = now_ms();
+                let token = new_token();
+                // Strict priority: the inner query walks the index lane by lane.
+                let mut statement = conn.prepare_cached(
+                    "UPDATE jobs SET visible_at = ?1, attempts = attempts + 1, lease_token = ?2
+                     WHERE id IN (SELECT id FROM jobs WHERE queue = ?3 AND visible_at <= ?4
+                                  ORDER BY priority, visible_at, id LIMIT ?5)
+                     RETURNING id, priority, payload, attempts",
+                )?;
+                let rows = statement.query_map(
+                    params![
+                        now + visibility.as_millis() as i64,
+                        token,
+                        queue.as_str(),
+                        now,
+                        max as i64
+                    ],
+                    |r| {
+                        Ok(LeasedJob {
+                            id: r.get(0)?,
+                            queue,
+                            priority: Priority::from_rank(r.get(1)?),
+                            payload: r.get(2)?,
+                            attempts: r.get::<_, i64>(3)? as u32,
+                            lease_token: token.clone(),
+                        })
+                    },
+                )?;
+                let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                // RETURNING gives no order guarantee; hand out the most urgent first.
+                jobs.sort_by_key(|j| (j.priority, j.id));
+                Ok(jobs)
+            })
+            .await
+    }
 
     async fn wait_for_work(&self, queue: QueueName, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.wakeup(queue).notified()).await;
     }
+}
 
+#[async_trait]
+impl QueueStats for SqliteBackend {
     async fn depth(&self, queue: QueueName) -> StoreResult<u64> {
         self.read(move |conn| {
             let n: i64 = conn

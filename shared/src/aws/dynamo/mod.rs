@@ -12,7 +12,7 @@ mod store;
 mod templates;
 mod users;
 
-use crate::ports::{Queue, StoreError, StoreResult};
+use crate::ports::{QueueProducer, StoreError, StoreResult};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext};
 use aws_sdk_dynamodb::types::{
@@ -38,7 +38,7 @@ pub struct DynamoStore {
     table: String,
     /// Where the outbox goes: DynamoDB cannot hold the queue, so jobs are sent to it
     /// right after the write that makes them due (see `Store::accept`).
-    queue: Arc<dyn Queue>,
+    queue: Arc<dyn QueueProducer>,
     retention: Duration,
     /// Items a filtered list reads at most per call (see `list_notifications`).
     list_read_budget: usize,
@@ -58,7 +58,7 @@ fn built<T>(result: Result<T, BuildError>) -> StoreResult<T> {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>, queue: Arc<dyn Queue>) -> Self {
+    pub fn new(client: Client, table: impl Into<String>, queue: Arc<dyn QueueProducer>) -> Self {
         Self {
             client,
             table: table.into(),

@@ -7,7 +7,7 @@ use crate::aws::sqs::SqsQueue;
 use crate::domain::NotificationId;
 use crate::pipeline::dispatch::dispatch;
 use crate::pipeline::send::{SendContext, SendOutcome, send};
-use crate::ports::{DeadLetter, Job, LeasedJob, Queue, QueueName, StoreResult};
+use crate::ports::{HeldJobs, Job, LeasedJob, QueueProducer, StoreResult};
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
@@ -17,8 +17,9 @@ use std::time::Duration;
 /// Messages of one batch handled at once: SQS hands Lambda at most ten.
 const PARALLEL: usize = 10;
 
-/// The queue as a stage sees it inside a Lambda batch. Acknowledging is left to the
-/// event source mapping (it deletes every message not reported as failed), so `ack`
+/// The queue as a stage sees it inside a Lambda batch: it adds jobs and settles the
+/// one it holds, and never leases (the event source mapping does). Acknowledging is
+/// left to the mapping (it deletes every message not reported as failed), so `ack`
 /// costs no request; `retry` sets the message's visibility to the backoff delay and
 /// marks it failed so Lambda leaves it on the queue.
 struct BatchQueue {
@@ -27,13 +28,14 @@ struct BatchQueue {
 }
 
 #[async_trait]
-impl Queue for BatchQueue {
+impl QueueProducer for BatchQueue {
     async fn enqueue(&self, jobs: Vec<Job>) -> StoreResult<()> {
         self.sqs.enqueue(jobs).await
     }
-    async fn lease(&self, _: QueueName, _: usize, _: Duration) -> StoreResult<Vec<LeasedJob>> {
-        Ok(Vec::new()) // Lambda leases; a stage never does.
-    }
+}
+
+#[async_trait]
+impl HeldJobs for BatchQueue {
     async fn ack(&self, _jobs: &[LeasedJob]) -> StoreResult<()> {
         Ok(())
     }
@@ -44,13 +46,6 @@ impl Queue for BatchQueue {
     }
     async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()> {
         self.sqs.dead_letter(job, error).await
-    }
-    async fn wait_for_work(&self, _: QueueName, _: Duration) {}
-    async fn depth(&self, queue: QueueName) -> StoreResult<u64> {
-        self.sqs.depth(queue).await
-    }
-    async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>> {
-        self.sqs.dead_letters(limit).await
     }
 }
 
