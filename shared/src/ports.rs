@@ -13,15 +13,36 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+/// What went wrong in a backend, in the classes the hosts act on: a job whose store
+/// is `Unavailable` is tried again later; one that meets a `Corrupt` record goes to the
+/// dead letters at once, since no retry will make the record readable.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Another write changed what this one was conditional on.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Throttled, busy, timed out or unreachable: worth trying again.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record that does not decode.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
     #[error("storage backend error: {0}")]
     Backend(String),
 }
 
+impl StoreError {
+    /// Whether the operation may succeed if tried again unchanged.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, StoreError::Corrupt(_))
+    }
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
-        StoreError::Backend(format!("corrupt record: {e}"))
+        StoreError::Corrupt(e.to_string())
     }
 }
 

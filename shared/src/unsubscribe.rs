@@ -80,7 +80,7 @@ impl UnsubscribeLinks {
             .get_or_try_init(|| async {
                 let fresh = hex::encode(rand::random::<[u8; 32]>());
                 let stored = self.store.init_setting(KEY_SETTING, &fresh).await?;
-                hex::decode(stored).map_err(|_| StoreError::Backend("corrupt signing key".into()))
+                hex::decode(stored).map_err(|_| StoreError::Corrupt("signing key".into()))
             })
             .await?;
         Ok(key)

@@ -113,9 +113,19 @@ async fn handle(pipeline: &Pipeline, job: LeasedJob) {
             send(&cx, &job).await.map(|_| ())
         }
     };
-    // On a store error the job stays leased and comes back after its visibility timeout.
-    if let Err(e) = result {
-        tracing::error!(queue = job.queue.as_str(), job = job.id, error = %e, "job failed");
+    // On a store error the job stays leased and comes back after its visibility
+    // timeout, unless no retry can help (a corrupt record): then it is dead-lettered.
+    match result {
+        Err(e) if !e.is_transient() => {
+            tracing::error!(queue = job.queue.as_str(), job = job.id, error = %e, "dead-lettered");
+            if let Err(e) = pipeline.queue.dead_letter(&job, &e.to_string()).await {
+                tracing::error!(job = job.id, error = %e, "could not dead-letter");
+            }
+        }
+        Err(e) => {
+            tracing::error!(queue = job.queue.as_str(), job = job.id, error = %e, "job failed")
+        }
+        Ok(()) => {}
     }
 }
 

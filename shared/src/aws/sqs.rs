@@ -26,9 +26,12 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("SQS: {e}"))
 }
 
-/// SDK errors print only their outermost layer; the context names the real cause.
-fn sdk_error(e: impl std::error::Error) -> StoreError {
-    backend(aws_sdk_sqs::error::DisplayErrorContext(e))
+fn sdk_error<E, R>(e: aws_sdk_sqs::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    crate::aws::store_error("SQS", e)
 }
 
 /// The physical SQS queue behind a logical queue and priority.

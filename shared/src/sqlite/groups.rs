@@ -10,8 +10,7 @@ use rusqlite::{OptionalExtension, Row, params};
 fn group_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Group>> {
     let (app_id, id, name, created, updated): (String, String, String, String, String) =
         (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
-    let time =
-        |t: &str| parse_time(t).ok_or_else(|| StoreError::Backend("corrupt group time".into()));
+    let time = |t: &str| parse_time(t).ok_or_else(|| StoreError::Corrupt("group time".into()));
     Ok((|| {
         Ok(Group { id, app_id, name, created_at: time(&created)?, updated_at: time(&updated)? })
     })())

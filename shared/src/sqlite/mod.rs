@@ -160,6 +160,28 @@ impl SqliteBackend {
 
 impl From<rusqlite::Error> for crate::ports::StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        crate::ports::StoreError::Backend(e.to_string())
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked) => {
+                crate::ports::StoreError::Unavailable(e.to_string())
+            }
+            _ => crate::ports::StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use crate::ports::StoreError;
+
+    #[test]
+    fn busy_databases_are_worth_a_retry_and_corrupt_records_are_not() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(matches!(StoreError::from(busy), StoreError::Unavailable(_)));
+        let corrupt = StoreError::from(serde_json::from_str::<u8>("x").unwrap_err());
+        assert!(matches!(corrupt, StoreError::Corrupt(_)) && !corrupt.is_transient());
     }
 }

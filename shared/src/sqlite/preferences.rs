@@ -12,9 +12,8 @@ fn category_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<CategorySett
     let (app_id, body, created, updated): (String, String, String, String) =
         (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
     Ok((|| {
-        let time = |t: &str| {
-            parse_time(t).ok_or_else(|| StoreError::Backend("corrupt category time".into()))
-        };
+        let time =
+            |t: &str| parse_time(t).ok_or_else(|| StoreError::Corrupt("category time".into()));
         let mut settings: CategorySettings = serde_json::from_str(&body)?;
         settings.app_id = app_id;
         settings.created_at = time(&created)?;

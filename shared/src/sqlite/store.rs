@@ -21,7 +21,7 @@ const DELIVERY_COLUMNS: &str = "id, notification_id, recipient_index, channel, a
      attempts, provider, provider_message_id, reason, created_at, updated_at, user, deliver_after, integration";
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("corrupt {what} in the database"))
+    StoreError::Corrupt(format!("{what} in the database"))
 }
 
 fn notification_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String)> {

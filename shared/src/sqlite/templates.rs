@@ -12,9 +12,8 @@ const TEMPLATE_COLUMNS: &str =
 
 fn template_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Template>> {
     let (created_at, updated_at): (String, String) = (row.get(5)?, row.get(6)?);
-    let time = |text: &str| {
-        parse_time(text).ok_or_else(|| StoreError::Backend("corrupt template time".into()))
-    };
+    let time =
+        |text: &str| parse_time(text).ok_or_else(|| StoreError::Corrupt("template time".into()));
     let (app_id, id, name, description, latest): (String, String, String, Option<String>, i64) =
         (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
     Ok((|| {

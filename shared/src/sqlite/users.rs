@@ -12,8 +12,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<User>> {
         (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
     let (preferences, revision): (Option<String>, i64) = (row.get(5)?, row.get(6)?);
     Ok((|| {
-        let time =
-            |t: &str| parse_time(t).ok_or_else(|| StoreError::Backend("corrupt user time".into()));
+        let time = |t: &str| parse_time(t).ok_or_else(|| StoreError::Corrupt("user time".into()));
         let profile: UserProfile = serde_json::from_str(&body)?;
         Ok(User {
             id,

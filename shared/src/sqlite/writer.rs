@@ -51,8 +51,10 @@ impl Writer {
         });
         self.ops
             .send(op)
-            .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
-        outcome.await.map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
     }
 }
 

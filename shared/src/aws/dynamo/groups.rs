@@ -4,7 +4,7 @@
 
 use super::expr::{Expr, s};
 use super::items::{GSI1PK, GSI1SK, Item, PK, SK, text};
-use super::{DynamoStore, backend, sdk_error};
+use super::{DynamoStore, sdk_error};
 use crate::domain::Group;
 use crate::ports::{GroupStore, StoreResult};
 use crate::time::{format_time, parse_time};
@@ -22,8 +22,10 @@ fn group_pk(app: &str, id: &str) -> String {
 }
 
 fn decode_group(item: &Item) -> StoreResult<Group> {
-    let time =
-        |name: &str| parse_time(text(item, name)?).ok_or_else(|| backend("corrupt group time"));
+    let time = |name: &str| {
+        parse_time(text(item, name)?)
+            .ok_or_else(|| crate::ports::StoreError::Corrupt("group time".into()))
+    };
     Ok(Group {
         id: text(item, "group_id")?.to_owned(),
         app_id: text(item, "app_id")?.to_owned(),

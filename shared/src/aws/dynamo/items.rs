@@ -67,7 +67,7 @@ pub(super) fn ttl(at: DateTime<Utc>) -> AttributeValue {
 }
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("corrupt {what} in DynamoDB"))
+    StoreError::Corrupt(format!("{what} in DynamoDB"))
 }
 
 pub(super) fn text<'a>(item: &'a Item, attribute: &str) -> StoreResult<&'a str> {

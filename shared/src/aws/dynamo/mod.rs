@@ -14,7 +14,7 @@ mod users;
 
 use crate::ports::{QueueProducer, StoreError, StoreResult};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext};
+use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
@@ -48,9 +48,12 @@ pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("DynamoDB: {e}"))
 }
 
-/// SDK errors print only their outermost layer; the context names the real cause.
-pub(super) fn sdk_error(e: impl std::error::Error) -> StoreError {
-    backend(DisplayErrorContext(e))
+pub(super) fn sdk_error<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    crate::aws::store_error("DynamoDB", e)
 }
 
 fn built<T>(result: Result<T, BuildError>) -> StoreResult<T> {

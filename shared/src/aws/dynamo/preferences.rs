@@ -26,8 +26,10 @@ fn cap_pk(window: &CapWindow) -> String {
 }
 
 fn decode_category(item: &Item) -> StoreResult<CategorySettings> {
-    let time =
-        |name: &str| parse_time(text(item, name)?).ok_or_else(|| backend("corrupt category time"));
+    let time = |name: &str| {
+        parse_time(text(item, name)?)
+            .ok_or_else(|| crate::ports::StoreError::Corrupt("category time".into()))
+    };
     let mut settings: CategorySettings = serde_json::from_str(text(item, "body")?)?;
     settings.app_id = text(item, "app_id")?.to_owned();
     settings.created_at = time("created_at")?;

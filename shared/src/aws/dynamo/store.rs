@@ -59,7 +59,7 @@ fn condition_failed<T, E, R>(
     is_condition_check: fn(&E) -> bool,
 ) -> Result<bool, TxError>
 where
-    E: std::error::Error + 'static,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     match result {
@@ -632,13 +632,19 @@ impl Store for DynamoStore {
                     match self.get(pk).await? {
                         Some(earlier) if text(&earlier, "body_hash")? == claim.body_hash => {
                             let id = NotificationId::parse(text(&earlier, "notification_id")?)
-                                .map_err(|_| backend("corrupt idempotency record"))?;
+                                .map_err(|_| {
+                                    crate::ports::StoreError::Corrupt("idempotency record".into())
+                                })?;
                             return Ok(AcceptOutcome::Replayed(id));
                         }
                         Some(_) => return Ok(AcceptOutcome::KeyReused),
                         // Purged in between: try again.
                         None if attempt < MAX_TRANSACTION_RETRIES => attempt += 1,
-                        None => return Err(backend("idempotency key kept changing")),
+                        None => {
+                            return Err(crate::ports::StoreError::Conflict(
+                                "idempotency key kept changing".into(),
+                            ));
+                        }
                     }
                 }
                 Err(e) => return Err(tx_store_error(e)),

@@ -6,7 +6,7 @@
 use super::expr::{Expr, n, s};
 use super::items::{GSI1PK, GSI1SK, Item, PK, SK, key, text};
 use super::store::TxError;
-use super::{DynamoStore, backend, sdk_error};
+use super::{DynamoStore, sdk_error};
 use crate::ports::{StoreResult, TemplateStore};
 use crate::templates::{Template, TemplateVersion};
 use crate::time::format_time;
@@ -38,8 +38,8 @@ fn decode_template(item: &Item) -> StoreResult<Template> {
     template.app_id = text(item, "app_id")?.to_owned();
     template.latest_version = super::items::number(item, "latest_version") as u32;
     if let Some(updated) = item.get("updated_at").and_then(|v| v.as_s().ok()) {
-        template.updated_at =
-            crate::time::parse_time(updated).ok_or_else(|| backend("corrupt template time"))?;
+        template.updated_at = crate::time::parse_time(updated)
+            .ok_or_else(|| crate::ports::StoreError::Corrupt("template time".into()))?;
     }
     Ok(template)
 }

@@ -19,8 +19,10 @@ pub(super) fn user_pk(app: &str, id: &str) -> String {
 }
 
 fn decode_user(item: &Item) -> StoreResult<User> {
-    let time =
-        |name: &str| parse_time(text(item, name)?).ok_or_else(|| backend("corrupt user time"));
+    let time = |name: &str| {
+        parse_time(text(item, name)?)
+            .ok_or_else(|| crate::ports::StoreError::Corrupt("user time".into()))
+    };
     let profile: UserProfile = serde_json::from_str(text(item, "body")?)?;
     Ok(User {
         id: text(item, "user_id")?.to_owned(),

@@ -6,8 +6,8 @@ use super::Backends;
 use crate::aws::sqs::SqsQueue;
 use crate::domain::NotificationId;
 use crate::pipeline::dispatch::dispatch;
-use crate::pipeline::send::{SendContext, SendOutcome, send};
-use crate::ports::{HeldJobs, Job, LeasedJob, QueueProducer, StoreResult};
+use crate::pipeline::send::{SendContext, send};
+use crate::ports::{HeldJobs, Job, LeasedJob, QueueProducer, StoreError, StoreResult};
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
@@ -59,24 +59,41 @@ fn job_of(backends: &Backends, message: &SqsMessage) -> Option<LeasedJob> {
     )
 }
 
-/// Runs `stage` on every message and reports the ones to keep.
+/// Why a message of a batch stays on its queue.
+#[derive(Debug, thiserror::Error)]
+enum MessageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a message from a queue Herald does not know")]
+    UnknownQueue,
+}
+
+/// Runs `stage` on every message and reports the ones to keep. A store error that a
+/// retry cannot cure (a corrupt record) sends the message to the dead letters instead
+/// of round the queue until its receive count runs out.
 async fn handle_batch<F, Fut>(backends: &Backends, event: SqsEvent, stage: F) -> SqsBatchResponse
 where
     F: Fn(Arc<BatchQueue>, LeasedJob) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
     let queue = Arc::new(BatchQueue { sqs: backends.queue.clone(), retried: Mutex::default() });
-    let results: Vec<(SqsMessage, Result<(), String>)> = futures::stream::iter(event.records)
+    let results: Vec<(SqsMessage, Result<(), MessageError>)> = futures::stream::iter(event.records)
         .map(|message| {
             let queue = queue.clone();
             let job = job_of(backends, &message);
-            let run = job.map(|job| stage(queue, job));
+            let run = job.clone().map(|job| stage(queue.clone(), job));
             async move {
-                let result = match run {
-                    Some(run) => run.await,
-                    None => Err("a message from a queue Herald does not know".to_owned()),
+                let (Some(job), Some(run)) = (job, run) else {
+                    return (message, Err(MessageError::UnknownQueue));
                 };
-                (message, result)
+                let result = match run.await {
+                    Err(e) if !e.is_transient() => {
+                        tracing::error!(job = %job.payload, error = %e, "dead-lettered: a retry cannot help");
+                        queue.dead_letter(&job, &e.to_string()).await
+                    }
+                    result => result,
+                };
+                (message, result.map_err(MessageError::from))
             }
         })
         .buffer_unordered(PARALLEL)
@@ -101,15 +118,11 @@ where
 pub async fn handle_dispatch_batch(backends: &Backends, event: SqsEvent) -> SqsBatchResponse {
     handle_batch(backends, event, |queue, job| async move {
         let Ok(id) = NotificationId::parse(&job.payload) else {
-            return queue
-                .dead_letter(&job, "the message is not a notification id")
-                .await
-                .map_err(|e| e.to_string());
+            return queue.dead_letter(&job, "the message is not a notification id").await;
         };
         dispatch(backends.store.as_ref(), backends.directory(), &id, chrono::Utc::now())
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
     })
     .await
 }
@@ -125,10 +138,7 @@ pub async fn handle_send_batch(backends: &Backends, event: SqsEvent) -> SqsBatch
             directory: backends.directory(),
             retry: backends.retry.clone(),
         };
-        match send(&cx, &job).await {
-            Ok(SendOutcome::Retrying) | Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
+        send(&cx, &job).await.map(|_| ())
     })
     .await
 }
