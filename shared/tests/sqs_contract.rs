@@ -26,13 +26,24 @@ macro_rules! contract_tests {
 #[tokio::test(flavor = "multi_thread")]
 async fn queue_leases_hide_jobs_until_they_expire() {
     let Some(queue) = queue().await else { return };
-    contract::queue_leases_hide_jobs_until_they_expire(&queue, false).await;
+    contract::queue_leases_hide_jobs_until_they_expire(&queue, false, &contract::WallClock).await;
+}
+
+// SQS keeps its own time (moto's wall clock): these wait for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_retries_after_a_delay() {
+    let Some(queue) = queue().await else { return };
+    contract::queue_retries_after_a_delay(&queue, &contract::WallClock).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_delays_jobs() {
+    let Some(queue) = queue().await else { return };
+    contract::queue_delays_jobs(&queue, &contract::WallClock).await;
 }
 
 contract_tests!(
     queue_serves_strict_priority,
-    queue_retries_after_a_delay,
     queue_dead_letters_keep_the_job,
-    queue_delays_jobs,
     queue_takes_large_batches,
 );

@@ -61,6 +61,31 @@ const LONG: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_secs(1);
 const PAST_SHORT: Duration = Duration::from_millis(1600);
 
+/// How a backend's time moves on in the contract: a backend with an injected clock
+/// (SQLite) advances it; one whose clock is the emulator's own (SQS on moto) can only
+/// wait for it.
+#[async_trait::async_trait]
+pub trait TimePasses: Sync {
+    async fn pass(&self, by: Duration);
+}
+
+/// Waits on the wall clock: for backends whose time cannot be injected.
+pub struct WallClock;
+
+#[async_trait::async_trait]
+impl TimePasses for WallClock {
+    async fn pass(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl TimePasses for crate::time::ManualClock {
+    async fn pass(&self, by: Duration) {
+        self.advance(by);
+    }
+}
+
 pub async fn queue_serves_strict_priority(queue: &dyn Queue) {
     let q = QueueName::Dispatch;
     queue
@@ -83,7 +108,11 @@ pub async fn queue_serves_strict_priority(queue: &dyn Queue) {
 /// is up to the backend: SQLite guarantees it; SQS documents it for the latest receipt
 /// handle only and moto honours old ones. Nothing relies on it for correctness: send
 /// checks the delivery's status before sending, so a re-leased job never sends twice.
-pub async fn queue_leases_hide_jobs_until_they_expire(queue: &dyn Queue, late_ack_ignored: bool) {
+pub async fn queue_leases_hide_jobs_until_they_expire(
+    queue: &dyn Queue,
+    late_ack_ignored: bool,
+    time: &dyn TimePasses,
+) {
     let q = QueueName::Send(Channel::Email);
     queue.enqueue(vec![job(q, Priority::Medium, "a")]).await.unwrap();
     let first = queue.lease(q, 10, SHORT).await.unwrap();
@@ -91,7 +120,7 @@ pub async fn queue_leases_hide_jobs_until_they_expire(queue: &dyn Queue, late_ac
     assert_eq!(first[0].attempts, 1);
     assert!(queue.lease(q, 10, LONG).await.unwrap().is_empty(), "leased jobs are invisible");
     // The holder "crashes": after the visibility timeout the job comes back.
-    tokio::time::sleep(PAST_SHORT).await;
+    time.pass(PAST_SHORT).await;
     let second = queue.lease(q, 10, LONG).await.unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].attempts, 2);
@@ -104,13 +133,13 @@ pub async fn queue_leases_hide_jobs_until_they_expire(queue: &dyn Queue, late_ac
     assert_eq!(queue.depth(q).await.unwrap(), 0);
 }
 
-pub async fn queue_retries_after_a_delay(queue: &dyn Queue) {
+pub async fn queue_retries_after_a_delay(queue: &dyn Queue, time: &dyn TimePasses) {
     let q = QueueName::Send(Channel::Webhook);
     queue.enqueue(vec![job(q, Priority::High, "r")]).await.unwrap();
     let leased = queue.lease(q, 1, LONG).await.unwrap();
     queue.retry(&leased[0], SHORT, "503").await.unwrap();
     assert!(queue.lease(q, 1, LONG).await.unwrap().is_empty(), "not before the delay");
-    tokio::time::sleep(PAST_SHORT).await;
+    time.pass(PAST_SHORT).await;
     let again = queue.lease(q, 1, LONG).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
@@ -131,14 +160,14 @@ pub async fn queue_dead_letters_keep_the_job(queue: &dyn Queue) {
     );
 }
 
-pub async fn queue_delays_jobs(queue: &dyn Queue) {
+pub async fn queue_delays_jobs(queue: &dyn Queue, time: &dyn TimePasses) {
     let q = QueueName::Send(Channel::Sms);
     queue.enqueue(vec![job(q, Priority::Medium, "now")]).await.unwrap();
     let later = Job { delay: SHORT, ..job(q, Priority::High, "later") };
     queue.enqueue(vec![later]).await.unwrap();
     let now: Vec<_> = queue.lease(q, 10, LONG).await.unwrap();
     assert_eq!(now.iter().map(|j| j.payload.as_str()).collect::<Vec<_>>(), ["now"]);
-    tokio::time::sleep(PAST_SHORT).await;
+    time.pass(PAST_SHORT).await;
     let due = queue.lease(q, 10, LONG).await.unwrap();
     assert_eq!(due.iter().map(|j| j.payload.as_str()).collect::<Vec<_>>(), ["later"]);
     queue.ack(&now).await.unwrap();

@@ -32,11 +32,21 @@ struct Inner {
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
     wakeups: HashMap<&'static str, Notify>,
+    /// When queued jobs become visible and leases expire.
+    clock: Arc<dyn crate::time::Clock>,
 }
 
 impl SqliteBackend {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_clock(path, Arc::new(crate::time::SystemClock))
+    }
+
+    /// Opens with `clock` deciding when queued jobs are due (tests move it by hand).
+    pub fn open_with_clock(
+        path: &Path,
+        clock: Arc<dyn crate::time::Clock>,
+    ) -> Result<Self, StoreError> {
         let conn = open_connection(path)?;
         conn.execute_batch(include_str!("schema.sql"))?;
         add_missing_columns(&conn)?;
@@ -48,12 +58,18 @@ impl SqliteBackend {
                 writer: Writer::start(conn),
                 readers: Mutex::new(Vec::new()),
                 wakeups,
+                clock,
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Now on the backend's clock, in Unix milliseconds (the queue's time unit).
+    fn now_ms(&self) -> i64 {
+        self.inner.clock.now().timestamp_millis()
     }
 
     fn writer(&self) -> &Writer {

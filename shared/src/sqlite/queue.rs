@@ -10,11 +10,7 @@ use crate::ports::{
 use async_trait::async_trait;
 use rand::RngCore;
 use rusqlite::{Connection, params};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+use std::time::Duration;
 
 fn new_token() -> String {
     let mut bytes = [0u8; 12];
@@ -24,8 +20,7 @@ fn new_token() -> String {
 
 /// Writes jobs inside the caller's transaction; a job whose dedup key is already
 /// waiting in its queue is skipped.
-pub(super) fn insert_jobs(conn: &Connection, jobs: &[Job]) -> StoreResult<()> {
-    let now = now_ms();
+pub(super) fn insert_jobs(conn: &Connection, jobs: &[Job], now: i64) -> StoreResult<()> {
     let mut insert = conn.prepare_cached(
         "INSERT OR IGNORE INTO jobs (queue, priority, dedup_key, payload, visible_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -65,7 +60,8 @@ impl QueueProducer for SqliteBackend {
             return Ok(());
         }
         let queues = queues_of(&jobs);
-        self.writer().run(move |conn| insert_jobs(conn, &jobs)).await?;
+        let now = self.now_ms();
+        self.writer().run(move |conn| insert_jobs(conn, &jobs, now)).await?;
         self.wake(&queues);
         Ok(())
     }
@@ -90,6 +86,7 @@ impl HeldJobs for SqliteBackend {
     async fn retry(&self, job: &LeasedJob, delay: Duration, error: &str) -> StoreResult<()> {
         let (id, token, error) = (job.id, job.lease_token.clone(), error.to_owned());
         let queue = job.queue;
+        let now = self.now_ms();
         self.writer()
             .run(move |conn| {
                 conn.prepare_cached(
@@ -97,7 +94,7 @@ impl HeldJobs for SqliteBackend {
                      WHERE id = ?3 AND lease_token = ?4",
                 )?
                 .execute(params![
-                    now_ms() + delay.as_millis() as i64,
+                    now + delay.as_millis() as i64,
                     error,
                     id,
                     token
@@ -111,6 +108,7 @@ impl HeldJobs for SqliteBackend {
 
     async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()> {
         let (id, token, error) = (job.id, job.lease_token.clone(), error.to_owned());
+        let now = self.now_ms();
         self.writer()
             .run(move |conn| {
                 let moved = conn
@@ -119,7 +117,7 @@ impl HeldJobs for SqliteBackend {
                          SELECT queue, priority, payload, attempts, ?1, created_at, ?2 FROM jobs
                          WHERE id = ?3 AND lease_token = ?4",
                     )?
-                    .execute(params![error, now_ms(), id, token])?;
+                    .execute(params![error, now, id, token])?;
                 if moved == 1 {
                     conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute([id])?;
                 }
@@ -137,9 +135,9 @@ impl QueueConsumer for SqliteBackend {
         max: usize,
         visibility: Duration,
     ) -> StoreResult<Vec<LeasedJob>> {
+        let now = self.now_ms();
         self.writer()
             .run(move |conn| {
-                let now = now_ms();
                 let token = new_token();
                 // Strict priority: the inner query walks the index lane by lane.
                 let mut statement = conn.prepare_cached(

@@ -184,6 +184,7 @@ impl Store for SqliteBackend {
         let body = serde_json::to_string(&n)?;
         let channels = serde_json::to_string(&n.channels)?;
         let claim = claim.cloned();
+        let now = self.now_ms();
         let outcome = self
             .writer()
             .run(move |conn| {
@@ -243,7 +244,7 @@ impl Store for SqliteBackend {
                     by_channel.execute(params![n.app_id, channel.as_str(), id])?;
                 }
                 add_event(conn, &id, None, n.status.as_str(), None)?;
-                insert_jobs(conn, &outbox)?;
+                insert_jobs(conn, &outbox, now)?;
                 Ok(AcceptOutcome::Created)
             })
             .await?;
@@ -346,10 +347,11 @@ impl Store for SqliteBackend {
     ) -> StoreResult<()> {
         let deliveries = deliveries.to_vec();
         let queues = queues_of(&outbox);
+        let now = self.now_ms();
         self.writer()
             .run(move |conn| {
                 insert_delivery_rows(conn, &deliveries)?;
-                insert_jobs(conn, &outbox)
+                insert_jobs(conn, &outbox, now)
             })
             .await?;
         self.wake(&queues);
@@ -365,11 +367,12 @@ impl Store for SqliteBackend {
         let id = id.to_string();
         let deliveries = deliveries.to_vec();
         let queues = queues_of(&outbox);
+        let now = self.now_ms();
         let moved = self
             .writer()
             .run(move |conn| {
                 insert_delivery_rows(conn, &deliveries)?;
-                insert_jobs(conn, &outbox)?;
+                insert_jobs(conn, &outbox, now)?;
                 let moved = move_notification(conn, &id, NotificationStatus::Dispatched, None)?;
                 if moved {
                     // Every delivery may have been settled at creation (all suppressed).
