@@ -5,7 +5,7 @@ use crate::config::DataArgs;
 use anyhow::Context;
 use clap::Subcommand;
 use herald_core::auth::{Scope, mint_key, validate_app_id};
-use herald_core::ports::Store;
+use herald_core::ports::KeyStore;
 use herald_core::sqlite::SqliteBackend;
 
 #[derive(Subcommand)]

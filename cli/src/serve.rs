@@ -11,7 +11,7 @@ use herald_core::http::{AppState, router};
 use herald_core::integrations::{IntegrationRouter, LocalVault};
 use herald_core::pipeline::intake::requeue_stranded;
 use herald_core::pipeline::personalize::Personalizer;
-use herald_core::ports::{Queue, Store, Stores};
+use herald_core::ports::{KeyStore, Queue, SettingStore, Store, Stores};
 use herald_core::sqlite::SqliteBackend;
 use herald_core::templates::Renderer;
 use herald_core::unsubscribe::UnsubscribeLinks;

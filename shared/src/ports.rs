@@ -137,8 +137,26 @@ impl DeliveryOutcome {
     }
 }
 
+/// API keys, stored by the hash of their secret.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait KeyStore: Send + Sync + 'static {
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn count_api_keys(&self) -> StoreResult<u64>;
+}
+
+/// Installation settings made once and kept (generated signing keys).
+#[async_trait]
+pub trait SettingStore: Send + Sync + 'static {
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` unless the setting exists; returns the value in force.
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
+}
+
+/// Notifications, their deliveries and timelines: what the pipeline stages write.
+/// A backend's `Store` also holds its keys and settings.
+#[async_trait]
+pub trait Store: KeyStore + SettingStore {
     /// Stores a new notification as `accepted`, honouring the idempotency claim
     /// atomically: of many concurrent requests with one key, exactly one creates.
     ///
@@ -230,14 +248,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>>;
-
-    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
-    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
-    async fn count_api_keys(&self) -> StoreResult<u64>;
-
-    async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
-    /// Stores `value` unless the setting exists; returns the value in force.
-    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
 
     /// Deletes idempotency keys older than `before`.
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64>;

@@ -11,7 +11,7 @@ use herald_core::aws::dynamo::DynamoStore;
 use herald_core::aws::lambda::{Backends, handle_dispatch_batch, handle_send_batch, handle_track};
 use herald_core::aws::sqs::SqsQueue;
 use herald_core::domain::{DeliveryStatus, NotificationId, NotificationStatus};
-use herald_core::ports::{Store, UserStore};
+use herald_core::ports::{KeyStore, Store, UserStore};
 use herald_tests::aws_proxy::CountingProxy;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};

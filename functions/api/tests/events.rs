@@ -3,7 +3,7 @@
 
 use herald_core::auth::Scope;
 use herald_core::auth::key_from_secret;
-use herald_core::ports::Store;
+use herald_core::ports::{KeyStore, SettingStore};
 use herald_core::sqlite::SqliteBackend;
 use http_body_util::BodyExt;
 use serde_json::Value;

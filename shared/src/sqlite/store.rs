@@ -7,8 +7,8 @@ use crate::domain::{
     TimelineEvent,
 };
 use crate::ports::{
-    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, NotificationFilter,
-    NotificationList, Store, StoreError, StoreResult,
+    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, KeyStore,
+    NotificationFilter, NotificationList, SettingStore, Store, StoreError, StoreResult,
 };
 use crate::time::{format_time, parse_time};
 use async_trait::async_trait;
@@ -545,6 +545,24 @@ impl Store for SqliteBackend {
         .await
     }
 
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.writer()
+            .run(move |conn| {
+                let n = conn
+                    .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
+                    .execute([format_time(before)])?;
+                // Counters of closed frequency-cap windows go with them (DynamoDB's
+                // TTL does the same there).
+                conn.prepare_cached("DELETE FROM cap_slots WHERE expires_at < ?1")?
+                    .execute([Utc::now().timestamp()])?;
+                Ok(n as u64)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteBackend {
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
         let key = key.clone();
         self.writer()
@@ -611,7 +629,10 @@ impl Store for SqliteBackend {
         })
         .await
     }
+}
 
+#[async_trait]
+impl SettingStore for SqliteBackend {
     async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
         let name = name.to_owned();
         self.read(move |conn| {
@@ -634,21 +655,6 @@ impl Store for SqliteBackend {
                 Ok(conn
                     .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
                     .query_row([name], |r| r.get(0))?)
-            })
-            .await
-    }
-
-    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        self.writer()
-            .run(move |conn| {
-                let n = conn
-                    .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
-                    .execute([format_time(before)])?;
-                // Counters of closed frequency-cap windows go with them (DynamoDB's
-                // TTL does the same there).
-                conn.prepare_cached("DELETE FROM cap_slots WHERE expires_at < ?1")?
-                    .execute([Utc::now().timestamp()])?;
-                Ok(n as u64)
             })
             .await
     }

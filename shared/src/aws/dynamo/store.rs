@@ -13,8 +13,8 @@ use crate::domain::{
     TimelineEvent,
 };
 use crate::ports::{
-    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, NotificationFilter,
-    NotificationList, Store, StoreResult,
+    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, KeyStore,
+    NotificationFilter, NotificationList, SettingStore, Store, StoreResult,
 };
 use crate::time::format_time;
 use async_trait::async_trait;
@@ -1035,43 +1035,6 @@ impl Store for DynamoStore {
         Ok(events.into_iter().map(|(_, event)| event).collect())
     }
 
-    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
-        let mut e = Expr::default();
-        let update = format!("ADD {} {}", e.name("count"), e.value(n(1)));
-        let writes = vec![
-            self.put(api_key_item(key), None)?,
-            self.update("META#api_keys".to_owned(), &update, None, &e)?,
-        ];
-        self.transact(writes).await.map_err(tx_store_error)
-    }
-
-    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        self.get(api_key_pk(hash)).await?.as_ref().map(decode_api_key).transpose()
-    }
-
-    async fn count_api_keys(&self) -> StoreResult<u64> {
-        Ok(self.get("META#api_keys".to_owned()).await?.map_or(0, |item| number(&item, "count"))
-            as u64)
-    }
-
-    async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(self.get(setting_pk(name)).await?.and_then(|item| optional_text(&item, "value")))
-    }
-
-    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
-        let mut item = key(setting_pk(name));
-        item.insert("value".to_owned(), s(value));
-        let mut e = Expr::default();
-        let condition = format!("attribute_not_exists({})", e.name(PK));
-        match self.commit(vec![self.put(item, Some((&condition, e)))?]).await {
-            Ok(()) => Ok(value.to_owned()),
-            Err(TxError::ConditionFailed(_)) => {
-                self.setting(name).await?.ok_or_else(|| backend("setting vanished"))
-            }
-            Err(TxError::Store(e)) => Err(e),
-        }
-    }
-
     /// In AWS, TTL removes expired keys (and `accept` ignores any past the window
     /// meanwhile); this scan is for operators and tests, not a scheduled job.
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {
@@ -1111,6 +1074,49 @@ impl Store for DynamoStore {
                 Some(last) => start = Some(last),
                 None => return Ok(purged),
             }
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for DynamoStore {
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        let mut e = Expr::default();
+        let update = format!("ADD {} {}", e.name("count"), e.value(n(1)));
+        let writes = vec![
+            self.put(api_key_item(key), None)?,
+            self.update("META#api_keys".to_owned(), &update, None, &e)?,
+        ];
+        self.transact(writes).await.map_err(tx_store_error)
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.get(api_key_pk(hash)).await?.as_ref().map(decode_api_key).transpose()
+    }
+
+    async fn count_api_keys(&self) -> StoreResult<u64> {
+        Ok(self.get("META#api_keys".to_owned()).await?.map_or(0, |item| number(&item, "count"))
+            as u64)
+    }
+}
+
+#[async_trait]
+impl SettingStore for DynamoStore {
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(self.get(setting_pk(name)).await?.and_then(|item| optional_text(&item, "value")))
+    }
+
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        let mut item = key(setting_pk(name));
+        item.insert("value".to_owned(), s(value));
+        let mut e = Expr::default();
+        let condition = format!("attribute_not_exists({})", e.name(PK));
+        match self.commit(vec![self.put(item, Some((&condition, e)))?]).await {
+            Ok(()) => Ok(value.to_owned()),
+            Err(TxError::ConditionFailed(_)) => {
+                self.setting(name).await?.ok_or_else(|| backend("setting vanished"))
+            }
+            Err(TxError::Store(e)) => Err(e),
         }
     }
 }

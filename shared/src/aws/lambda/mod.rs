@@ -19,7 +19,7 @@ use crate::domain::Channel;
 use crate::integrations::IntegrationRouter;
 use crate::pipeline::personalize::Personalizer;
 use crate::pipeline::retry::RetryPolicy;
-use crate::ports::Store;
+use crate::ports::{KeyStore, SettingStore};
 use crate::templates::Renderer;
 use crate::unsubscribe::UnsubscribeLinks;
 use std::sync::Arc;
