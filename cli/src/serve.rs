@@ -58,12 +58,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("integration secrets")?;
     let factory =
         HostProviders::new(providers.log(), settings.webhook_timeout, settings.networks.clone());
-    let integrations = Arc::new(IntegrationRouter::new(
-        stores.integrations.clone(),
-        Arc::new(vault),
-        Arc::new(factory),
-        providers,
-    ));
+    let integrations = Arc::new(
+        IntegrationRouter::new(
+            stores.integrations.clone(),
+            Arc::new(vault),
+            Arc::new(factory),
+            providers,
+        )
+        // The API and the workers share this router, and every write through the API drops
+        // the app's cached set: sends need not read it from the database each time.
+        .with_set_ttl(Duration::from_secs(300)),
+    );
     let queue: Arc<dyn Queue> = Arc::new(backend.clone());
     let renderer = Arc::new(Renderer::with_max_part_bytes(settings.render_max_bytes));
     let links = Arc::new(UnsubscribeLinks::new(&public_url, stores.store.clone()));

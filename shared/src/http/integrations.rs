@@ -9,6 +9,7 @@ use crate::channels::{OutboundMessage, ProviderError};
 use crate::domain::{Address, Channel, Content, DeliveryId, EmailContent, NotificationId};
 use crate::domain::{Priority, Recipient, SmsContent};
 use crate::integrations::catalog::{self, FieldError, ProviderSpec};
+use crate::integrations::router::Route;
 use crate::integrations::{
     Integration, IntegrationView, MAX_PER_APP, PROVIDERS, SecretValues, VaultError, new_id,
     secret_hint,
@@ -397,6 +398,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The app's integration `id` and the route that sends through it (enabled or not).
+async fn route_of(state: &AppState, app: &str, id: &str) -> ApiResult<(Integration, Route)> {
+    let set = state.integrations.integrations(app).await?;
+    let integration = set.get(id).ok_or_else(|| Problem::not_found("integration"))?.clone();
+    let route = state.router.route(app, &integration).await;
+    Ok((integration, route))
+}
+
 /// The default test message on each channel.
 fn test_content(channel: Channel) -> Content {
     let text = "This is a test message from Herald.";
@@ -432,8 +441,7 @@ pub async fn test(
     Body(request): Body<TestSend>,
 ) -> ApiResult<Json<ProviderResult>> {
     let app = caller.app_id();
-    let set = state.integrations.integrations(app).await?;
-    let integration = set.get(&id).ok_or_else(|| Problem::not_found("integration"))?;
+    let (integration, route) = route_of(&state, app, &id).await?;
     let channel = integration.channel;
     let mut errors = super::validate::Errors::default();
     super::validate::recipients(&mut errors, std::slice::from_ref(&request.to), &state.limits);
@@ -446,7 +454,6 @@ pub async fn test(
     if !content.has(channel) {
         return Err(Problem::field("content", format!("give content for {channel}")));
     }
-    let route = state.router.route(app, integration).await;
     let provider = match &route.provider {
         Ok(provider) => provider.clone(),
         Err(why) => {
@@ -482,10 +489,7 @@ pub async fn check(
     caller: Scoped<scopes::Manage>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ProviderResult>> {
-    let app = caller.app_id();
-    let set = state.integrations.integrations(app).await?;
-    let integration = set.get(&id).ok_or_else(|| Problem::not_found("integration"))?;
-    let route = state.router.route(app, integration).await;
+    let (_, route) = route_of(&state, caller.app_id(), &id).await?;
     let result = match &route.provider {
         Ok(provider) => provider.check().await,
         Err(why) => Err(ProviderError::Unavailable(why.clone())),

@@ -116,10 +116,6 @@ impl IntegrationSet {
         found.sort_by_key(|i| (i.priority, i.created_at, i.id.clone()));
         found
     }
-
-    pub fn has_channel(&self, channel: Channel) -> bool {
-        self.items.iter().any(|i| i.channel == channel)
-    }
 }
 
 /// A new integration id: `int_` and a ULID.
