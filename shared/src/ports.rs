@@ -265,9 +265,7 @@ impl QueueName {
     pub fn as_str(self) -> &'static str {
         match self {
             QueueName::Dispatch => "dispatch",
-            QueueName::Send(Channel::Email) => "send.email",
-            QueueName::Send(Channel::Sms) => "send.sms",
-            QueueName::Send(Channel::Webhook) => "send.webhook",
+            QueueName::Send(channel) => channel.queue_name(),
         }
     }
 }

@@ -43,18 +43,9 @@ impl Provider for LogProvider {
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<Receipt, ProviderError> {
-        let channel = match &message.address {
-            crate::domain::Address::Email(_) => "email",
-            crate::domain::Address::Phone(_) => "sms",
-            crate::domain::Address::Webhook(_) => "webhook",
-            crate::domain::Address::User(_) => "none",
-        };
-        let content = match channel {
-            "email" => serde_json::to_value(&message.content.email),
-            "sms" => serde_json::to_value(&message.content.sms),
-            _ => serde_json::to_value(&message.content.webhook),
-        }
-        .unwrap_or_default();
+        let channel = message.address.channel();
+        let content = channel.map(|c| message.content.json(c)).unwrap_or_default();
+        let channel = channel.map_or("none", |c| c.as_str());
         let logged = LoggedMessage {
             delivery_id: message.delivery_id.to_string(),
             notification_id: message.notification_id.to_string(),

@@ -144,7 +144,7 @@ pub async fn sends_fail_over_between_integrations<B: SendStores>(
 
     let mut n = notification(&app, Priority::High);
     n.channels = vec![Channel::Webhook];
-    n.content.webhook = Some(serde_json::json!({"hello": "world"}));
+    n.content.webhook = Some(crate::domain::WebhookData(serde_json::json!({"hello": "world"})));
     b.accept(&n, None, Vec::new()).await.unwrap();
     dispatch(b, directory, &n.id, Utc::now()).await.unwrap();
     let delivery = b.deliveries(&n.id).await.unwrap().remove(0);

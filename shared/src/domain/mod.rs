@@ -7,11 +7,16 @@ pub mod preferences;
 pub mod status;
 pub mod user;
 
-pub use contact::{EmailAddress, PhoneNumber, WebhookUrl};
+// Each channel's types live in its unit (`channels/<name>`); they are named here too
+// because every layer speaks of them.
+pub use crate::channels::{
+    Address, Channel, Content, EmailAddress, EmailContent, PhoneNumber, Recipient, SmsContent,
+    WebhookData, WebhookTarget,
+};
+pub use contact::WebhookUrl;
 pub use ids::{DeliveryId, NotificationId};
 pub use notification::{
-    Address, Channel, Content, Delivery, DeliveryUser, EmailContent, Notification, Priority,
-    Recipient, Routing, SmsContent, TemplateUse, TimelineEvent,
+    Delivery, DeliveryUser, Notification, Priority, Routing, TemplateUse, TimelineEvent,
 };
 pub use preferences::{CategorySettings, Preferences};
 pub use status::{DeliveryStatus, NotificationStatus};

@@ -1,11 +1,10 @@
 //! Notifications, their recipients and content, and the deliveries they fan out into.
 
-use super::contact::{EmailAddress, PhoneNumber, WebhookUrl};
 use super::ids::{DeliveryId, NotificationId};
 use super::status::{DeliveryStatus, NotificationStatus};
+pub use crate::channels::{Address, Channel, Content, Recipient};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::str::FromStr;
 use utoipa::ToSchema;
 
@@ -74,45 +73,6 @@ impl FromStr for Priority {
     }
 }
 
-/// A way of reaching a person. Each channel has its own send queue and provider.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    Email,
-    Sms,
-    Webhook,
-}
-
-impl Channel {
-    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Webhook];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-            Channel::Webhook => "webhook",
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Channel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Channel::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown channel '{s}'"))
-    }
-}
-
 /// `all` sends on every channel; `fallback` tries the channels in order and moves to the
 /// next one only when a delivery fails for good.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -121,140 +81,6 @@ pub enum Routing {
     #[default]
     All,
     Fallback,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookTarget {
-    #[schema(value_type = String, example = "https://example.com/hooks/herald")]
-    pub url: WebhookUrl,
-}
-
-/// Someone to notify. In this release recipients are direct addresses; a recipient may
-/// carry several, one per channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Recipient {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "ann@example.com")]
-    pub email: Option<EmailAddress>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "+14155552671")]
-    pub phone: Option<PhoneNumber>,
-    #[serde(
-        deserialize_with = "crate::objects::optional_object",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub webhook: Option<WebhookTarget>,
-    /// One of the app's users: dispatch uses the identities in their profile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-    /// Every member of one of the app's groups.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-}
-
-impl Recipient {
-    pub fn is_empty(&self) -> bool {
-        self.email.is_none()
-            && self.phone.is_none()
-            && self.webhook.is_none()
-            && self.user_id.is_none()
-            && self.group.is_none()
-    }
-
-    /// A user or group, which dispatch resolves to addresses.
-    pub fn is_indirect(&self) -> bool {
-        self.user_id.is_some() || self.group.is_some()
-    }
-
-    pub fn address_for(&self, channel: Channel) -> Option<Address> {
-        match channel {
-            Channel::Email => self.email.clone().map(Address::Email),
-            Channel::Sms => self.phone.clone().map(Address::Phone),
-            Channel::Webhook => self.webhook.as_ref().map(|w| Address::Webhook(w.url.clone())),
-        }
-    }
-}
-
-/// Where one delivery goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Address {
-    #[schema(value_type = String)]
-    Email(EmailAddress),
-    #[schema(value_type = String)]
-    Phone(PhoneNumber),
-    #[schema(value_type = String)]
-    Webhook(WebhookUrl),
-    /// A user with no identity for the channel (the delivery is suppressed).
-    User(String),
-}
-
-impl Address {
-    /// A form safe for logs: never the full contact address.
-    pub fn redacted(&self) -> String {
-        match self {
-            Address::Email(e) => e.redacted(),
-            Address::Phone(p) => {
-                let s = p.as_str();
-                format!("{}***{}", &s[..3.min(s.len())], &s[s.len().saturating_sub(2)..])
-            }
-            Address::Webhook(u) => url::Url::parse(u.as_str())
-                .map(|u| format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("")))
-                .unwrap_or_else(|_| "***".into()),
-            Address::User(id) => format!("user {id}"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmailContent {
-    pub subject: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub html: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SmsContent {
-    pub text: String,
-}
-
-/// What to say, per channel.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Content {
-    #[serde(
-        deserialize_with = "crate::objects::optional_object",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub email: Option<EmailContent>,
-    #[serde(
-        deserialize_with = "crate::objects::optional_object",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub sms: Option<SmsContent>,
-    /// Any JSON value; it becomes the `data` of the signed webhook payload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub webhook: Option<serde_json::Value>,
-}
-
-impl Content {
-    pub fn has(&self, channel: Channel) -> bool {
-        match channel {
-            Channel::Email => self.email.is_some(),
-            Channel::Sms => self.sms.is_some(),
-            Channel::Webhook => self.webhook.is_some(),
-        }
-    }
 }
 
 /// Which template rendered a notification's content.

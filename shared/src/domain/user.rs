@@ -1,8 +1,8 @@
 //! A user: the caller's own id, locale and time zone, and the identities Herald can
 //! reach them at on each channel. Every identity is validated when it is written.
 
-use super::contact::{EmailAddress, PhoneNumber, WebhookUrl};
 use super::preferences::Preferences;
+use super::{EmailAddress, PhoneNumber, WebhookUrl};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -6,13 +6,12 @@ use super::auth::{Scoped, scopes};
 use super::json::Body;
 use super::problem::{ApiResult, Problem};
 use crate::channels::{OutboundMessage, ProviderError};
-use crate::domain::{Address, Channel, Content, DeliveryId, EmailContent, NotificationId};
-use crate::domain::{Priority, Recipient, SmsContent};
+use crate::domain::{Address, Channel, Content, DeliveryId, NotificationId};
+use crate::domain::{Priority, Recipient};
 use crate::integrations::catalog::{self, FieldError, ProviderSpec};
 use crate::integrations::router::Route;
 use crate::integrations::{
-    Integration, IntegrationView, MAX_PER_APP, PROVIDERS, SecretValues, VaultError, new_id,
-    secret_hint,
+    Integration, IntegrationView, MAX_PER_APP, SecretValues, VaultError, new_id, secret_hint,
 };
 use axum::Json;
 use axum::extract::{Path, State};
@@ -155,7 +154,7 @@ fn check_name(name: &str) -> Result<String, Problem> {
 
 fn spec_for(provider: &str, channel: Channel) -> Result<&'static ProviderSpec, Problem> {
     let spec = catalog::spec(provider).ok_or_else(|| {
-        let known: Vec<&str> = PROVIDERS.iter().map(|p| p.id).collect();
+        let known: Vec<&str> = catalog::providers().map(|p| p.id).collect();
         Problem::field("provider", format!("unknown provider (known: {})", known.join(", ")))
     })?;
     if !spec.serves(channel) {
@@ -406,28 +405,6 @@ async fn route_of(state: &AppState, app: &str, id: &str) -> ApiResult<(Integrati
     Ok((integration, route))
 }
 
-/// The default test message on each channel.
-fn test_content(channel: Channel) -> Content {
-    let text = "This is a test message from Herald.";
-    match channel {
-        Channel::Email => Content {
-            email: Some(EmailContent {
-                subject: "Herald test".into(),
-                text: Some(text.into()),
-                html: None,
-            }),
-            ..Default::default()
-        },
-        Channel::Sms => {
-            Content { sms: Some(SmsContent { text: text.into() }), ..Default::default() }
-        }
-        Channel::Webhook => Content {
-            webhook: Some(serde_json::json!({"test": true, "text": text})),
-            ..Default::default()
-        },
-    }
-}
-
 /// Sends one message through the integration (enabled or not) and answers with what
 /// the provider said. Nothing is stored: the message has no notification.
 #[utoipa::path(post, path = "/v1/integrations/{id}/test", tag = "integrations", params(("id" = String, Path)),
@@ -450,7 +427,7 @@ pub async fn test(
         errors.add("to", format!("give an address for the integration's channel ({channel})"));
         return Err(Problem::invalid(errors.0));
     };
-    let content = request.content.unwrap_or_else(|| test_content(channel));
+    let content = request.content.unwrap_or_else(|| channel.test_content());
     if !content.has(channel) {
         return Err(Problem::field("content", format!("give content for {channel}")));
     }
@@ -504,5 +481,5 @@ pub async fn check(
 #[utoipa::path(get, path = "/v1/integration-providers", tag = "integrations",
     responses((status = 200, body = ProviderList)), security(("api_key" = ["read"])))]
 pub async fn providers(_caller: Scoped<scopes::Read>) -> Json<ProviderList> {
-    Json(ProviderList { data: PROVIDERS.to_vec() })
+    Json(ProviderList { data: catalog::providers().copied().collect() })
 }

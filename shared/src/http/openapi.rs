@@ -243,9 +243,12 @@ fn rules(doc: &mut Value) {
         patch(doc, &at(schema, "locales"), json!({"propertyNames": locale.clone()}));
     }
     // A variant needs at least one channel's parts.
-    let one_part: Vec<Value> = ["email", "sms", "push", "chat", "webhook"]
+    let parts = doc.pointer("/components/schemas/TemplateParts/properties").cloned();
+    let names: Vec<String> =
+        parts.and_then(|p| p.as_object().map(|p| p.keys().cloned().collect())).unwrap_or_default();
+    let one_part: Vec<Value> = names
         .iter()
-        .map(|part| json!({"required": [part], "properties": {*part: {"not": {"type": "null"}}}}))
+        .map(|part| json!({"required": [part], "properties": {part.as_str(): {"not": {"type": "null"}}}}))
         .collect();
     patch(doc, "/components/schemas/TemplateParts", json!({"anyOf": one_part}));
     // Profiles: what validate_user checks.

@@ -116,12 +116,7 @@ fn validate_locales(locales: &BTreeMap<String, TemplateParts>) -> Result<(), Pro
             continue;
         }
         // A webhook part may be constant JSON, with no template strings at all.
-        let has_part = parts.email.is_some()
-            || parts.sms.is_some()
-            || parts.push.is_some()
-            || parts.chat.is_some()
-            || parts.webhook.is_some();
-        if !has_part {
+        if parts.is_empty() {
             errors.push(FieldError { field, message: "give at least one channel's parts".into() });
             continue;
         }

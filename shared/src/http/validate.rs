@@ -19,9 +19,6 @@ impl Default for Limits {
 }
 
 pub const MAX_CATEGORY: usize = 64;
-pub const MAX_SUBJECT: usize = 998;
-pub const MAX_EMAIL_BODY: usize = 200 * 1024;
-pub const MAX_SMS: usize = 1600;
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 /// How far ahead `expires_at` may be: a notification waits in queues, not in archives.
 pub const MAX_EXPIRY: chrono::Duration = chrono::Duration::days(366);
@@ -50,18 +47,12 @@ pub fn recipients(errors: &mut Errors, to: &[Recipient], limits: &Limits) {
         if recipient.is_empty() {
             errors.add(format!("to[{i}]"), "a recipient needs an address, a user_id or a group");
         }
-        let direct =
-            recipient.email.is_some() || recipient.phone.is_some() || recipient.webhook.is_some();
         if recipient.user_id.is_some() && recipient.group.is_some()
-            || recipient.is_indirect() && direct
+            || recipient.is_indirect() && recipient.has_address()
         {
             errors.add(format!("to[{i}]"), "give addresses, a user_id or a group, not several");
         }
-        if let Some(target) = &recipient.webhook
-            && !crate::net::permits_url(target.url.as_str())
-        {
-            errors.add(format!("to[{i}].webhook.url"), crate::net::REFUSED);
-        }
+        recipient.check(&format!("to[{i}]"), &mut |field, message| errors.add(field, message));
         for (field, id) in [("user_id", &recipient.user_id), ("group", &recipient.group)] {
             if id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 128) {
                 errors.add(format!("to[{i}].{field}"), "1 to 128 characters");
@@ -88,36 +79,9 @@ pub fn channels(errors: &mut Errors, channels: &[Channel], content: &Content) {
     }
 }
 
+/// Each channel's own rules for its part (its unit's `validate`).
 pub fn content(errors: &mut Errors, content: &Content) {
-    if let Some(email) = &content.email {
-        let subject = email.subject.trim();
-        if subject.is_empty() {
-            errors.add("content.email.subject", "must not be empty");
-        }
-        if email.subject.chars().count() > MAX_SUBJECT {
-            errors.add("content.email.subject", format!("at most {MAX_SUBJECT} characters"));
-        }
-        if email.subject.contains(['\r', '\n']) {
-            errors.add("content.email.subject", "must be one line");
-        }
-        if email.text.is_none() && email.html.is_none() {
-            errors.add("content.email", "give text, html or both");
-        }
-        for (name, body) in [("text", &email.text), ("html", &email.html)] {
-            if body.as_ref().is_some_and(|b| b.len() > MAX_EMAIL_BODY) {
-                errors.add(
-                    format!("content.email.{name}"),
-                    format!("at most {MAX_EMAIL_BODY} bytes"),
-                );
-            }
-        }
-    }
-    if let Some(sms) = &content.sms {
-        let length = sms.text.chars().count();
-        if length == 0 || length > MAX_SMS {
-            errors.add("content.sms.text", format!("must be 1 to {MAX_SMS} characters"));
-        }
-    }
+    content.validate(&mut |field, message| errors.add(field, message));
 }
 
 pub fn category(errors: &mut Errors, category: Option<&str>) {

@@ -1,8 +1,9 @@
-//! The providers an integration may name, with the fields each takes. The catalog is
-//! the same on every host, so the API validates an integration it cannot send through
+//! The providers an integration may name, with the fields each takes (each channel's
+//! unit lists its own). The catalog is the same on every host, so the API validates an integration it cannot send through
 //! itself (an `smtp` integration saved on AWS fails over at send time, with a reason).
 
 use crate::domain::Channel;
+use FieldKind::{Mailbox, OneOf, Port, SigningSecret};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -31,11 +32,19 @@ pub struct FieldSpec {
     pub about: &'static str,
 }
 
-const fn required(name: &'static str, kind: FieldKind, about: &'static str) -> FieldSpec {
+pub(crate) const fn required(
+    name: &'static str,
+    kind: FieldKind,
+    about: &'static str,
+) -> FieldSpec {
     FieldSpec { name, required: true, kind, about }
 }
 
-const fn optional(name: &'static str, kind: FieldKind, about: &'static str) -> FieldSpec {
+pub(crate) const fn optional(
+    name: &'static str,
+    kind: FieldKind,
+    about: &'static str,
+) -> FieldSpec {
     FieldSpec { name, required: false, kind, about }
 }
 
@@ -50,57 +59,22 @@ pub struct ProviderSpec {
     pub secrets: &'static [FieldSpec],
 }
 
-use FieldKind::{Mailbox, OneOf, Port, SigningSecret, Text};
+/// The log provider: any channel (listed under email, the first).
+const LOG: ProviderSpec = ProviderSpec {
+    id: "log",
+    channel: Channel::Email,
+    about: "Records what would be sent (GET /v1/log-messages); any channel.",
+    config: &[],
+    secrets: &[],
+};
 
-pub const PROVIDERS: &[ProviderSpec] = &[
-    ProviderSpec {
-        id: "smtp",
-        channel: Channel::Email,
-        about: "Email over SMTP (herald serve).",
-        config: &[
-            required("host", Text, "The SMTP server's host name."),
-            optional("port", Port, "Default 587 (starttls), 465 (tls) or 25 (none)."),
-            optional("tls", OneOf(&["starttls", "tls", "none"]), "Default starttls."),
-            required("from", Mailbox, "The sender, e.g. `Herald <no-reply@example.com>`."),
-            optional("username", Text, "For SMTP AUTH."),
-        ],
-        secrets: &[optional("password", Text, "For SMTP AUTH.")],
-    },
-    ProviderSpec {
-        id: "ses",
-        channel: Channel::Email,
-        about: "Email through Amazon SES v2 with the send function's role (AWS).",
-        config: &[
-            required("from", Mailbox, "A verified sender."),
-            optional("configuration_set", Text, "Where SES publishes delivery events."),
-        ],
-        secrets: &[],
-    },
-    ProviderSpec {
-        id: "sns",
-        channel: Channel::Sms,
-        about: "SMS through Amazon SNS with the send function's role (AWS).",
-        config: &[optional("sender_id", Text, "Alphanumeric sender id, where allowed.")],
-        secrets: &[],
-    },
-    ProviderSpec {
-        id: "webhook",
-        channel: Channel::Webhook,
-        about: "Standard Webhooks: signed HTTPS POSTs.",
-        config: &[],
-        secrets: &[required("signing_secret", SigningSecret, "Signs each payload.")],
-    },
-    ProviderSpec {
-        id: "log",
-        channel: Channel::Email,
-        about: "Records what would be sent (GET /v1/log-messages); any channel.",
-        config: &[],
-        secrets: &[],
-    },
-];
+/// Every provider, from each channel's unit, then the log provider.
+pub fn providers() -> impl Iterator<Item = &'static ProviderSpec> {
+    Channel::ALL.into_iter().flat_map(Channel::providers).chain(std::iter::once(&LOG))
+}
 
 pub fn spec(id: &str) -> Option<&'static ProviderSpec> {
-    PROVIDERS.iter().find(|p| p.id == id)
+    providers().find(|p| p.id == id)
 }
 
 impl ProviderSpec {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-pub use catalog::{FieldError, PROVIDERS, ProviderSpec};
+pub use catalog::{FieldError, ProviderSpec, providers};
 pub use router::{IntegrationRouter, ProviderFactory, Route};
 pub use vault::{LocalVault, SecretValues, SecretVault, VaultError};
 

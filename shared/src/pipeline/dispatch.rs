@@ -4,7 +4,6 @@
 
 use super::delivery_job;
 use super::plan::{Planner, plan_deliveries, plan_recipient};
-use crate::domain::notification::WebhookTarget;
 use crate::domain::{
     Delivery, DeliveryStatus, Notification, NotificationId, NotificationStatus, Recipient, Routing,
     User,
@@ -38,14 +37,7 @@ const MEMBER_PAGE: usize = 1000;
 /// The recipient a user is: their identities, or, with none for a channel, the user id
 /// (so the delivery is suppressed with `no_address`).
 fn user_recipient(user: Option<&User>, id: &str) -> Recipient {
-    let profile = user.map(|u| &u.profile);
-    Recipient {
-        email: profile.and_then(|p| p.email.clone()),
-        phone: profile.and_then(|p| p.phone.clone()),
-        webhook: profile.and_then(|p| p.webhook_url.clone()).map(|url| WebhookTarget { url }),
-        user_id: Some(id.to_owned()),
-        group: None,
-    }
+    Recipient::of_user(id, user.map(|u| &u.profile))
 }
 
 /// A recipient with addresses, the user record it came from (if any), and its

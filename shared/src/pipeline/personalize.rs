@@ -2,7 +2,7 @@
 //! rendered again in the user's locale and time zone, with their signed unsubscribe
 //! link; for a direct address, the content rendered at intake.
 
-use crate::domain::{Channel, Content, Delivery, Notification};
+use crate::domain::{Content, Delivery, Notification};
 use crate::ports::{StoreError, TemplateStore};
 use crate::templates::{Recipient, Renderer, TemplateVersion, render_channels};
 use crate::unsubscribe::{KEY_VERSION, Unsubscribe, UnsubscribeLinks};
@@ -59,18 +59,19 @@ impl Personalizer {
         };
         // A delivery planned before links carried the user's incarnation gets none.
         let since = user.since.filter(|_| user.unsubscribable);
-        let unsubscribe_url = if let (Channel::Email, Some(since)) = (delivery.channel, since) {
-            let what = Unsubscribe {
-                app_id: notification.app_id.clone(),
-                user_id: user.id.clone(),
-                category: notification.category.clone(),
-                since,
-                key_version: KEY_VERSION,
+        let unsubscribe_url =
+            if let (true, Some(since)) = (delivery.channel.one_click_unsubscribe(), since) {
+                let what = Unsubscribe {
+                    app_id: notification.app_id.clone(),
+                    user_id: user.id.clone(),
+                    category: notification.category.clone(),
+                    since,
+                    key_version: KEY_VERSION,
+                };
+                Some(self.links.url(&what).await?)
+            } else {
+                None
             };
-            Some(self.links.url(&what).await?)
-        } else {
-            None
-        };
         let Some(used) = &notification.template else {
             return Ok(Personalized { content: notification.content.clone(), unsubscribe_url });
         };

@@ -236,7 +236,7 @@ fn first_address(recipient: &Recipient) -> Address {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::notification::WebhookTarget;
+    use crate::domain::WebhookTarget;
     use crate::domain::{EmailAddress, Priority, WebhookUrl};
     use chrono::Utc;
 

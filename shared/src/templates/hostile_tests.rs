@@ -2,6 +2,7 @@
 //! budget, and see nothing of other templates.
 
 use super::*;
+use crate::channels::{EmailContent, SmsContent};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -9,7 +10,7 @@ use serde_json::json;
 const LIMIT: usize = 64 * 1024;
 
 fn sms(text: &str) -> TemplateParts {
-    TemplateParts { sms: Some(SmsParts { text: text.into() }), ..Default::default() }
+    TemplateParts { sms: Some(SmsContent { text: text.into() }), ..Default::default() }
 }
 
 fn render(renderer: &Renderer, text: &str) -> Result<String, TemplateError> {
@@ -117,7 +118,7 @@ fn ordinary_templates_still_work() {
 #[test]
 fn raw_html_is_kept_and_data_is_escaped() {
     let parts = TemplateParts {
-        email: Some(EmailParts {
+        email: Some(EmailContent {
             subject: "s".into(),
             text: None,
             html: Some("<b>{{ name }}</b>{% for x in l %}<i>{{ x }}</i>{% endfor %}".into()),

@@ -1,4 +1,5 @@
 use super::*;
+use crate::channels::SmsContent;
 use serde_json::json;
 
 fn order_template() -> TemplateParts {
@@ -40,7 +41,7 @@ fn every_channel_renders() {
     let push = out.push.unwrap();
     assert_eq!(push.data["url"], "https://shop.example/o/A-1001");
     assert_eq!(out.chat.unwrap().markdown, "**Order A-1001** shipped to Ann <ann@example.com>");
-    assert_eq!(out.webhook.unwrap(), json!({"order": "A-1001", "lines": ["socks"], "count": 2}));
+    assert_eq!(out.webhook.unwrap().0, json!({"order": "A-1001", "lines": ["socks"], "count": 2}));
 }
 
 #[test]
@@ -109,7 +110,7 @@ fn new_text_under_an_old_name_renders_the_new_text() {
     let renderer = Renderer::new();
     let first = renderer.render(&order_template(), &data(), &Recipient::default()).unwrap();
     let mut changed = order_template();
-    changed.sms = Some(SmsParts { text: "changed".into() });
+    changed.sms = Some(SmsContent { text: "changed".into() });
     let second = renderer.render(&changed, &data(), &Recipient::default()).unwrap();
     assert!(first.sms.unwrap().text.starts_with("Order A-1001 shipped"));
     assert_eq!(second.sms.unwrap().text, "changed");

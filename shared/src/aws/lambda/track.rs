@@ -9,8 +9,8 @@
 
 use super::Backends;
 use crate::aws::dynamo::DailyCounters;
-use crate::channels::DELIVERY_TAG;
-use crate::domain::{DeliveryId, DeliveryStatus};
+use crate::channels::Feedback;
+use crate::channels::email::ses_events;
 use crate::pipeline::intake::requeue_stranded;
 use crate::ports::{DeliveryOutcome, Store};
 use serde_json::Value;
@@ -102,63 +102,28 @@ fn status_change(record: &Value) -> Option<((String, String), String)> {
 
 /// Applies one SES event (event publishing format) to the delivery named by its tag.
 async fn apply_ses_event(store: &dyn Store, ses: &Value) -> Result<bool, crate::ports::StoreError> {
-    let tag = ses.get("mail").and_then(|m| m.get("tags")).and_then(|t| t.get(DELIVERY_TAG));
-    let Some(id) =
-        tag.and_then(|t| t.get(0)).and_then(Value::as_str).and_then(|t| DeliveryId::parse(t).ok())
-    else {
+    let Some(read) = ses_events::feedback(ses) else {
         return Ok(false);
     };
-    let kind = text(ses, &["eventType"]).or(text(ses, &["notificationType"])).unwrap_or("");
-    let message_id = text(ses, &["mail", "messageId"]).map(str::to_owned);
-    let outcome = |reason: Option<String>| DeliveryOutcome {
-        provider: Some("ses".into()),
-        provider_message_id: message_id.clone(),
-        reason,
-        attempts: 0,
-        integration: None,
-    };
-    match kind {
-        "Delivery" => {
-            if !store.transition_delivery(&id, DeliveryStatus::Delivered, outcome(None)).await? {
-                return store.record_delivery_event(&id, "delivered", None).await;
+    let id = read.delivery;
+    match read.feedback {
+        Feedback::Status { status, reason } => {
+            let outcome = DeliveryOutcome {
+                provider: Some("ses".into()),
+                provider_message_id: read.message_id,
+                reason,
+                attempts: 0,
+                integration: None,
+            };
+            if !store.transition_delivery(&id, status, outcome).await? {
+                // Already final (a bounce after delivery): the timeline still says so.
+                return store.record_delivery_event(&id, status.as_str(), None).await;
             }
             Ok(true)
         }
-        "Bounce" if text(ses, &["bounce", "bounceType"]) == Some("Permanent") => {
-            let reason = ses
-                .pointer("/bounce/bouncedRecipients/0/diagnosticCode")
-                .and_then(Value::as_str)
-                .or_else(|| text(ses, &["bounce", "bounceSubType"]))
-                .map(str::to_owned);
-            if !store.transition_delivery(&id, DeliveryStatus::Bounced, outcome(reason)).await? {
-                return store.record_delivery_event(&id, "bounced", None).await;
-            }
-            Ok(true)
+        Feedback::Event { name, detail } => {
+            store.record_delivery_event(&id, &name, detail.as_deref()).await
         }
-        "Bounce" => {
-            store
-                .record_delivery_event(&id, "soft_bounce", text(ses, &["bounce", "bounceSubType"]))
-                .await
-        }
-        "Complaint" => {
-            store
-                .record_delivery_event(
-                    &id,
-                    "complained",
-                    text(ses, &["complaint", "complaintFeedbackType"]),
-                )
-                .await
-        }
-        "Open" => store.record_delivery_event(&id, "opened", None).await,
-        "Click" => store.record_delivery_event(&id, "clicked", text(ses, &["click", "link"])).await,
-        "DeliveryDelay" => {
-            store
-                .record_delivery_event(&id, "delayed", text(ses, &["deliveryDelay", "delayType"]))
-                .await
-        }
-        "Reject" | "RenderingFailure" => {
-            store.record_delivery_event(&id, &kind.to_lowercase(), None).await
-        }
-        _ => Ok(true), // `Send` and future event types: nothing to record.
+        Feedback::Ignore => Ok(true),
     }
 }

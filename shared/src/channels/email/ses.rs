@@ -3,7 +3,8 @@
 //! from there to the `track` function), and carries the delivery id as a message tag
 //! so each event finds its delivery.
 
-use super::{OutboundMessage, Provider, ProviderError, Receipt};
+use super::DELIVERY_TAG;
+use crate::channels::{HostProviders, OutboundMessage, Provider, ProviderError, Receipt};
 use crate::domain::Address;
 use async_trait::async_trait;
 use aws_sdk_sesv2::Client;
@@ -13,8 +14,18 @@ use aws_sdk_sesv2::types::{
     Body, Content, Destination, EmailContent, Message, MessageHeader, MessageTag,
 };
 
-/// The message tag that carries Herald's delivery id through SES events.
-pub const DELIVERY_TAG: &str = "herald_delivery_id";
+/// An `ses` integration: its sender and configuration set, with the host's AWS
+/// configuration (the send function's role).
+pub(super) fn from_integration(
+    host: &HostProviders,
+    config: &serde_json::Map<String, serde_json::Value>,
+) -> Result<std::sync::Arc<dyn Provider>, String> {
+    let text = |name: &str| config.get(name).and_then(serde_json::Value::as_str);
+    let aws = host.aws.as_ref().ok_or("SES needs the AWS configuration")?;
+    let from = text("from").ok_or("config 'from' is not set")?;
+    let set = text("configuration_set").map(str::to_owned);
+    Ok(std::sync::Arc::new(SesProvider::new(Client::new(aws), from, set)))
+}
 
 pub struct SesProvider {
     client: Client,
@@ -56,16 +67,17 @@ impl SesProvider {
         if let Some(html) = &email.html {
             body = body.html(text(html)?);
         }
-        let headers = super::unsubscribe_headers(message, self.list_unsubscribe.as_deref())
-            .into_iter()
-            .map(|(name, value)| {
-                MessageHeader::builder()
-                    .name(name)
-                    .value(value)
-                    .build()
-                    .map_err(|e| ProviderError::Permanent(format!("SES: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let headers =
+            crate::channels::unsubscribe_headers(message, self.list_unsubscribe.as_deref())
+                .into_iter()
+                .map(|(name, value)| {
+                    MessageHeader::builder()
+                        .name(name)
+                        .value(value)
+                        .build()
+                        .map_err(|e| ProviderError::Permanent(format!("SES: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
         let message = Message::builder()
             .subject(text(&email.subject)?)
             .body(body.build())

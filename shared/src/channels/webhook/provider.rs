@@ -3,7 +3,7 @@
 //! `webhook-timestamp` (Unix seconds) and `webhook-signature` (`v1,` + base64 of
 //! HMAC-SHA256 over `id.timestamp.body` with the secret's bytes).
 
-use super::{OutboundMessage, Provider, ProviderError, Receipt};
+use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
 use crate::domain::Address;
 use crate::net::{GuardedResolver, NetworkPolicy, REFUSED, was_refused};
 use async_trait::async_trait;
@@ -175,7 +175,10 @@ mod tests {
             priority: Priority::High,
             category: None,
             address: Address::Webhook(WebhookUrl::parse(url).unwrap()),
-            content: Content { webhook: Some(serde_json::json!({"x": 1})), ..Default::default() },
+            content: Content {
+                webhook: Some(crate::channels::WebhookData(serde_json::json!({"x": 1}))),
+                ..Default::default()
+            },
             unsubscribe_url: None,
             metadata: None,
         }

@@ -2,13 +2,23 @@
 //! `Transactional` (SNS routes them for reliability, and they may reach numbers that
 //! opted out of marketing); low priority goes as `Promotional` (routed for cost).
 
-use super::{OutboundMessage, Provider, ProviderError, Receipt};
+use crate::channels::{HostProviders, OutboundMessage, Provider, ProviderError, Receipt};
 use crate::domain::{Address, Priority};
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sns::operation::publish::PublishError;
 use aws_sdk_sns::types::MessageAttributeValue;
+
+/// An `sns` integration: its sender id, with the host's AWS configuration.
+pub(super) fn from_integration(
+    host: &HostProviders,
+    config: &serde_json::Map<String, serde_json::Value>,
+) -> Result<std::sync::Arc<dyn Provider>, String> {
+    let aws = host.aws.as_ref().ok_or("SNS needs the AWS configuration")?;
+    let sender = config.get("sender_id").and_then(serde_json::Value::as_str);
+    Ok(std::sync::Arc::new(SnsSmsProvider::new(Client::new(aws), sender.map(str::to_owned))))
+}
 
 pub struct SnsSmsProvider {
     client: Client,

@@ -1,7 +1,7 @@
 //! Email over SMTP with lettre: a pooled connection, TLS as configured, and SMTP reply
 //! codes mapped to retry decisions (4xx transient, 5xx permanent).
 
-use super::{OutboundMessage, Provider, ProviderError, Receipt};
+use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
 use crate::domain::Address;
 use async_trait::async_trait;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -88,7 +88,9 @@ impl SmtpProvider {
             .to(to)
             .subject(email.subject.clone())
             .message_id(Some(format!("<{}@{}>", message.delivery_id, domain)));
-        for (name, value) in super::unsubscribe_headers(message, self.list_unsubscribe.as_deref()) {
+        for (name, value) in
+            crate::channels::unsubscribe_headers(message, self.list_unsubscribe.as_deref())
+        {
             builder =
                 builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
         }
@@ -147,4 +149,31 @@ impl Provider for SmtpProvider {
             Err(e) => Err(classify(&e)),
         }
     }
+}
+
+/// An `smtp` integration's provider.
+pub(super) fn from_integration(
+    config: &serde_json::Map<String, serde_json::Value>,
+    secrets: &crate::integrations::SecretValues,
+) -> Result<std::sync::Arc<dyn Provider>, String> {
+    let text = |name: &str| config.get(name).and_then(serde_json::Value::as_str);
+    let tls: SmtpTls = text("tls").unwrap_or("starttls").parse()?;
+    let default_port = match tls {
+        SmtpTls::StartTls => 587,
+        SmtpTls::Tls => 465,
+        SmtpTls::None => 25,
+    };
+    let port = config.get("port").and_then(serde_json::Value::as_u64);
+    let from = text("from").ok_or("config 'from' is not set")?;
+    let smtp = SmtpConfig {
+        host: text("host").ok_or("config 'host' is not set")?.to_owned(),
+        port: port.and_then(|p| u16::try_from(p).ok()).unwrap_or(default_port),
+        tls,
+        username: text("username").map(str::to_owned),
+        password: secrets.get("password").cloned(),
+        from: from.parse().map_err(|e| format!("config 'from': {e}"))?,
+        list_unsubscribe: None,
+        timeout: Duration::from_secs(30),
+    };
+    Ok(std::sync::Arc::new(SmtpProvider::new(smtp)?))
 }
