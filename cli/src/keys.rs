@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use herald_core::auth::{Scope, mint_key, validate_app_id};
 use herald_core::ports::KeyStore;
-use herald_core::sqlite::SqliteBackend;
+use herald_sqlite::SqliteBackend;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {

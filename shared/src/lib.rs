@@ -14,8 +14,6 @@ pub mod net;
 pub mod objects;
 pub mod pipeline;
 pub mod ports;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
 pub mod templates;
 pub mod time;
 pub mod unsubscribe;

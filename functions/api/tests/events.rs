@@ -4,7 +4,7 @@
 use herald_core::auth::Scope;
 use herald_core::auth::key_from_secret;
 use herald_core::ports::{KeyStore, SettingStore};
-use herald_core::sqlite::SqliteBackend;
+use herald_sqlite::SqliteBackend;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;

@@ -2,9 +2,10 @@
 //! replaced under a revision check.
 
 use super::SqliteBackend;
-use crate::integrations::{Integration, IntegrationSet};
-use crate::ports::{IntegrationStore, StoreResult};
+use crate::Db;
 use async_trait::async_trait;
+use herald_core::integrations::{Integration, IntegrationSet};
+use herald_core::ports::{IntegrationStore, StoreResult};
 use rusqlite::{OptionalExtension, params};
 
 #[async_trait]
@@ -14,11 +15,11 @@ impl IntegrationStore for SqliteBackend {
         let row: Option<(u64, String)> = self
             .read(move |conn| {
                 Ok(conn
-                    .prepare_cached(
-                        "SELECT revision, body FROM integration_sets WHERE app_id = ?1",
-                    )?
+                    .prepare_cached("SELECT revision, body FROM integration_sets WHERE app_id = ?1")
+                    .db()?
                     .query_row([app_id], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?)
+                    .optional()
+                    .db()?)
             })
             .await?;
         match row {
@@ -42,14 +43,18 @@ impl IntegrationStore for SqliteBackend {
                     conn.prepare_cached(
                         "INSERT OR IGNORE INTO integration_sets (app_id, revision, body)
                          VALUES (?1, 1, ?2)",
-                    )?
-                    .execute(params![app_id, body])?
+                    )
+                    .db()?
+                    .execute(params![app_id, body])
+                    .db()?
                 } else {
                     conn.prepare_cached(
                         "UPDATE integration_sets SET revision = revision + 1, body = ?2
                          WHERE app_id = ?1 AND revision = ?3",
-                    )?
-                    .execute(params![app_id, body, expected])?
+                    )
+                    .db()?
+                    .execute(params![app_id, body, expected])
+                    .db()?
                 };
                 Ok(changed == 1)
             })

@@ -2,12 +2,13 @@
 //! in-process wake-ups so idle workers do not poll in a tight loop.
 
 use super::SqliteBackend;
-use crate::domain::Priority;
-use crate::ports::{
+use crate::Db;
+use async_trait::async_trait;
+use herald_core::domain::Priority;
+use herald_core::ports::{
     DeadLetter, HeldJobs, Job, LeasedJob, QueueConsumer, QueueName, QueueProducer, QueueStats,
     StoreResult,
 };
-use async_trait::async_trait;
 use rand::RngCore;
 use rusqlite::{Connection, params};
 use std::time::Duration;
@@ -24,16 +25,18 @@ pub(super) fn insert_jobs(conn: &Connection, jobs: &[Job], now: i64) -> StoreRes
     let mut insert = conn.prepare_cached(
         "INSERT OR IGNORE INTO jobs (queue, priority, dedup_key, payload, visible_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+    ).db()?;
     for job in jobs {
-        insert.execute(params![
-            job.queue.as_str(),
-            job.priority.rank(),
-            job.dedup_key,
-            job.payload,
-            now + job.delay.as_millis() as i64,
-            now
-        ])?;
+        insert
+            .execute(params![
+                job.queue.as_str(),
+                job.priority.rank(),
+                job.dedup_key,
+                job.payload,
+                now + job.delay.as_millis() as i64,
+                now
+            ])
+            .db()?;
     }
     Ok(())
 }
@@ -73,10 +76,11 @@ impl HeldJobs for SqliteBackend {
         let keys: Vec<(i64, String)> = jobs.iter().map(|j| (j.id, j.lease_token.clone())).collect();
         self.writer()
             .run(move |conn| {
-                let mut delete =
-                    conn.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND lease_token = ?2")?;
+                let mut delete = conn
+                    .prepare_cached("DELETE FROM jobs WHERE id = ?1 AND lease_token = ?2")
+                    .db()?;
                 for (id, token) in &keys {
-                    delete.execute(params![id, token])?;
+                    delete.execute(params![id, token]).db()?;
                 }
                 Ok(())
             })
@@ -92,13 +96,10 @@ impl HeldJobs for SqliteBackend {
                 conn.prepare_cached(
                     "UPDATE jobs SET visible_at = ?1, lease_token = NULL, last_error = ?2
                      WHERE id = ?3 AND lease_token = ?4",
-                )?
-                .execute(params![
-                    now + delay.as_millis() as i64,
-                    error,
-                    id,
-                    token
-                ])?;
+                )
+                .db()?
+                .execute(params![now + delay.as_millis() as i64, error, id, token])
+                .db()?;
                 Ok(())
             })
             .await?;
@@ -116,10 +117,10 @@ impl HeldJobs for SqliteBackend {
                         "INSERT INTO dead_letters (queue, priority, payload, attempts, error, created_at, failed_at)
                          SELECT queue, priority, payload, attempts, ?1, created_at, ?2 FROM jobs
                          WHERE id = ?3 AND lease_token = ?4",
-                    )?
-                    .execute(params![error, now, id, token])?;
+                    ).db()?
+                    .execute(params![error, now, id, token]).db()?;
                 if moved == 1 {
-                    conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute([id])?;
+                    conn.prepare_cached("DELETE FROM jobs WHERE id = ?1").db()?.execute([id]).db()?;
                 }
                 Ok(())
             })
@@ -140,32 +141,36 @@ impl QueueConsumer for SqliteBackend {
             .run(move |conn| {
                 let token = new_token();
                 // Strict priority: the inner query walks the index lane by lane.
-                let mut statement = conn.prepare_cached(
-                    "UPDATE jobs SET visible_at = ?1, attempts = attempts + 1, lease_token = ?2
+                let mut statement = conn
+                    .prepare_cached(
+                        "UPDATE jobs SET visible_at = ?1, attempts = attempts + 1, lease_token = ?2
                      WHERE id IN (SELECT id FROM jobs WHERE queue = ?3 AND visible_at <= ?4
                                   ORDER BY priority, visible_at, id LIMIT ?5)
                      RETURNING id, priority, payload, attempts",
-                )?;
-                let rows = statement.query_map(
-                    params![
-                        now + visibility.as_millis() as i64,
-                        token,
-                        queue.as_str(),
-                        now,
-                        max as i64
-                    ],
-                    |r| {
-                        Ok(LeasedJob {
-                            id: r.get(0)?,
-                            queue,
-                            priority: Priority::from_rank(r.get(1)?),
-                            payload: r.get(2)?,
-                            attempts: r.get::<_, i64>(3)? as u32,
-                            lease_token: token.clone(),
-                        })
-                    },
-                )?;
-                let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                    )
+                    .db()?;
+                let rows = statement
+                    .query_map(
+                        params![
+                            now + visibility.as_millis() as i64,
+                            token,
+                            queue.as_str(),
+                            now,
+                            max as i64
+                        ],
+                        |r| {
+                            Ok(LeasedJob {
+                                id: r.get(0)?,
+                                queue,
+                                priority: Priority::from_rank(r.get(1)?),
+                                payload: r.get(2)?,
+                                attempts: r.get::<_, i64>(3)? as u32,
+                                lease_token: token.clone(),
+                            })
+                        },
+                    )
+                    .db()?;
+                let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>().db()?;
                 // RETURNING gives no order guarantee; hand out the most urgent first.
                 jobs.sort_by_key(|j| (j.priority, j.id));
                 Ok(jobs)
@@ -183,8 +188,10 @@ impl QueueStats for SqliteBackend {
     async fn depth(&self, queue: QueueName) -> StoreResult<u64> {
         self.read(move |conn| {
             let n: i64 = conn
-                .prepare_cached("SELECT COUNT(*) FROM jobs WHERE queue = ?1")?
-                .query_row([queue.as_str()], |r| r.get(0))?;
+                .prepare_cached("SELECT COUNT(*) FROM jobs WHERE queue = ?1")
+                .db()?
+                .query_row([queue.as_str()], |r| r.get(0))
+                .db()?;
             Ok(n as u64)
         })
         .await
@@ -192,21 +199,25 @@ impl QueueStats for SqliteBackend {
 
     async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT queue, payload, attempts, error, failed_at FROM dead_letters
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT queue, payload, attempts, error, failed_at FROM dead_letters
                  ORDER BY id DESC LIMIT ?1",
-            )?;
-            let rows = statement.query_map([limit as i64], |r| {
-                Ok(DeadLetter {
-                    queue: r.get(0)?,
-                    payload: r.get(1)?,
-                    attempts: r.get::<_, i64>(2)? as u32,
-                    error: r.get(3)?,
-                    failed_at: chrono::DateTime::from_timestamp_millis(r.get(4)?)
-                        .unwrap_or_default(),
+                )
+                .db()?;
+            let rows = statement
+                .query_map([limit as i64], |r| {
+                    Ok(DeadLetter {
+                        queue: r.get(0)?,
+                        payload: r.get(1)?,
+                        attempts: r.get::<_, i64>(2)? as u32,
+                        error: r.get(3)?,
+                        failed_at: chrono::DateTime::from_timestamp_millis(r.get(4)?)
+                            .unwrap_or_default(),
+                    })
                 })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                .db()?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>().db()?)
         })
         .await
     }

@@ -1,10 +1,11 @@
 //! `GroupStore` on SQLite: a row per group, a row per membership.
 
 use super::SqliteBackend;
-use crate::domain::Group;
-use crate::ports::{GroupStore, StoreError, StoreResult};
-use crate::time::{format_time, parse_time};
+use crate::Db;
 use async_trait::async_trait;
+use herald_core::domain::Group;
+use herald_core::ports::{GroupStore, StoreError, StoreResult};
+use herald_core::time::{format_time, parse_time};
 use rusqlite::{OptionalExtension, Row, params};
 
 fn group_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Group>> {
@@ -25,22 +26,26 @@ impl GroupStore for SqliteBackend {
         self.writer()
             .run(move |conn| {
                 let existed = conn
-                    .prepare_cached("SELECT 1 FROM groups WHERE app_id = ?1 AND id = ?2")?
+                    .prepare_cached("SELECT 1 FROM groups WHERE app_id = ?1 AND id = ?2")
+                    .db()?
                     .query_row(params![group.app_id, group.id], |_| Ok(()))
-                    .optional()?
+                    .optional()
+                    .db()?
                     .is_some();
                 conn.prepare_cached(&format!(
                     "INSERT INTO groups ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (app_id, id) DO UPDATE SET name = excluded.name,
                          updated_at = excluded.updated_at"
-                ))?
+                ))
+                .db()?
                 .execute(params![
                     group.app_id,
                     group.id,
                     group.name,
                     format_time(group.created_at),
                     format_time(group.updated_at)
-                ])?;
+                ])
+                .db()?;
                 Ok(!existed)
             })
             .await
@@ -51,9 +56,11 @@ impl GroupStore for SqliteBackend {
         self.read(move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM groups WHERE app_id = ?1 AND id = ?2"
-            ))?
+            ))
+            .db()?
             .query_row(params![app_id, id], group_from_row)
-            .optional()?
+            .optional()
+            .db()?
             .transpose()
         })
         .await
@@ -62,11 +69,13 @@ impl GroupStore for SqliteBackend {
     async fn list_groups(&self, app_id: &str) -> StoreResult<Vec<Group>> {
         let app_id = app_id.to_owned();
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM groups WHERE app_id = ?1 ORDER BY id"
-            ))?;
-            let rows = statement.query_map([app_id], group_from_row)?;
-            rows.map(|row| row?).collect()
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM groups WHERE app_id = ?1 ORDER BY id"
+                ))
+                .db()?;
+            let rows = statement.query_map([app_id], group_from_row).db()?;
+            rows.map(|row| row.db()?).collect()
         })
         .await
     }
@@ -77,11 +86,15 @@ impl GroupStore for SqliteBackend {
             .run(move |conn| {
                 conn.prepare_cached(
                     "DELETE FROM group_members WHERE app_id = ?1 AND group_id = ?2",
-                )?
-                .execute(params![app_id, id])?;
+                )
+                .db()?
+                .execute(params![app_id, id])
+                .db()?;
                 Ok(conn
-                    .prepare_cached("DELETE FROM groups WHERE app_id = ?1 AND id = ?2")?
-                    .execute(params![app_id, id])?
+                    .prepare_cached("DELETE FROM groups WHERE app_id = ?1 AND id = ?2")
+                    .db()?
+                    .execute(params![app_id, id])
+                    .db()?
                     == 1)
             })
             .await
@@ -93,10 +106,10 @@ impl GroupStore for SqliteBackend {
             .run(move |conn| {
                 let mut insert = conn.prepare_cached(
                     "INSERT OR IGNORE INTO group_members (app_id, group_id, user_id) VALUES (?1, ?2, ?3)",
-                )?;
+                ).db()?;
                 let mut added = 0;
                 for user in &users {
-                    added += insert.execute(params![app_id, group, user])?;
+                    added += insert.execute(params![app_id, group, user]).db()?;
                 }
                 Ok(added)
             })
@@ -114,10 +127,10 @@ impl GroupStore for SqliteBackend {
             .run(move |conn| {
                 let mut delete = conn.prepare_cached(
                     "DELETE FROM group_members WHERE app_id = ?1 AND group_id = ?2 AND user_id = ?3",
-                )?;
+                ).db()?;
                 let mut removed = 0;
                 for user in &users {
-                    removed += delete.execute(params![app_id, group, user])?;
+                    removed += delete.execute(params![app_id, group, user]).db()?;
                 }
                 Ok(removed)
             })
@@ -137,9 +150,9 @@ impl GroupStore for SqliteBackend {
             let mut statement = conn.prepare_cached(
                 "SELECT user_id FROM group_members WHERE app_id = ?1 AND group_id = ?2 AND user_id > ?3
                  ORDER BY user_id LIMIT ?4",
-            )?;
-            let rows = statement.query_map(params![app_id, group, after, limit as i64], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            ).db()?;
+            let rows = statement.query_map(params![app_id, group, after, limit as i64], |r| r.get(0)).db()?;
+            Ok(rows.collect::<rusqlite::Result<_>>().db()?)
         })
         .await
     }
@@ -149,9 +162,9 @@ impl GroupStore for SqliteBackend {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT group_id FROM group_members WHERE app_id = ?1 AND user_id = ?2 ORDER BY group_id",
-            )?;
-            let rows = statement.query_map(params![app_id, user], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            ).db()?;
+            let rows = statement.query_map(params![app_id, user], |r| r.get(0)).db()?;
+            Ok(rows.collect::<rusqlite::Result<_>>().db()?)
         })
         .await
     }

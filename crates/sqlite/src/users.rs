@@ -1,10 +1,11 @@
 //! `UserStore` on SQLite: one row per user, the profile as JSON.
 
 use super::SqliteBackend;
-use crate::domain::{User, UserProfile};
-use crate::ports::{StoreError, StoreResult, UserStore};
-use crate::time::{format_time, parse_time};
+use crate::Db;
 use async_trait::async_trait;
+use herald_core::domain::{User, UserProfile};
+use herald_core::ports::{StoreError, StoreResult, UserStore};
+use herald_core::time::{format_time, parse_time};
 use rusqlite::{OptionalExtension, Row, params};
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<User>> {
@@ -42,22 +43,26 @@ impl UserStore for SqliteBackend {
                 let mut created = Vec::with_capacity(users.len());
                 for user in &users {
                     let existed = conn
-                        .prepare_cached("SELECT 1 FROM users WHERE app_id = ?1 AND id = ?2")?
+                        .prepare_cached("SELECT 1 FROM users WHERE app_id = ?1 AND id = ?2")
+                        .db()?
                         .query_row(params![user.app_id, user.id], |_| Ok(()))
-                        .optional()?
+                        .optional()
+                        .db()?
                         .is_some();
                     conn.prepare_cached(&format!(
                         "INSERT INTO users ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT (app_id, id) DO UPDATE SET body = excluded.body,
                              updated_at = excluded.updated_at"
-                    ))?
+                    ))
+                    .db()?
                     .execute(params![
                         user.app_id,
                         user.id,
                         serde_json::to_string(&user.profile)?,
                         format_time(user.created_at),
                         format_time(user.updated_at)
-                    ])?;
+                    ])
+                    .db()?;
                     created.push(!existed);
                 }
                 Ok(created)
@@ -70,9 +75,11 @@ impl UserStore for SqliteBackend {
         self.read(move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {READ_COLUMNS} FROM users WHERE app_id = ?1 AND id = ?2"
-            ))?
+            ))
+            .db()?
             .query_row(params![app_id, id], user_from_row)
-            .optional()?
+            .optional()
+            .db()?
             .transpose()
         })
         .await
@@ -88,9 +95,9 @@ impl UserStore for SqliteBackend {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {READ_COLUMNS} FROM users WHERE app_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
-            ))?;
-            let rows = statement.query_map(params![app_id, after, limit as i64], user_from_row)?;
-            rows.map(|row| row?).collect()
+            )).db()?;
+            let rows = statement.query_map(params![app_id, after, limit as i64], user_from_row).db()?;
+            rows.map(|row| row.db()?).collect()
         })
         .await
     }
@@ -100,8 +107,10 @@ impl UserStore for SqliteBackend {
         self.writer()
             .run(move |conn| {
                 Ok(conn
-                    .prepare_cached("DELETE FROM users WHERE app_id = ?1 AND id = ?2")?
-                    .execute(params![app_id, id])?
+                    .prepare_cached("DELETE FROM users WHERE app_id = ?1 AND id = ?2")
+                    .db()?
+                    .execute(params![app_id, id])
+                    .db()?
                     == 1)
             })
             .await

@@ -1,11 +1,10 @@
 //! The Store and Queue contract on the SQLite backend, plus what only the local host
 //! relies on (releasing a dead run's leases).
-#![cfg(feature = "sqlite")]
 
 use herald_core::contract;
 use herald_core::ports::{QueueConsumer, QueueName, QueueProducer, QueueStats, Store};
-use herald_core::sqlite::SqliteBackend;
 use herald_core::time::ManualClock;
+use herald_sqlite::SqliteBackend;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,10 +2,11 @@
 //! category, a row per delivery counted against a frequency cap.
 
 use super::SqliteBackend;
-use crate::domain::{CategorySettings, DeliveryId, Preferences};
-use crate::ports::{CapWindow, PreferenceStore, PreferencesWrite, StoreError, StoreResult};
-use crate::time::{format_time, parse_time};
+use crate::Db;
 use async_trait::async_trait;
+use herald_core::domain::{CategorySettings, DeliveryId, Preferences};
+use herald_core::ports::{CapWindow, PreferenceStore, PreferencesWrite, StoreError, StoreResult};
+use herald_core::time::{format_time, parse_time};
 use rusqlite::{OptionalExtension, Row, params};
 
 fn category_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<CategorySettings>> {
@@ -38,9 +39,11 @@ impl PreferenceStore for SqliteBackend {
                 let current: Option<i64> = conn
                     .prepare_cached(
                         "SELECT preferences_revision FROM users WHERE app_id = ?1 AND id = ?2",
-                    )?
+                    )
+                    .db()?
                     .query_row(params![app_id, user_id], |row| row.get(0))
-                    .optional()?;
+                    .optional()
+                    .db()?;
                 let Some(current) = current else { return Ok(PreferencesWrite::NoUser) };
                 if expected_revision.is_some_and(|expected| expected != current as u64) {
                     return Ok(PreferencesWrite::Conflict);
@@ -48,8 +51,10 @@ impl PreferenceStore for SqliteBackend {
                 conn.prepare_cached(
                     "UPDATE users SET preferences = ?3, preferences_revision = ?4
                      WHERE app_id = ?1 AND id = ?2",
-                )?
-                .execute(params![app_id, user_id, body, current + 1])?;
+                )
+                .db()?
+                .execute(params![app_id, user_id, body, current + 1])
+                .db()?;
                 Ok(PreferencesWrite::Saved { revision: current as u64 + 1 })
             })
             .await
@@ -61,23 +66,27 @@ impl PreferenceStore for SqliteBackend {
         self.writer()
             .run(move |conn| {
                 let existed = conn
-                    .prepare_cached("SELECT 1 FROM categories WHERE app_id = ?1 AND name = ?2")?
+                    .prepare_cached("SELECT 1 FROM categories WHERE app_id = ?1 AND name = ?2")
+                    .db()?
                     .query_row(params![settings.app_id, settings.name], |_| Ok(()))
-                    .optional()?
+                    .optional()
+                    .db()?
                     .is_some();
                 conn.prepare_cached(
                     "INSERT INTO categories (app_id, name, body, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (app_id, name) DO UPDATE SET body = excluded.body,
                          updated_at = excluded.updated_at",
-                )?
+                )
+                .db()?
                 .execute(params![
                     settings.app_id,
                     settings.name,
                     body,
                     format_time(settings.created_at),
                     format_time(settings.updated_at)
-                ])?;
+                ])
+                .db()?;
                 Ok(!existed)
             })
             .await
@@ -89,9 +98,11 @@ impl PreferenceStore for SqliteBackend {
             conn.prepare_cached(
                 "SELECT app_id, body, created_at, updated_at FROM categories
                  WHERE app_id = ?1 AND name = ?2",
-            )?
+            )
+            .db()?
             .query_row(params![app_id, name], category_from_row)
-            .optional()?
+            .optional()
+            .db()?
             .transpose()
         })
         .await
@@ -100,12 +111,14 @@ impl PreferenceStore for SqliteBackend {
     async fn list_categories(&self, app_id: &str) -> StoreResult<Vec<CategorySettings>> {
         let app_id = app_id.to_owned();
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT app_id, body, created_at, updated_at FROM categories
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT app_id, body, created_at, updated_at FROM categories
                  WHERE app_id = ?1 ORDER BY name",
-            )?;
-            let rows = statement.query_map(params![app_id], category_from_row)?;
-            rows.map(|row| row?).collect()
+                )
+                .db()?;
+            let rows = statement.query_map(params![app_id], category_from_row).db()?;
+            rows.map(|row| row.db()?).collect()
         })
         .await
     }
@@ -115,8 +128,10 @@ impl PreferenceStore for SqliteBackend {
         self.writer()
             .run(move |conn| {
                 Ok(conn
-                    .prepare_cached("DELETE FROM categories WHERE app_id = ?1 AND name = ?2")?
-                    .execute(params![app_id, name])?
+                    .prepare_cached("DELETE FROM categories WHERE app_id = ?1 AND name = ?2")
+                    .db()?
+                    .execute(params![app_id, name])
+                    .db()?
                     == 1)
             })
             .await
@@ -137,10 +152,12 @@ impl PreferenceStore for SqliteBackend {
                     .prepare_cached(
                         "SELECT count(*), coalesce(sum(delivery_id = ?3), 0) > 0 FROM cap_slots
                          WHERE app_id = ?1 AND counter = ?2",
-                    )?
+                    )
+                    .db()?
                     .query_row(params![app_id, counter, delivery], |row| {
                         Ok((row.get(0)?, row.get(1)?))
-                    })?;
+                    })
+                    .db()?;
                 if already {
                     return Ok(true);
                 }
@@ -150,8 +167,10 @@ impl PreferenceStore for SqliteBackend {
                 conn.prepare_cached(
                     "INSERT INTO cap_slots (app_id, counter, delivery_id, expires_at)
                      VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![app_id, counter, delivery, expires_at])?;
+                )
+                .db()?
+                .execute(params![app_id, counter, delivery, expires_at])
+                .db()?;
                 Ok(true)
             })
             .await

@@ -6,7 +6,8 @@
 //! the others) and answers each caller only after the commit: a caller told "done" can
 //! rely on the data being in the database file.
 
-use crate::ports::StoreError;
+use crate::Db;
+use herald_core::ports::StoreError;
 use rusqlite::Connection;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -62,15 +63,15 @@ fn in_savepoint<T>(
     conn: &Connection,
     write: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.prepare_cached("SAVEPOINT op")?.execute([])?;
+    conn.prepare_cached("SAVEPOINT op").db()?.execute([]).db()?;
     match write(conn) {
         Ok(value) => {
-            conn.prepare_cached("RELEASE op")?.execute([])?;
+            conn.prepare_cached("RELEASE op").db()?.execute([]).db()?;
             Ok(value)
         }
         Err(e) => {
-            conn.prepare_cached("ROLLBACK TO op")?.execute([])?;
-            conn.prepare_cached("RELEASE op")?.execute([])?;
+            conn.prepare_cached("ROLLBACK TO op").db()?.execute([]).db()?;
+            conn.prepare_cached("RELEASE op").db()?.execute([]).db()?;
             Err(e)
         }
     }

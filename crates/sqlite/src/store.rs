@@ -1,18 +1,19 @@
 //! `Store` on SQLite.
 
 use super::{SqliteBackend, insert_jobs, queues_of};
-use crate::auth::{ApiKeyRecord, Scope};
-use crate::domain::{
+use crate::Db;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_core::auth::{ApiKeyRecord, Scope};
+use herald_core::domain::{
     Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
     TimelineEvent,
 };
-use crate::ports::{
+use herald_core::ports::{
     AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, KeyStore,
     NotificationFilter, NotificationList, SettingStore, Store, StoreError, StoreResult,
 };
-use crate::time::{format_time, parse_time};
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use herald_core::time::{format_time, parse_time};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
@@ -92,8 +93,10 @@ fn add_event(
     conn.prepare_cached(
         "INSERT INTO events (notification_id, delivery_id, event, detail, at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![notification, delivery, event, detail, format_time(Utc::now())])?;
+    )
+    .db()?
+    .execute(params![notification, delivery, event, detail, format_time(Utc::now())])
+    .db()?;
     Ok(())
 }
 
@@ -107,9 +110,12 @@ fn move_notification(
         "UPDATE notifications SET status = ?1, updated_at = ?2 WHERE id = ?3 AND status IN ({})",
         status_list(&NotificationStatus::predecessors(next))
     );
-    let moved =
-        conn.prepare_cached(&sql)?.execute(params![next.as_str(), format_time(Utc::now()), id])?
-            == 1;
+    let moved = conn
+        .prepare_cached(&sql)
+        .db()?
+        .execute(params![next.as_str(), format_time(Utc::now()), id])
+        .db()?
+        == 1;
     if moved {
         add_event(conn, id, None, next.as_str(), detail)?;
     }
@@ -126,8 +132,8 @@ fn settle(conn: &Connection, notification: &str) -> StoreResult<bool> {
             "SELECT EXISTS (SELECT 1 FROM deliveries WHERE notification_id = ?1 AND status = 'queued'),
                     EXISTS (SELECT 1 FROM deliveries WHERE notification_id = ?1
                             AND status IN ('sent', 'delivered'))",
-        )?
-        .query_row([notification], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        ).db()?
+        .query_row([notification], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
     if pending {
         return Ok(false);
     }
@@ -140,29 +146,34 @@ fn settle(conn: &Connection, notification: &str) -> StoreResult<bool> {
 }
 
 fn insert_delivery_rows(conn: &Connection, deliveries: &[Delivery]) -> StoreResult<()> {
-    let mut insert = conn.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS})
+    let mut insert = conn
+        .prepare_cached(&format!(
+            "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-    ))?;
+        ))
+        .db()?;
     for d in deliveries {
         let (id, notification) = (d.id.to_string(), d.notification_id.to_string());
-        let inserted = insert.execute(params![
-            id,
-            notification,
-            d.recipient_index as i64,
-            d.channel.as_str(),
-            serde_json::to_string(&d.address)?,
-            d.status.as_str(),
-            d.attempts as i64,
-            d.provider,
-            d.provider_message_id,
-            d.reason,
-            format_time(d.created_at),
-            format_time(d.updated_at),
-            d.user.as_ref().map(serde_json::to_string).transpose()?,
-            d.deliver_after.map(format_time),
-            d.integration,
-        ])? == 1;
+        let inserted = insert
+            .execute(params![
+                id,
+                notification,
+                d.recipient_index as i64,
+                d.channel.as_str(),
+                serde_json::to_string(&d.address)?,
+                d.status.as_str(),
+                d.attempts as i64,
+                d.provider,
+                d.provider_message_id,
+                d.reason,
+                format_time(d.created_at),
+                format_time(d.updated_at),
+                d.user.as_ref().map(serde_json::to_string).transpose()?,
+                d.deliver_after.map(format_time),
+                d.integration,
+            ])
+            .db()?
+            == 1;
         if inserted {
             let detail = d.planned_detail();
             add_event(conn, &notification, Some(&id), d.status.as_str(), detail.as_deref())?;
@@ -195,11 +206,11 @@ impl Store for SqliteBackend {
                         .prepare_cached(
                             "SELECT body_hash, notification_id, created_at FROM idempotency_keys
                              WHERE app_id = ?1 AND key = ?2",
-                        )?
+                        ).db()?
                         .query_row(params![n.app_id, claim.key], |r| {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                         })
-                        .optional()?;
+                        .optional().db()?;
                     let window_start = format_time(Utc::now() - IDEMPOTENCY_WINDOW);
                     match earlier {
                         Some((hash, earlier_id, at)) if at >= window_start => {
@@ -218,14 +229,14 @@ impl Store for SqliteBackend {
                         "INSERT OR REPLACE INTO idempotency_keys
                          (app_id, key, body_hash, notification_id, created_at)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![n.app_id, claim.key, claim.body_hash, id, created_at])?;
+                    ).db()?
+                    .execute(params![n.app_id, claim.key, claim.body_hash, id, created_at]).db()?;
                 }
                 conn.prepare_cached(
                     "INSERT INTO notifications
                      (id, app_id, status, priority, category, channels, created_at, updated_at, body)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
-                )?
+                ).db()?
                 .execute(params![
                     id,
                     n.app_id,
@@ -235,13 +246,13 @@ impl Store for SqliteBackend {
                     channels,
                     created_at,
                     body
-                ])?;
+                ]).db()?;
                 let mut by_channel = conn.prepare_cached(
                     "INSERT OR IGNORE INTO notification_channels (app_id, channel, notification_id)
                      VALUES (?1, ?2, ?3)",
-                )?;
+                ).db()?;
                 for channel in &n.channels {
-                    by_channel.execute(params![n.app_id, channel.as_str(), id])?;
+                    by_channel.execute(params![n.app_id, channel.as_str(), id]).db()?;
                 }
                 add_event(conn, &id, None, n.status.as_str(), None)?;
                 insert_jobs(conn, &outbox, now)?;
@@ -258,8 +269,12 @@ impl Store for SqliteBackend {
         let id = id.to_string();
         self.read(move |conn| {
             let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?1");
-            let row =
-                conn.prepare_cached(&sql)?.query_row([id], notification_from_row).optional()?;
+            let row = conn
+                .prepare_cached(&sql)
+                .db()?
+                .query_row([id], notification_from_row)
+                .optional()
+                .db()?;
             row.map(decode_notification).transpose()
         })
         .await
@@ -273,9 +288,10 @@ impl Store for SqliteBackend {
         let (sql, args) = list_query(app_id, filter);
         let items = self
             .read(move |conn| {
-                let mut statement = conn.prepare_cached(&sql)?;
-                let rows = statement.query_map(params_from_iter(args), notification_from_row)?;
-                rows.map(|row| decode_notification(row?)).collect::<StoreResult<Vec<_>>>()
+                let mut statement = conn.prepare_cached(&sql).db()?;
+                let rows =
+                    statement.query_map(params_from_iter(args), notification_from_row).db()?;
+                rows.map(|row| decode_notification(row.db()?)).collect::<StoreResult<Vec<_>>>()
             })
             .await?;
         Ok(NotificationList { items, resume_before: None })
@@ -293,12 +309,11 @@ impl Store for SqliteBackend {
                 "SELECT {NOTIFICATION_COLUMNS} FROM notifications
                  WHERE status = 'accepted' AND created_at < ?1 AND id > ?2 ORDER BY id LIMIT ?3"
             );
-            let mut statement = conn.prepare_cached(&sql)?;
-            let rows = statement.query_map(
-                params![format_time(before), after, limit as i64],
-                notification_from_row,
-            )?;
-            rows.map(|row| decode_notification(row?)).collect()
+            let mut statement = conn.prepare_cached(&sql).db()?;
+            let rows = statement
+                .query_map(params![format_time(before), after, limit as i64], notification_from_row)
+                .db()?;
+            rows.map(|row| decode_notification(row.db()?)).collect()
         })
         .await
     }
@@ -325,12 +340,15 @@ impl Store for SqliteBackend {
                         .prepare_cached(
                             "UPDATE deliveries SET status = ?1, updated_at = ?2
                              WHERE notification_id = ?3 AND status = 'queued' RETURNING id",
-                        )?
+                        )
+                        .db()?
                         .query_map(
                             params![delivery_status.as_str(), format_time(Utc::now()), id],
                             |r| r.get(0),
-                        )?
-                        .collect::<rusqlite::Result<_>>()?;
+                        )
+                        .db()?
+                        .collect::<rusqlite::Result<_>>()
+                        .db()?;
                     for delivery in ids {
                         add_event(conn, &id, Some(&delivery), delivery_status.as_str(), None)?;
                     }
@@ -389,7 +407,12 @@ impl Store for SqliteBackend {
         let id = id.to_string();
         self.read(move |conn| {
             let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1");
-            conn.prepare_cached(&sql)?.query_row([id], delivery_from_row).optional()?.transpose()
+            conn.prepare_cached(&sql)
+                .db()?
+                .query_row([id], delivery_from_row)
+                .optional()
+                .db()?
+                .transpose()
         })
         .await
     }
@@ -401,9 +424,9 @@ impl Store for SqliteBackend {
                 "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE notification_id = ?1
                  ORDER BY recipient_index, created_at, id"
             );
-            let mut statement = conn.prepare_cached(&sql)?;
-            let rows = statement.query_map([id], delivery_from_row)?;
-            rows.map(|row| row?).collect()
+            let mut statement = conn.prepare_cached(&sql).db()?;
+            let rows = statement.query_map([id], delivery_from_row).db()?;
+            rows.map(|row| row.db()?).collect()
         })
         .await
     }
@@ -426,7 +449,8 @@ impl Store for SqliteBackend {
                     status_list(&DeliveryStatus::predecessors(next))
                 );
                 let notification: Option<String> = conn
-                    .prepare_cached(&sql)?
+                    .prepare_cached(&sql)
+                    .db()?
                     .query_row(
                         params![
                             next.as_str(),
@@ -439,7 +463,8 @@ impl Store for SqliteBackend {
                         ],
                         |r| r.get(0),
                     )
-                    .optional()?;
+                    .optional()
+                    .db()?;
                 let Some(notification) = notification else {
                     return Ok(false);
                 };
@@ -459,11 +484,13 @@ impl Store for SqliteBackend {
                     .prepare_cached(
                         "UPDATE deliveries SET attempts = ?1, reason = ?2, updated_at = ?3
                          WHERE id = ?4 RETURNING notification_id",
-                    )?
+                    )
+                    .db()?
                     .query_row(params![attempts as i64, error, format_time(Utc::now()), id], |r| {
                         r.get(0)
                     })
-                    .optional()?;
+                    .optional()
+                    .db()?;
                 if let Some(notification) = notification {
                     add_event(conn, &notification, Some(&id), "attempt_failed", Some(&error))?;
                 }
@@ -487,9 +514,11 @@ impl Store for SqliteBackend {
                     DeliveryStatus::Queued
                 );
                 let notification: Option<String> = conn
-                    .prepare_cached(&sql)?
+                    .prepare_cached(&sql)
+                    .db()?
                     .query_row(params![integration, format_time(Utc::now()), id], |r| r.get(0))
-                    .optional()?;
+                    .optional()
+                    .db()?;
                 let Some(notification) = notification else {
                     return Ok(false);
                 };
@@ -509,9 +538,11 @@ impl Store for SqliteBackend {
         self.writer()
             .run(move |conn| {
                 let notification: Option<String> = conn
-                    .prepare_cached("SELECT notification_id FROM deliveries WHERE id = ?1")?
+                    .prepare_cached("SELECT notification_id FROM deliveries WHERE id = ?1")
+                    .db()?
                     .query_row([&id], |r| r.get(0))
-                    .optional()?;
+                    .optional()
+                    .db()?;
                 let Some(notification) = notification else {
                     return Ok(false);
                 };
@@ -524,15 +555,24 @@ impl Store for SqliteBackend {
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>> {
         let id = id.to_string();
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT at, event, delivery_id, detail FROM events
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT at, event, delivery_id, detail FROM events
                  WHERE notification_id = ?1 ORDER BY seq",
-            )?;
-            let rows = statement.query_map([id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?, r.get(3)?))
-            })?;
+                )
+                .db()?;
+            let rows = statement
+                .query_map([id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get(3)?,
+                    ))
+                })
+                .db()?;
             rows.map(|row| {
-                let (at, event, delivery, detail) = row?;
+                let (at, event, delivery, detail) = row.db()?;
                 Ok(TimelineEvent {
                     at: parse_time(&at).ok_or_else(|| corrupt("timestamp"))?,
                     event,
@@ -549,12 +589,16 @@ impl Store for SqliteBackend {
         self.writer()
             .run(move |conn| {
                 let n = conn
-                    .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
-                    .execute([format_time(before)])?;
+                    .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")
+                    .db()?
+                    .execute([format_time(before)])
+                    .db()?;
                 // Counters of closed frequency-cap windows go with them (DynamoDB's
                 // TTL does the same there).
-                conn.prepare_cached("DELETE FROM cap_slots WHERE expires_at < ?1")?
-                    .execute([Utc::now().timestamp()])?;
+                conn.prepare_cached("DELETE FROM cap_slots WHERE expires_at < ?1")
+                    .db()?
+                    .execute([Utc::now().timestamp()])
+                    .db()?;
                 Ok(n as u64)
             })
             .await
@@ -571,7 +615,8 @@ impl KeyStore for SqliteBackend {
                 conn.prepare_cached(
                     "INSERT INTO api_keys (id, app_id, name, hash, scopes, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
+                )
+                .db()?
                 .execute(params![
                     key.id,
                     key.app_id,
@@ -579,7 +624,8 @@ impl KeyStore for SqliteBackend {
                     key.hash,
                     scopes.join(","),
                     format_time(key.created_at)
-                ])?;
+                ])
+                .db()?;
                 Ok(())
             })
             .await
@@ -591,7 +637,7 @@ impl KeyStore for SqliteBackend {
             let row = conn
                 .prepare_cached(
                     "SELECT id, app_id, name, hash, scopes, created_at FROM api_keys WHERE hash = ?1",
-                )?
+                ).db()?
                 .query_row([hash], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
@@ -602,7 +648,7 @@ impl KeyStore for SqliteBackend {
                         r.get::<_, String>(5)?,
                     ))
                 })
-                .optional()?;
+                .optional().db()?;
             row.map(|(id, app_id, name, hash, scopes, created_at)| {
                 Ok(ApiKeyRecord {
                     id,
@@ -624,7 +670,7 @@ impl KeyStore for SqliteBackend {
 
     async fn count_api_keys(&self) -> StoreResult<u64> {
         self.read(|conn| {
-            let n: i64 = conn.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?;
+            let n: i64 = conn.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0)).db()?;
             Ok(n as u64)
         })
         .await
@@ -637,9 +683,11 @@ impl SettingStore for SqliteBackend {
         let name = name.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+                .prepare_cached("SELECT value FROM settings WHERE name = ?1")
+                .db()?
                 .query_row([name], |r| r.get(0))
-                .optional()?)
+                .optional()
+                .db()?)
         })
         .await
     }
@@ -648,13 +696,15 @@ impl SettingStore for SqliteBackend {
         let (name, value) = (name.to_owned(), value.to_owned());
         self.writer()
             .run(move |conn| {
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
-                )?
-                .execute(params![name, value])?;
+                conn.prepare_cached("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)")
+                    .db()?
+                    .execute(params![name, value])
+                    .db()?;
                 Ok(conn
-                    .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
-                    .query_row([name], |r| r.get(0))?)
+                    .prepare_cached("SELECT value FROM settings WHERE name = ?1")
+                    .db()?
+                    .query_row([name], |r| r.get(0))
+                    .db()?)
             })
             .await
     }
@@ -709,7 +759,7 @@ pub(crate) fn list_query(app_id: &str, filter: &NotificationFilter) -> (String, 
 #[cfg(test)]
 mod list_plan_tests {
     use super::*;
-    use crate::domain::{Channel, NotificationStatus, Priority};
+    use herald_core::domain::{Channel, NotificationStatus, Priority};
 
     /// What SQLite plans for one list query, one line per step.
     fn plan(filter: &NotificationFilter) -> String {

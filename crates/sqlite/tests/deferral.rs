@@ -1,7 +1,6 @@
 //! Deliveries held by quiet hours, at the send stage on SQLite: one handed over before
 //! it is due (as SQS does, its delays stopping at 15 minutes) is hidden again and not
 //! sent; one whose user unsubscribed while it waited is suppressed.
-#![cfg(feature = "sqlite")]
 
 use chrono::{DateTime, Duration as Age, SubsecRound, Utc};
 use herald_core::channels::{LogProvider, Providers};
@@ -16,9 +15,9 @@ use herald_core::pipeline::send_job;
 use herald_core::ports::{
     LeasedJob, PreferenceStore, QueueConsumer, QueueName, Store, Stores, UserStore,
 };
-use herald_core::sqlite::SqliteBackend;
 use herald_core::templates::Renderer;
 use herald_core::unsubscribe::UnsubscribeLinks;
+use herald_sqlite::SqliteBackend;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -10,10 +10,10 @@ mod store;
 mod templates;
 mod users;
 
-pub use crate::ports::IDEMPOTENCY_WINDOW;
+pub use herald_core::ports::IDEMPOTENCY_WINDOW;
 mod writer;
 
-use crate::ports::{QueueName, StoreError};
+use herald_core::ports::{QueueName, StoreError};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,22 +33,22 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     wakeups: HashMap<&'static str, Notify>,
     /// When queued jobs become visible and leases expire.
-    clock: Arc<dyn crate::time::Clock>,
+    clock: Arc<dyn herald_core::time::Clock>,
 }
 
 impl SqliteBackend {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with_clock(path, Arc::new(crate::time::SystemClock))
+        Self::open_with_clock(path, Arc::new(herald_core::time::SystemClock))
     }
 
     /// Opens with `clock` deciding when queued jobs are due (tests move it by hand).
     pub fn open_with_clock(
         path: &Path,
-        clock: Arc<dyn crate::time::Clock>,
+        clock: Arc<dyn herald_core::time::Clock>,
     ) -> Result<Self, StoreError> {
         let conn = open_connection(path)?;
-        conn.execute_batch(include_str!("schema.sql"))?;
+        conn.execute_batch(include_str!("schema.sql")).db()?;
         add_missing_columns(&conn)?;
         backfill_notification_channels(&conn)?;
         let wakeups = all_queues().map(|q| (q.as_str(), Notify::new())).collect();
@@ -101,7 +101,7 @@ impl SqliteBackend {
 
 fn all_queues() -> impl Iterator<Item = QueueName> {
     std::iter::once(QueueName::Dispatch)
-        .chain(crate::domain::Channel::ALL.into_iter().map(QueueName::Send))
+        .chain(herald_core::domain::Channel::ALL.into_iter().map(QueueName::Send))
 }
 
 /// Columns added after a table was first released: `CREATE TABLE IF NOT EXISTS` leaves
@@ -120,19 +120,23 @@ fn backfill_notification_channels(conn: &Connection) -> Result<(), StoreError> {
         "INSERT OR IGNORE INTO notification_channels (app_id, channel, notification_id)
          SELECT n.app_id, c.value, n.id FROM notifications n, json_each(n.channels) c
          WHERE NOT EXISTS (SELECT 1 FROM notification_channels)",
-    )?;
+    )
+    .db()?;
     Ok(())
 }
 
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
     for (table, column, declaration) in ADDED_COLUMNS {
-        let present: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
-            [table, column],
-            |row| row.get(0),
-        )?;
+        let present: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+                [table, column],
+                |row| row.get(0),
+            )
+            .db()?;
         if !present {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}"))?;
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}"))
+                .db()?;
         }
     }
     Ok(())
@@ -142,7 +146,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = Connection::open_with_flags(path, flags).db()?;
     // WAL lets readers run beside the writer. synchronous=NORMAL makes a commit durable
     // against a process crash (kill -9) without an fsync per commit; an OS crash or power
     // loss can lose the last commits since the previous checkpoint.
@@ -151,7 +155,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 5000;
          PRAGMA cache_size = -32000;",
-    )?;
+    )
+    .db()?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -167,28 +172,37 @@ impl SqliteBackend {
                 let n = conn.execute(
                     "UPDATE jobs SET visible_at = 0, lease_token = NULL WHERE lease_token IS NOT NULL",
                     [],
-                )?;
+                ).db()?;
                 Ok(n as u64)
             })
             .await
     }
 }
 
-impl From<rusqlite::Error> for crate::ports::StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-        match e.sqlite_error_code() {
-            Some(DatabaseBusy | DatabaseLocked) => {
-                crate::ports::StoreError::Unavailable(e.to_string())
-            }
-            _ => crate::ports::StoreError::Backend(e.to_string()),
-        }
+/// SQLite's errors in the store's terms: busy or locked is worth retrying.
+pub(crate) fn store_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+/// `.db()?` turns a rusqlite result into the store's (a port carries no rusqlite type,
+/// and the orphan rule keeps `From` out of this crate).
+pub(crate) trait Db<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(store_error)
     }
 }
 
 #[cfg(test)]
 mod error_tests {
-    use crate::ports::StoreError;
+    use herald_core::ports::StoreError;
 
     #[test]
     fn busy_databases_are_worth_a_retry_and_corrupt_records_are_not() {
@@ -196,7 +210,7 @@ mod error_tests {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
             None,
         );
-        assert!(matches!(StoreError::from(busy), StoreError::Unavailable(_)));
+        assert!(matches!(super::store_error(busy), StoreError::Unavailable(_)));
         let corrupt = StoreError::from(serde_json::from_str::<u8>("x").unwrap_err());
         assert!(matches!(corrupt, StoreError::Corrupt(_)) && !corrupt.is_transient());
     }
