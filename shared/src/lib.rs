@@ -3,8 +3,6 @@
 //! layers over this crate.
 
 pub mod auth;
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod channels;
 pub mod contract;
 pub mod domain;

@@ -6,10 +6,10 @@
 //! through a counting proxy, so the test also reports requests per notification.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use herald_aws::dynamo::DynamoStore;
+use herald_aws::lambda::{Backends, handle_dispatch_batch, handle_send_batch, handle_track};
+use herald_aws::sqs::SqsQueue;
 use herald_core::auth::{Scope, key_from_secret};
-use herald_core::aws::dynamo::DynamoStore;
-use herald_core::aws::lambda::{Backends, handle_dispatch_batch, handle_send_batch, handle_track};
-use herald_core::aws::sqs::SqsQueue;
 use herald_core::domain::{DeliveryStatus, NotificationId, NotificationStatus};
 use herald_core::ports::{KeyStore, Store, UserStore};
 use herald_tests::aws_proxy::CountingProxy;
@@ -136,7 +136,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     }
 
     // What the SAM template creates, plus the verified sender SES requires.
-    let config = herald_core::aws::sdk_config().await;
+    let config = herald_aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     SqsQueue::create_all(&sqs, &prefix, 5).await.unwrap();
     DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(&config), &prefix).await.unwrap();

@@ -1,7 +1,7 @@
 //! The `api` function's wiring, separate from `main` so tests can build the same
 //! service and feed it the API Gateway payloads in `events/api/`.
 
-use herald_core::aws::lambda::Backends;
+use herald_aws::lambda::Backends;
 use herald_core::channels::{HostProviders, LogProvider, Providers};
 use herald_core::http::{AppState, Limits, router};
 use herald_core::integrations::{IntegrationRouter, LocalVault};

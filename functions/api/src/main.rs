@@ -4,10 +4,10 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    herald_core::aws::lambda::init_tracing();
+    herald_aws::lambda::init_tracing();
     // Built once per container, reused by every invocation.
     let app = if std::env::var_os("HERALD_TABLE").is_some() {
-        let backends = herald_core::aws::lambda::Backends::from_env().await?;
+        let backends = herald_aws::lambda::Backends::from_env().await?;
         backends.ensure_admin_key().await?;
         herald_fn_api::aws_app(&backends)
     } else {

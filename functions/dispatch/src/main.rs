@@ -3,7 +3,7 @@
 //! out onto the channel queues. Failed messages are reported one by one.
 
 use aws_lambda_events::sqs::SqsEvent;
-use herald_core::aws::lambda::{Backends, handle_dispatch_batch, init_tracing};
+use herald_aws::lambda::{Backends, handle_dispatch_batch, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]

@@ -3,7 +3,7 @@
 //! a redelivered message whose delivery is settled sends nothing.
 
 use aws_lambda_events::sqs::SqsEvent;
-use herald_core::aws::lambda::{Backends, handle_send_batch, init_tracing};
+use herald_aws::lambda::{Backends, handle_send_batch, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]

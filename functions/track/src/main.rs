@@ -2,7 +2,7 @@
 //! through SNS (delivered, bounced, opened, clicked, complained) and the stranded-
 //! notification sweep on a schedule, in one handler that tells them apart.
 
-use herald_core::aws::lambda::{Backends, handle_track, init_tracing};
+use herald_aws::lambda::{Backends, handle_track, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 

@@ -437,7 +437,7 @@ pub async fn emulator_config() -> Option<aws_config::SdkConfig> {
         std::env::set_var("AWS_ACCESS_KEY_ID", "test");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     }
-    Some(crate::aws::sdk_config().await)
+    Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
 }
 
 /// A fresh name for one test's queues and table, so tests never see each other's data.

@@ -3,16 +3,16 @@
 //! dead-letter queue. SQS counts receives itself (`ApproximateReceiveCount`), and a
 //! receipt handle is the lease token: only the latest one deletes a message.
 
-use crate::domain::{Channel, Priority};
-use crate::ports::{
-    DeadLetter, HeldJobs, Job, LeasedJob, QueueConsumer, QueueName, QueueProducer, QueueStats,
-    StoreError, StoreResult,
-};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
     QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use herald_core::domain::{Channel, Priority};
+use herald_core::ports::{
+    DeadLetter, HeldJobs, Job, LeasedJob, QueueConsumer, QueueName, QueueProducer, QueueStats,
+    StoreError, StoreResult,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,7 +31,7 @@ where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    crate::aws::store_error("SQS", e)
+    crate::store_error("SQS", e)
 }
 
 /// The physical SQS queue behind a logical queue and priority.
@@ -309,7 +309,7 @@ impl HeldJobs for SqsQueue {
             .message_attributes("attempts", string_attribute(&job.attempts.to_string()))
             .message_attributes(
                 "failed_at",
-                string_attribute(&crate::time::format_time(chrono::Utc::now())),
+                string_attribute(&herald_core::time::format_time(chrono::Utc::now())),
             )
             .send()
             .await
@@ -440,7 +440,7 @@ impl QueueStats for SqsQueue {
                     attempts: attribute("attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
                     error: attribute("error").unwrap_or_else(|| "receive count exceeded".into()),
                     failed_at: attribute("failed_at")
-                        .and_then(|t| crate::time::parse_time(&t))
+                        .and_then(|t| herald_core::time::parse_time(&t))
                         .unwrap_or_default(),
                 });
             }

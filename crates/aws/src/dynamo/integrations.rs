@@ -6,9 +6,9 @@ use super::DynamoStore;
 use super::expr::{Expr, n, s};
 use super::items::{Item, PK, number, text};
 use super::store::TxError;
-use crate::integrations::{Integration, IntegrationSet};
-use crate::ports::{IntegrationStore, StoreResult};
 use async_trait::async_trait;
+use herald_core::integrations::{Integration, IntegrationSet};
+use herald_core::ports::{IntegrationStore, StoreResult};
 
 fn set_pk(app: &str) -> String {
     format!("INTEGRATIONS#{app}")

@@ -3,14 +3,14 @@
 //! or asked for a retry, so one bad message never makes the others run again.
 
 use super::Backends;
-use crate::aws::sqs::SqsQueue;
-use crate::domain::NotificationId;
-use crate::pipeline::dispatch::dispatch;
-use crate::pipeline::send::{SendContext, send};
-use crate::ports::{HeldJobs, Job, LeasedJob, QueueProducer, StoreError, StoreResult};
+use crate::sqs::SqsQueue;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
+use herald_core::domain::NotificationId;
+use herald_core::pipeline::dispatch::dispatch;
+use herald_core::pipeline::send::{SendContext, send};
+use herald_core::ports::{HeldJobs, Job, LeasedJob, QueueProducer, StoreError, StoreResult};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -13,7 +13,7 @@ pub mod ssm;
 pub(crate) fn store_error<E, R>(
     service: &str,
     error: aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> crate::ports::StoreError
+) -> herald_core::ports::StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -33,9 +33,9 @@ where
     };
     let text = format!("{service}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&error));
     if unavailable {
-        crate::ports::StoreError::Unavailable(text)
+        herald_core::ports::StoreError::Unavailable(text)
     } else {
-        crate::ports::StoreError::Backend(text)
+        herald_core::ports::StoreError::Backend(text)
     }
 }
 

@@ -1,8 +1,7 @@
 //! The Queue contract on SQS, through the real AWS SDK against the moto server on
 //! loopback (`scripts/test.sh` starts it and sets `AWS_ENDPOINT_URL`).
-#![cfg(feature = "aws")]
 
-use herald_core::aws::sqs::SqsQueue;
+use herald_aws::sqs::SqsQueue;
 use herald_core::contract;
 
 /// A fresh set of queues per test, so tests never see each other's messages.

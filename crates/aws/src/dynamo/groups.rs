@@ -5,13 +5,13 @@
 use super::expr::{Expr, s};
 use super::items::{GSI1PK, GSI1SK, Item, PK, SK, text};
 use super::{DynamoStore, sdk_error};
-use crate::domain::Group;
-use crate::ports::{GroupStore, StoreResult};
-use crate::time::{format_time, parse_time};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use futures::{StreamExt, TryStreamExt};
+use herald_core::domain::Group;
+use herald_core::ports::{GroupStore, StoreResult};
+use herald_core::time::{format_time, parse_time};
 use std::collections::HashMap;
 
 /// Membership writes in flight at once.
@@ -24,7 +24,7 @@ fn group_pk(app: &str, id: &str) -> String {
 fn decode_group(item: &Item) -> StoreResult<Group> {
     let time = |name: &str| {
         parse_time(text(item, name)?)
-            .ok_or_else(|| crate::ports::StoreError::Corrupt("group time".into()))
+            .ok_or_else(|| herald_core::ports::StoreError::Corrupt("group time".into()))
     };
     Ok(Group {
         id: text(item, "group_id")?.to_owned(),

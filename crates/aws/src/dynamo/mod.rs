@@ -12,7 +12,6 @@ mod store;
 mod templates;
 mod users;
 
-use crate::ports::{QueueProducer, StoreError, StoreResult};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{
@@ -21,6 +20,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use chrono::Duration;
+use herald_core::ports::{QueueProducer, StoreError, StoreResult};
 use std::sync::Arc;
 
 pub use store::MAX_TRANSACTION_RETRIES;
@@ -53,7 +53,7 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    crate::aws::store_error("DynamoDB", e)
+    crate::store_error("DynamoDB", e)
 }
 
 fn built<T>(result: Result<T, BuildError>) -> StoreResult<T> {

@@ -4,11 +4,11 @@
 //! parameter's name and version; a new version is a new cache key, so a rotated secret
 //! is used at once while an unchanged one is read once per TTL per instance.
 
-use crate::integrations::{SecretValues, SecretVault, VaultError};
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::error::DisplayErrorContext;
 use aws_sdk_ssm::types::ParameterType;
+use herald_core::integrations::{SecretValues, SecretVault, VaultError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -10,18 +10,18 @@ pub use track::{TrackSummary, handle_track};
 
 use super::dynamo::DynamoStore;
 use super::sqs::SqsQueue;
-use crate::auth::Scope;
-use crate::channels::{
+use herald_core::auth::Scope;
+use herald_core::channels::{
     HostProviders, LogProvider, Providers, SesProvider, SnsSmsProvider, WebhookProvider,
     WebhookSecret,
 };
-use crate::domain::Channel;
-use crate::integrations::IntegrationRouter;
-use crate::pipeline::personalize::Personalizer;
-use crate::pipeline::retry::RetryPolicy;
-use crate::ports::{KeyStore, SettingStore};
-use crate::templates::Renderer;
-use crate::unsubscribe::UnsubscribeLinks;
+use herald_core::domain::Channel;
+use herald_core::integrations::IntegrationRouter;
+use herald_core::pipeline::personalize::Personalizer;
+use herald_core::pipeline::retry::RetryPolicy;
+use herald_core::ports::{KeyStore, SettingStore};
+use herald_core::templates::Renderer;
+use herald_core::unsubscribe::UnsubscribeLinks;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,7 +91,7 @@ impl Backends {
             let mut factory = HostProviders::new(
                 providers.log(),
                 Duration::from_secs(10),
-                crate::net::policy().clone(),
+                herald_core::net::policy().clone(),
             );
             factory.aws = Some(config.clone());
             let path = optional("HERALD_INTEGRATION_SECRETS_PATH")
@@ -150,9 +150,13 @@ impl Backends {
 
 impl Backends {
     /// Where dispatch and fallback look up users, groups and preferences.
-    pub fn directory(&self) -> crate::pipeline::dispatch::Directory<'_> {
+    pub fn directory(&self) -> herald_core::pipeline::dispatch::Directory<'_> {
         let store = self.store.as_ref();
-        crate::pipeline::dispatch::Directory { users: store, groups: store, preferences: store }
+        herald_core::pipeline::dispatch::Directory {
+            users: store,
+            groups: store,
+            preferences: store,
+        }
     }
 
     /// Makes sure the admin key in the SSM SecureString parameter named by
@@ -163,7 +167,7 @@ impl Backends {
             return Ok(());
         };
         let secret = secure_parameter(&self.config, &name).await?;
-        let key = crate::auth::key_from_secret(
+        let key = herald_core::auth::key_from_secret(
             &secret,
             "default",
             "admin",
@@ -200,26 +204,26 @@ struct LazyWebhooks {
 }
 
 #[async_trait::async_trait]
-impl crate::channels::Provider for LazyWebhooks {
+impl herald_core::channels::Provider for LazyWebhooks {
     fn name(&self) -> &'static str {
         "webhook"
     }
 
     async fn send(
         &self,
-        message: &crate::channels::OutboundMessage,
-    ) -> Result<crate::channels::Receipt, crate::channels::ProviderError> {
+        message: &herald_core::channels::OutboundMessage,
+    ) -> Result<herald_core::channels::Receipt, herald_core::channels::ProviderError> {
         let provider = self
             .provider
             .get_or_try_init(|| async {
                 let secret = webhook_secret(&self.config, self.store.as_ref()).await?;
-                let policy = crate::net::policy().clone();
+                let policy = herald_core::net::policy().clone();
                 Ok::<_, String>(WebhookProvider::new(secret, Duration::from_secs(10), policy))
             })
             .await
             // Not fatal for good: the next attempt reads the parameter again.
-            .map_err(crate::channels::ProviderError::transient)?;
-        crate::channels::Provider::send(provider, message).await
+            .map_err(herald_core::channels::ProviderError::transient)?;
+        herald_core::channels::Provider::send(provider, message).await
     }
 }
 

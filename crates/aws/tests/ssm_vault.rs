@@ -1,9 +1,8 @@
 //! Integration secrets in SSM SecureString parameters, through the real AWS SDK
 //! against the moto server on loopback: sealed under the stack's path, opened by
 //! version, gone after removal.
-#![cfg(feature = "aws")]
 
-use herald_core::aws::ssm::SsmVault;
+use herald_aws::ssm::SsmVault;
 use herald_core::contract;
 use herald_core::integrations::{SecretValues, SecretVault};
 use std::time::Duration;

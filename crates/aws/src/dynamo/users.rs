@@ -5,13 +5,13 @@
 use super::expr::{Expr, s};
 use super::items::{GSI1PK, GSI1SK, Item, key, number, optional_text, text};
 use super::{DynamoStore, backend, sdk_error};
-use crate::domain::{User, UserProfile};
-use crate::ports::{StoreResult, UserStore};
-use crate::time::{format_time, parse_time};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use aws_sdk_dynamodb::types::ReturnValue;
 use futures::{StreamExt, TryStreamExt};
+use herald_core::domain::{User, UserProfile};
+use herald_core::ports::{StoreResult, UserStore};
+use herald_core::time::{format_time, parse_time};
 use std::collections::HashMap;
 
 pub(super) fn user_pk(app: &str, id: &str) -> String {
@@ -21,7 +21,7 @@ pub(super) fn user_pk(app: &str, id: &str) -> String {
 fn decode_user(item: &Item) -> StoreResult<User> {
     let time = |name: &str| {
         parse_time(text(item, name)?)
-            .ok_or_else(|| crate::ports::StoreError::Corrupt("user time".into()))
+            .ok_or_else(|| herald_core::ports::StoreError::Corrupt("user time".into()))
     };
     let profile: UserProfile = serde_json::from_str(text(item, "body")?)?;
     Ok(User {

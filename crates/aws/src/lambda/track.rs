@@ -8,11 +8,11 @@
 //!   are queued again. Dispatch is idempotent, so a false alarm costs nothing.
 
 use super::Backends;
-use crate::aws::dynamo::DailyCounters;
-use crate::channels::Feedback;
-use crate::channels::email::ses_events;
-use crate::pipeline::intake::requeue_stranded;
-use crate::ports::{DeliveryOutcome, Store};
+use crate::dynamo::DailyCounters;
+use herald_core::channels::Feedback;
+use herald_core::channels::email::ses_events;
+use herald_core::pipeline::intake::requeue_stranded;
+use herald_core::ports::{DeliveryOutcome, Store};
 use serde_json::Value;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -101,7 +101,10 @@ fn status_change(record: &Value) -> Option<((String, String), String)> {
 }
 
 /// Applies one SES event (event publishing format) to the delivery named by its tag.
-async fn apply_ses_event(store: &dyn Store, ses: &Value) -> Result<bool, crate::ports::StoreError> {
+async fn apply_ses_event(
+    store: &dyn Store,
+    ses: &Value,
+) -> Result<bool, herald_core::ports::StoreError> {
     let Some(read) = ses_events::feedback(ses) else {
         return Ok(false);
     };

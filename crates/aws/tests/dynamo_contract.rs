@@ -1,10 +1,9 @@
 //! The Store contract on DynamoDB (with its outbox on SQS), through the real AWS SDK
 //! against the moto server on loopback (`scripts/test.sh` starts it and sets
 //! `AWS_ENDPOINT_URL`). Every test gets its own table and queues.
-#![cfg(feature = "aws")]
 
-use herald_core::aws::dynamo::DynamoStore;
-use herald_core::aws::sqs::SqsQueue;
+use herald_aws::dynamo::DynamoStore;
+use herald_aws::sqs::SqsQueue;
 use herald_core::contract;
 use std::sync::Arc;
 

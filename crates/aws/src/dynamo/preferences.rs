@@ -9,13 +9,13 @@ use super::expr::{Expr, n, s};
 use super::items::{GSI1PK, GSI1SK, Item, PK, TTL, key, text, ttl};
 use super::users::user_pk;
 use super::{DynamoStore, backend, sdk_error};
-use crate::domain::{CategorySettings, DeliveryId, Preferences};
-use crate::ports::{CapWindow, PreferenceStore, PreferencesWrite, StoreResult, UserStore};
-use crate::time::{format_time, parse_time};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::Duration;
+use herald_core::domain::{CategorySettings, DeliveryId, Preferences};
+use herald_core::ports::{CapWindow, PreferenceStore, PreferencesWrite, StoreResult, UserStore};
+use herald_core::time::{format_time, parse_time};
 
 fn category_pk(app: &str, name: &str) -> String {
     format!("C#{app}#{name}")
@@ -28,7 +28,7 @@ fn cap_pk(window: &CapWindow) -> String {
 fn decode_category(item: &Item) -> StoreResult<CategorySettings> {
     let time = |name: &str| {
         parse_time(text(item, name)?)
-            .ok_or_else(|| crate::ports::StoreError::Corrupt("category time".into()))
+            .ok_or_else(|| herald_core::ports::StoreError::Corrupt("category time".into()))
     };
     let mut settings: CategorySettings = serde_json::from_str(text(item, "body")?)?;
     settings.app_id = text(item, "app_id")?.to_owned();

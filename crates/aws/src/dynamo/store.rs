@@ -7,16 +7,6 @@ pub(super) const LIST_READ_BUDGET: usize = 1000;
 use super::expr::{Expr, n, s};
 use super::items::*;
 use super::{DailyCounters, DynamoStore, backend, built, sdk_error};
-use crate::auth::ApiKeyRecord;
-use crate::domain::{
-    Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
-    TimelineEvent,
-};
-use crate::ports::{
-    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, KeyStore,
-    NotificationFilter, NotificationList, SettingStore, Store, StoreResult,
-};
-use crate::time::format_time;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -24,6 +14,16 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
+use herald_core::auth::ApiKeyRecord;
+use herald_core::domain::{
+    Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
+    TimelineEvent,
+};
+use herald_core::ports::{
+    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, KeyStore,
+    NotificationFilter, NotificationList, SettingStore, Store, StoreResult,
+};
+use herald_core::time::format_time;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -37,16 +37,16 @@ const PARALLEL_WRITES: usize = 16;
 pub(super) enum TxError {
     /// One or more conditions failed; `true` marks the items whose condition failed.
     ConditionFailed(Vec<bool>),
-    Store(crate::ports::StoreError),
+    Store(herald_core::ports::StoreError),
 }
 
-impl From<crate::ports::StoreError> for TxError {
-    fn from(e: crate::ports::StoreError) -> Self {
+impl From<herald_core::ports::StoreError> for TxError {
+    fn from(e: herald_core::ports::StoreError) -> Self {
         TxError::Store(e)
     }
 }
 
-fn tx_store_error(e: TxError) -> crate::ports::StoreError {
+fn tx_store_error(e: TxError) -> herald_core::ports::StoreError {
     match e {
         TxError::Store(e) => e,
         TxError::ConditionFailed(_) => backend("a transaction condition failed unexpectedly"),
@@ -464,7 +464,7 @@ impl DynamoStore {
         &self,
         deliveries: &[Delivery],
         existed: &[DeliveryId],
-        priority: crate::domain::Priority,
+        priority: herald_core::domain::Priority,
         outbox: &mut Vec<Job>,
     ) -> StoreResult<Vec<DeliveryStatus>> {
         let mut statuses: HashMap<String, DeliveryStatus> =
@@ -483,7 +483,7 @@ impl DynamoStore {
             let id = stored.id.to_string();
             if stored.status == DeliveryStatus::Queued {
                 if queued.insert(id.clone()) {
-                    outbox.push(crate::pipeline::delivery_job(&stored, priority, Utc::now()));
+                    outbox.push(herald_core::pipeline::delivery_job(&stored, priority, Utc::now()));
                 }
             } else if queued.remove(&id) {
                 outbox.retain(|job| job.payload != id);
@@ -633,7 +633,9 @@ impl Store for DynamoStore {
                         Some(earlier) if text(&earlier, "body_hash")? == claim.body_hash => {
                             let id = NotificationId::parse(text(&earlier, "notification_id")?)
                                 .map_err(|_| {
-                                    crate::ports::StoreError::Corrupt("idempotency record".into())
+                                    herald_core::ports::StoreError::Corrupt(
+                                        "idempotency record".into(),
+                                    )
                                 })?;
                             return Ok(AcceptOutcome::Replayed(id));
                         }
@@ -641,7 +643,7 @@ impl Store for DynamoStore {
                         // Purged in between: try again.
                         None if attempt < MAX_TRANSACTION_RETRIES => attempt += 1,
                         None => {
-                            return Err(crate::ports::StoreError::Conflict(
+                            return Err(herald_core::ports::StoreError::Conflict(
                                 "idempotency key kept changing".into(),
                             ));
                         }
@@ -862,7 +864,7 @@ impl Store for DynamoStore {
             .await?
             .iter()
             .filter(|d| d.status == DeliveryStatus::Queued)
-            .map(|d| crate::pipeline::delivery_job(d, priority, Utc::now()))
+            .map(|d| herald_core::pipeline::delivery_job(d, priority, Utc::now()))
             .collect();
         self.flush_dispatch_outbox(id, jobs).await
     }

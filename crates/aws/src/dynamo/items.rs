@@ -4,12 +4,12 @@
 //! reserved words never bite.
 
 use super::expr::{n, s};
-use crate::auth::{ApiKeyRecord, Scope};
-use crate::domain::{Delivery, DeliveryId, Notification, NotificationId, TimelineEvent};
-use crate::ports::{StoreError, StoreResult};
-use crate::time::{format_time, parse_time};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use herald_core::auth::{ApiKeyRecord, Scope};
+use herald_core::domain::{Delivery, DeliveryId, Notification, NotificationId, TimelineEvent};
+use herald_core::ports::{StoreError, StoreResult};
+use herald_core::time::{format_time, parse_time};
 use std::collections::HashMap;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -201,7 +201,7 @@ pub(super) fn event_value(
     detail: Option<&str>,
 ) -> AttributeValue {
     let mut map = HashMap::from([
-        ("seq".to_owned(), s(crate::domain::ids::monotonic_ulid().to_string())),
+        ("seq".to_owned(), s(herald_core::domain::ids::monotonic_ulid().to_string())),
         ("event".to_owned(), s(event)),
         ("at".to_owned(), s(format_time(Utc::now()))),
     ]);

@@ -7,10 +7,10 @@ use super::expr::{Expr, n, s};
 use super::items::{GSI1PK, GSI1SK, Item, PK, SK, key, text};
 use super::store::TxError;
 use super::{DynamoStore, sdk_error};
-use crate::ports::{StoreResult, TemplateStore};
-use crate::templates::{Template, TemplateVersion};
-use crate::time::format_time;
 use async_trait::async_trait;
+use herald_core::ports::{StoreResult, TemplateStore};
+use herald_core::templates::{Template, TemplateVersion};
+use herald_core::time::format_time;
 use std::collections::HashMap;
 
 fn template_pk(app: &str, id: &str) -> String {
@@ -38,8 +38,8 @@ fn decode_template(item: &Item) -> StoreResult<Template> {
     template.app_id = text(item, "app_id")?.to_owned();
     template.latest_version = super::items::number(item, "latest_version") as u32;
     if let Some(updated) = item.get("updated_at").and_then(|v| v.as_s().ok()) {
-        template.updated_at = crate::time::parse_time(updated)
-            .ok_or_else(|| crate::ports::StoreError::Corrupt("template time".into()))?;
+        template.updated_at = herald_core::time::parse_time(updated)
+            .ok_or_else(|| herald_core::ports::StoreError::Corrupt("template time".into()))?;
     }
     Ok(template)
 }
