@@ -67,7 +67,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # herald-core as `herald serve` builds it: without the aws feature.
 cargo clippy -p herald-core --no-default-features --all-targets --locked -- -D warnings
 
-step "dependency boundaries (cargo tree): no AWS SDK in the herald binary, no SMTP client in a Lambda, SQLite only in the api function"
+step "dependency boundaries (cargo tree): a core without backends or web framework, no AWS SDK in the herald binary, no SMTP client in a Lambda, SQLite only in the api function"
+# herald-core, with every feature: the domain, ports and pipeline carry no backend
+# (rusqlite, DynamoDB, SQS, SSM) and no web framework (axum, hyper's server).
+if cargo tree --locked -p herald-core --all-features -e normal --prefix none \
+    | grep -E '^(rusqlite|axum|aws-sdk-(dynamodb|sqs|ssm)|aws_lambda_events) '; then
+  echo "herald-core depends on a backend or on axum: it belongs in herald-sqlite, herald-aws or herald-http"; exit 1
+fi
 if cargo tree --locked -p herald-cli -e normal --prefix none | grep -E '^aws-(sdk|config)'; then
   echo "herald-cli depends on the AWS SDK: herald-core's aws feature leaked into it"; exit 1
 fi
@@ -79,7 +85,7 @@ done
 # Only the api function keeps SQLite, for its local fallback.
 for function in herald-fn-dispatch herald-fn-send herald-fn-track; do
   if cargo tree --locked -p "$function" -e normal --prefix none | grep -E '^rusqlite '; then
-    echo "$function depends on rusqlite: herald-core's sqlite feature leaked into it"; exit 1
+    echo "$function depends on rusqlite: only the api function may use herald-sqlite"; exit 1
   fi
 done
 

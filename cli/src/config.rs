@@ -3,11 +3,11 @@
 
 use clap::Args;
 use herald_core::channels::{SmtpConfig, SmtpTls, WebhookSecret};
-use herald_core::http::Limits;
-use herald_core::http::server::ServerLimits;
 use herald_core::net::NetworkPolicy;
 use herald_core::pipeline::retry::{RetryPolicy, parse_schedule};
 use herald_core::workers::WorkerConfig;
+use herald_http::Limits;
+use herald_http::server::ServerLimits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

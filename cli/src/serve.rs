@@ -7,7 +7,6 @@ use herald_core::channels::{
     HostProviders, LogProvider, Providers, SmtpProvider, WebhookProvider, WebhookSecret,
 };
 use herald_core::domain::Channel;
-use herald_core::http::{AppState, router};
 use herald_core::integrations::{IntegrationRouter, LocalVault};
 use herald_core::pipeline::intake::requeue_stranded;
 use herald_core::pipeline::personalize::Personalizer;
@@ -15,6 +14,7 @@ use herald_core::ports::{KeyStore, Queue, SettingStore, Store, Stores};
 use herald_core::templates::Renderer;
 use herald_core::unsubscribe::UnsubscribeLinks;
 use herald_core::workers::{Pipeline, spawn_all};
+use herald_http::{AppState, router};
 use herald_sqlite::SqliteBackend;
 use std::fs::File;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             stop_http.cancel();
         }
     });
-    herald_core::http::server::serve(listener, router(state), settings.server, stop_http).await?;
+    herald_http::server::serve(listener, router(state), settings.server, stop_http).await?;
 
     tracing::info!("draining in-flight work");
     shutdown.cancel();

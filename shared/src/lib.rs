@@ -1,12 +1,11 @@
-//! herald-core: Herald's domain, pipeline stages, ports and their backends, channel
-//! providers, and the HTTP API. Hosts (the `herald` CLI, the Lambda functions) are thin
-//! layers over this crate.
+//! herald-core: Herald's domain, ports, pipeline stages, templates, and the channels
+//! with their providers. No backend and no web framework: herald-sqlite and herald-aws
+//! implement the ports, herald-http serves the API, and the hosts (the `herald` CLI,
+//! the Lambda functions) wire them together.
 
 pub mod auth;
 pub mod channels;
-pub mod contract;
 pub mod domain;
-pub mod http;
 pub mod integrations;
 pub mod net;
 pub mod objects;

@@ -116,7 +116,7 @@ fn sent_sms(data: &Value, to: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_notification_goes_through_every_function_on_the_emulator() {
-    let Some(moto) = herald_core::contract::emulator_endpoint() else { return };
+    let Some(moto) = herald_contract::emulator_endpoint() else { return };
     let proxy = CountingProxy::start(&moto).await.unwrap();
     let prefix = format!("e2e{}", ulid::Ulid::new().to_string().to_lowercase());
     // SAFETY: set before any other thread of this test reads the environment.
@@ -239,8 +239,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
 
     // track: the scheduled sweep queues a notification whose dispatch message never
     // reached SQS (accepted with an empty outbox stands in for the lost send).
-    let stranded =
-        herald_core::contract::notification("default", herald_core::domain::Priority::Low);
+    let stranded = herald_contract::notification("default", herald_core::domain::Priority::Low);
     backends.store.accept(&stranded, None, vec![]).await.unwrap();
     let mut sweep: Value = serde_json::from_str(&events_file("track/schedule-sweep.json")).unwrap();
     sweep["older_than_seconds"] = json!(-5);

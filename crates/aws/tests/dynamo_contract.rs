@@ -4,7 +4,8 @@
 
 use herald_aws::dynamo::DynamoStore;
 use herald_aws::sqs::SqsQueue;
-use herald_core::contract;
+use herald_contract as contract;
+use herald_core::ports::Queue;
 use std::sync::Arc;
 
 async fn backends() -> Option<(DynamoStore, Arc<SqsQueue>)> {
@@ -18,83 +19,13 @@ async fn backends() -> Option<(DynamoStore, Arc<SqsQueue>)> {
     Some((DynamoStore::new(dynamodb, prefix, queue.clone()), queue))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn store_accepts_once_per_idempotency_key() {
-    let Some((store, _)) = backends().await else { return };
-    contract::store_accepts_once_per_idempotency_key(Arc::new(store)).await;
+/// The store, the SQS queues its outbox writes to, and nothing to keep alive.
+async fn store() -> Option<(DynamoStore, Arc<dyn Queue>, ())> {
+    let (store, queue) = backends().await?;
+    Some((store, queue, ()))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn store_writes_the_outbox_with_the_notification() {
-    let Some((store, queue)) = backends().await else { return };
-    contract::store_writes_the_outbox_with_the_notification(&store, queue.as_ref()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn store_enforces_the_status_machines() {
-    let Some((store, queue)) = backends().await else { return };
-    contract::store_enforces_the_status_machines(&store, queue.as_ref()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn store_lists_by_app_with_filters() {
-    let Some((store, _)) = backends().await else { return };
-    contract::store_lists_by_app_with_filters(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn store_finds_stranded_notifications_page_by_page() {
-    let Some((store, _)) = backends().await else { return };
-    contract::store_finds_stranded_notifications_page_by_page(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn store_keeps_api_keys_hashed_and_settings() {
-    let Some((store, _)) = backends().await else { return };
-    contract::store_keeps_api_keys_hashed_and_settings(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn templates_keep_immutable_versions() {
-    let Some((store, _)) = backends().await else { return };
-    contract::templates_keep_immutable_versions(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn users_upsert_keep_created_and_list_by_id() {
-    let Some((store, _)) = backends().await else { return };
-    contract::users_upsert_keep_created_and_list_by_id(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn groups_hold_many_users_and_users_many_groups() {
-    let Some((store, _)) = backends().await else { return };
-    contract::groups_hold_many_users_and_users_many_groups(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn preferences_survive_profile_upserts_and_writes_are_conditional() {
-    let Some((store, _)) = backends().await else { return };
-    contract::preferences_survive_profile_upserts_and_writes_are_conditional(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn categories_are_per_app_and_listed_by_name() {
-    let Some((store, _)) = backends().await else { return };
-    contract::categories_are_per_app_and_listed_by_name(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn cap_slots_count_each_delivery_once_up_to_the_limit() {
-    let Some((store, _)) = backends().await else { return };
-    contract::cap_slots_count_each_delivery_once_up_to_the_limit(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn dispatch_honours_preferences() {
-    let Some((store, _)) = backends().await else { return };
-    contract::dispatch_honours_preferences(&store).await;
-}
+herald_contract::store_contract!(store);
 
 /// DynamoDB cannot hold the outbox in the same transaction as the fan-out, so a crash
 /// between recording the dispatch and queueing its sends is repaired by the redelivered
@@ -211,22 +142,4 @@ async fn a_filtered_list_reads_a_bounded_number_of_items_and_says_where_to_go_on
     }
     assert_eq!(found, [oldest.unwrap()]);
     assert!(calls >= 3, "twelve items at five a call take three calls: {calls}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn integrations_are_replaced_under_a_revision() {
-    let Some((store, _)) = backends().await else { return };
-    contract::integrations_are_replaced_under_a_revision(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sends_fail_over_from_a_suspended_integration() {
-    let Some((store, queue)) = backends().await else { return };
-    contract::sends_fail_over_between_integrations(Arc::new(store), queue.as_ref(), "broken").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sends_fail_over_when_retries_run_out() {
-    let Some((store, queue)) = backends().await else { return };
-    contract::sends_fail_over_between_integrations(Arc::new(store), queue.as_ref(), "flaky").await;
 }

@@ -3,7 +3,7 @@
 //! version, gone after removal.
 
 use herald_aws::ssm::SsmVault;
-use herald_core::contract;
+use herald_contract as contract;
 use herald_core::integrations::{SecretValues, SecretVault};
 use std::time::Duration;
 

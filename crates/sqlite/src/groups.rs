@@ -152,7 +152,7 @@ impl GroupStore for SqliteBackend {
                  ORDER BY user_id LIMIT ?4",
             ).db()?;
             let rows = statement.query_map(params![app_id, group, after, limit as i64], |r| r.get(0)).db()?;
-            Ok(rows.collect::<rusqlite::Result<_>>().db()?)
+            rows.collect::<rusqlite::Result<_>>().db()
         })
         .await
     }
@@ -164,7 +164,7 @@ impl GroupStore for SqliteBackend {
                 "SELECT group_id FROM group_members WHERE app_id = ?1 AND user_id = ?2 ORDER BY group_id",
             ).db()?;
             let rows = statement.query_map(params![app_id, user], |r| r.get(0)).db()?;
-            Ok(rows.collect::<rusqlite::Result<_>>().db()?)
+            rows.collect::<rusqlite::Result<_>>().db()
         })
         .await
     }

@@ -14,12 +14,11 @@ impl IntegrationStore for SqliteBackend {
         let app_id = app_id.to_owned();
         let row: Option<(u64, String)> = self
             .read(move |conn| {
-                Ok(conn
-                    .prepare_cached("SELECT revision, body FROM integration_sets WHERE app_id = ?1")
+                conn.prepare_cached("SELECT revision, body FROM integration_sets WHERE app_id = ?1")
                     .db()?
                     .query_row([app_id], |row| Ok((row.get(0)?, row.get(1)?)))
                     .optional()
-                    .db()?)
+                    .db()
             })
             .await?;
         match row {

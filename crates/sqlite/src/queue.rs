@@ -217,7 +217,7 @@ impl QueueStats for SqliteBackend {
                     })
                 })
                 .db()?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>().db()?)
+            rows.collect::<rusqlite::Result<Vec<_>>>().db()
         })
         .await
     }

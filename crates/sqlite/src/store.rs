@@ -682,12 +682,11 @@ impl SettingStore for SqliteBackend {
     async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
         let name = name.to_owned();
         self.read(move |conn| {
-            Ok(conn
-                .prepare_cached("SELECT value FROM settings WHERE name = ?1")
+            conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")
                 .db()?
                 .query_row([name], |r| r.get(0))
                 .optional()
-                .db()?)
+                .db()
         })
         .await
     }
@@ -700,11 +699,10 @@ impl SettingStore for SqliteBackend {
                     .db()?
                     .execute(params![name, value])
                     .db()?;
-                Ok(conn
-                    .prepare_cached("SELECT value FROM settings WHERE name = ?1")
+                conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")
                     .db()?
                     .query_row([name], |r| r.get(0))
-                    .db()?)
+                    .db()
             })
             .await
     }

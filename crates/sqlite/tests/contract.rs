@@ -1,8 +1,9 @@
 //! The Store and Queue contract on the SQLite backend, plus what only the local host
 //! relies on (releasing a dead run's leases).
 
-use herald_core::contract;
-use herald_core::ports::{QueueConsumer, QueueName, QueueProducer, QueueStats, Store};
+use herald_contract as contract;
+use herald_contract::TimePasses;
+use herald_core::ports::{Queue, QueueConsumer, QueueName, QueueProducer, QueueStats, Store};
 use herald_core::time::ManualClock;
 use herald_sqlite::SqliteBackend;
 use std::sync::Arc;
@@ -13,63 +14,23 @@ fn backend() -> (SqliteBackend, tempfile::TempDir) {
     (SqliteBackend::open(&dir.path().join("herald.db")).unwrap(), dir)
 }
 
-macro_rules! contract_tests {
-    ($($name:ident => |$b:ident| $call:expr;)+) => {$(
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $name() {
-            let ($b, _dir) = backend();
-            $call.await;
-        }
-    )+};
+/// The store, its outbox queue (the same file) and the directory that holds it.
+async fn store() -> Option<(SqliteBackend, Arc<dyn Queue>, tempfile::TempDir)> {
+    let (b, dir) = backend();
+    Some((b.clone(), Arc::new(b), dir))
 }
 
-contract_tests! {
-    queue_serves_strict_priority => |b| contract::queue_serves_strict_priority(&b);
-    queue_dead_letters_keep_the_job => |b| contract::queue_dead_letters_keep_the_job(&b);
-    queue_takes_large_batches => |b| contract::queue_takes_large_batches(&b);
-    store_accepts_once_per_idempotency_key => |b| contract::store_accepts_once_per_idempotency_key(Arc::new(b));
-    store_writes_the_outbox_with_the_notification => |b| contract::store_writes_the_outbox_with_the_notification(&b, &b);
-    store_enforces_the_status_machines => |b| contract::store_enforces_the_status_machines(&b, &b);
-    store_lists_by_app_with_filters => |b| contract::store_lists_by_app_with_filters(&b);
-    store_finds_stranded_notifications_page_by_page => |b| contract::store_finds_stranded_notifications_page_by_page(&b);
-    store_keeps_api_keys_hashed_and_settings => |b| contract::store_keeps_api_keys_hashed_and_settings(&b);
-    templates_keep_immutable_versions => |b| contract::templates_keep_immutable_versions(&b);
-    users_upsert_keep_created_and_list_by_id => |b| contract::users_upsert_keep_created_and_list_by_id(&b);
-    groups_hold_many_users_and_users_many_groups => |b| contract::groups_hold_many_users_and_users_many_groups(&b);
-    preferences_survive_profile_upserts_and_writes_are_conditional => |b| contract::preferences_survive_profile_upserts_and_writes_are_conditional(&b);
-    categories_are_per_app_and_listed_by_name => |b| contract::categories_are_per_app_and_listed_by_name(&b);
-    cap_slots_count_each_delivery_once_up_to_the_limit => |b| contract::cap_slots_count_each_delivery_once_up_to_the_limit(&b);
-    dispatch_honours_preferences => |b| contract::dispatch_honours_preferences(&b);
-    integrations_are_replaced_under_a_revision => |b| contract::integrations_are_replaced_under_a_revision(&b);
-    sends_fail_over_from_a_suspended_integration => |b| contract::sends_fail_over_between_integrations(Arc::new(b.clone()), &b, "broken");
-    sends_fail_over_when_retries_run_out => |b| contract::sends_fail_over_between_integrations(Arc::new(b.clone()), &b, "flaky");
-}
+herald_contract::store_contract!(store);
 
-/// A backend whose queue runs on a clock the test moves: timing tests take no time.
-fn backend_with_clock() -> (SqliteBackend, Arc<ManualClock>, tempfile::TempDir) {
+/// The queue on a clock the test moves: timing tests take no time.
+async fn queue() -> Option<(SqliteBackend, Arc<dyn TimePasses>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let backend = SqliteBackend::open_with_clock(&dir.path().join("herald.db"), clock.clone());
-    (backend.unwrap(), clock, dir)
+    Some((backend.unwrap(), clock, dir))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn queue_leases_hide_jobs_until_they_expire() {
-    let (b, clock, _dir) = backend_with_clock();
-    contract::queue_leases_hide_jobs_until_they_expire(&b, true, clock.as_ref()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn queue_retries_after_a_delay() {
-    let (b, clock, _dir) = backend_with_clock();
-    contract::queue_retries_after_a_delay(&b, clock.as_ref()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn queue_delays_jobs() {
-    let (b, clock, _dir) = backend_with_clock();
-    contract::queue_delays_jobs(&b, clock.as_ref()).await;
-}
+herald_contract::queue_contract!(queue, late_ack_ignored: true);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_releases_the_leases_of_a_dead_run() {

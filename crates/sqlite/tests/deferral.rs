@@ -3,8 +3,8 @@
 //! sent; one whose user unsubscribed while it waited is suppressed.
 
 use chrono::{DateTime, Duration as Age, SubsecRound, Utc};
+use herald_contract as contract;
 use herald_core::channels::{LogProvider, Providers};
-use herald_core::contract;
 use herald_core::domain::{Delivery, DeliveryStatus, DeliveryUser, Priority};
 use herald_core::integrations::IntegrationRouter;
 use herald_core::pipeline::dispatch::Directory;

@@ -3,11 +3,11 @@
 
 use herald_aws::lambda::Backends;
 use herald_core::channels::{HostProviders, LogProvider, Providers};
-use herald_core::http::{AppState, Limits, router};
 use herald_core::integrations::{IntegrationRouter, LocalVault};
 use herald_core::ports::Stores;
 use herald_core::templates::Renderer;
 use herald_core::unsubscribe::UnsubscribeLinks;
+use herald_http::{AppState, Limits, router};
 use herald_sqlite::SqliteBackend;
 use std::path::Path;
 use std::sync::Arc;

@@ -245,7 +245,18 @@ mod tests {
             to,
             routing,
             channels: vec![Channel::Webhook, Channel::Email],
-            ..crate::contract::notification("app", Priority::Medium)
+            id: crate::domain::NotificationId::new(),
+            app_id: "app".into(),
+            status: crate::domain::NotificationStatus::Accepted,
+            priority: Priority::Medium,
+            category: None,
+            content: crate::domain::Content::default(),
+            expires_at: None,
+            metadata: None,
+            resent_from: None,
+            template: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
         }
     }
 

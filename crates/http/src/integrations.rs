@@ -5,18 +5,18 @@ use super::AppState;
 use super::auth::{Scoped, scopes};
 use super::json::Body;
 use super::problem::{ApiResult, Problem};
-use crate::channels::{OutboundMessage, ProviderError};
-use crate::domain::{Address, Channel, Content, DeliveryId, NotificationId};
-use crate::domain::{Priority, Recipient};
-use crate::integrations::catalog::{self, FieldError, ProviderSpec};
-use crate::integrations::router::Route;
-use crate::integrations::{
-    Integration, IntegrationView, MAX_PER_APP, SecretValues, VaultError, new_id, secret_hint,
-};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
+use herald_core::channels::{OutboundMessage, ProviderError};
+use herald_core::domain::{Address, Channel, Content, DeliveryId, NotificationId};
+use herald_core::domain::{Priority, Recipient};
+use herald_core::integrations::catalog::{self, FieldError, ProviderSpec};
+use herald_core::integrations::router::Route;
+use herald_core::integrations::{
+    Integration, IntegrationView, MAX_PER_APP, SecretValues, VaultError, new_id, secret_hint,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -86,10 +86,10 @@ pub struct ProviderList {
 #[serde(deny_unknown_fields)]
 pub struct TestSend {
     /// An address on the integration's channel, as in a notification's `to`.
-    #[serde(deserialize_with = "crate::objects::object")]
+    #[serde(deserialize_with = "herald_core::objects::object")]
     pub to: Recipient,
     /// What to send; a short test message on the channel by default.
-    #[serde(default, deserialize_with = "crate::objects::optional_object")]
+    #[serde(default, deserialize_with = "herald_core::objects::optional_object")]
     pub content: Option<Content>,
 }
 
@@ -168,8 +168,8 @@ fn spec_for(provider: &str, channel: Channel) -> Result<&'static ProviderSpec, P
 fn check_host(config: &Map<String, Value>) -> Result<(), Problem> {
     if let Some(host) = config.get("host").and_then(Value::as_str) {
         // Parsed as an http URL so that a literal address is read as one.
-        if !crate::net::permits_url(&format!("http://{host}/")) {
-            return Err(Problem::field("config.host", crate::net::REFUSED));
+        if !herald_core::net::permits_url(&format!("http://{host}/")) {
+            return Err(Problem::field("config.host", herald_core::net::REFUSED));
         }
     }
     Ok(())

@@ -7,13 +7,6 @@ use super::json::decode;
 use super::problem::{ApiResult, Problem};
 use super::templates::render_version;
 use super::validate::{self, Errors};
-use crate::domain::{
-    Channel, Content, Delivery, Notification, NotificationId, NotificationStatus, Priority,
-    Recipient, Routing, TemplateUse, TimelineEvent,
-};
-use crate::pipeline::intake::{self, IntakeError};
-use crate::pipeline::personalize::UNSUBSCRIBE_URL;
-use crate::ports::{IdempotencyClaim, NotificationFilter};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -21,6 +14,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SubsecRound, Utc};
+use herald_core::domain::{
+    Channel, Content, Delivery, Notification, NotificationId, NotificationStatus, Priority,
+    Recipient, Routing, TemplateUse, TimelineEvent,
+};
+use herald_core::pipeline::intake::{self, IntakeError};
+use herald_core::pipeline::personalize::UNSUBSCRIBE_URL;
+use herald_core::ports::{IdempotencyClaim, NotificationFilter};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -33,16 +33,16 @@ pub struct SendRequest {
     pub priority: Priority,
     /// What kind of message this is (`password-reset`, `newsletter`, …).
     pub category: Option<String>,
-    #[serde(deserialize_with = "crate::objects::objects")]
+    #[serde(deserialize_with = "herald_core::objects::objects")]
     pub to: Vec<Recipient>,
     /// In order: with `fallback` routing the first reachable one is tried first.
     pub channels: Vec<Channel>,
     #[serde(default)]
     pub routing: Routing,
     /// What to send; or give `template` instead and Herald renders it.
-    #[serde(deserialize_with = "crate::objects::optional_object", default)]
+    #[serde(deserialize_with = "herald_core::objects::optional_object", default)]
     pub content: Option<Content>,
-    #[serde(deserialize_with = "crate::objects::optional_object", default)]
+    #[serde(deserialize_with = "herald_core::objects::optional_object", default)]
     pub template: Option<TemplateRequest>,
     /// Never send after this time; an expired notification ends `expired`.
     pub expires_at: Option<DateTime<Utc>>,
@@ -160,13 +160,15 @@ async fn content_of(
 /// variant renders with this data, so a user's delivery cannot fail on it later.
 fn every_variant_renders(
     state: &AppState,
-    version: &crate::templates::TemplateVersion,
+    version: &herald_core::templates::TemplateVersion,
     data: &serde_json::Value,
 ) -> ApiResult<()> {
     for locale in version.locales.keys() {
-        let recipient =
-            crate::templates::Recipient { locale: Some(locale.clone()), ..Default::default() };
-        crate::templates::render_for(&state.renderer, version, &recipient, data)
+        let recipient = herald_core::templates::Recipient {
+            locale: Some(locale.clone()),
+            ..Default::default()
+        };
+        herald_core::templates::render_for(&state.renderer, version, &recipient, data)
             .map_err(|e| Problem::field("template.data", format!("for locale '{locale}': {e}")))?;
     }
     Ok(())

@@ -4,11 +4,11 @@
 use super::AppState;
 use super::auth::{Scoped, scopes};
 use super::problem::{ApiResult, Problem};
-use crate::channels::LoggedMessage;
-use crate::ports::DeadLetter;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use herald_core::channels::LoggedMessage;
+use herald_core::ports::DeadLetter;
 use serde_json::{Value, json};
 
 /// Liveness: the process is up.

@@ -3,21 +3,23 @@
 //! backend.
 
 use super::notification;
-use crate::channels::{LogProvider, OutboundMessage, Provider, ProviderError, Providers, Receipt};
-use crate::domain::{Channel, DeliveryStatus, Priority};
-use crate::integrations::{
+use async_trait::async_trait;
+use chrono::{SubsecRound, Utc};
+use herald_core::channels::{
+    LogProvider, OutboundMessage, Provider, ProviderError, Providers, Receipt,
+};
+use herald_core::domain::{Channel, DeliveryStatus, Priority};
+use herald_core::integrations::{
     Integration, IntegrationRouter, LocalVault, ProviderFactory, SecretValues, SecretVault,
 };
-use crate::pipeline::dispatch::{Directory, dispatch};
-use crate::pipeline::personalize::Personalizer;
-use crate::pipeline::retry::RetryPolicy;
-use crate::pipeline::send::{SendContext, SendOutcome, send};
-use crate::ports::{
+use herald_core::pipeline::dispatch::{Directory, dispatch};
+use herald_core::pipeline::personalize::Personalizer;
+use herald_core::pipeline::retry::RetryPolicy;
+use herald_core::pipeline::send::{SendContext, SendOutcome, send};
+use herald_core::ports::{
     GroupStore, IntegrationStore, PreferenceStore, Queue, QueueName, Store, TemplateStore,
     UserStore,
 };
-use async_trait::async_trait;
-use chrono::{SubsecRound, Utc};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -127,9 +129,11 @@ pub async fn sends_fail_over_between_integrations<B: SendStores>(
     let factory = ScriptedProviders { sent: sent.clone() };
     let defaults = Providers::new(Arc::new(LogProvider::default()));
     let router = IntegrationRouter::new(backend.clone(), vault, Arc::new(factory), defaults);
-    let links =
-        Arc::new(crate::unsubscribe::UnsubscribeLinks::new("http://localhost", backend.clone()));
-    let renderer = Arc::new(crate::templates::Renderer::new());
+    let links = Arc::new(herald_core::unsubscribe::UnsubscribeLinks::new(
+        "http://localhost",
+        backend.clone(),
+    ));
+    let renderer = Arc::new(herald_core::templates::Renderer::new());
     let personalizer = Personalizer::new(backend.clone(), renderer, links);
     let b = backend.as_ref();
     let directory = Directory { users: b, groups: b, preferences: b };
@@ -144,7 +148,8 @@ pub async fn sends_fail_over_between_integrations<B: SendStores>(
 
     let mut n = notification(&app, Priority::High);
     n.channels = vec![Channel::Webhook];
-    n.content.webhook = Some(crate::domain::WebhookData(serde_json::json!({"hello": "world"})));
+    n.content.webhook =
+        Some(herald_core::domain::WebhookData(serde_json::json!({"hello": "world"})));
     b.accept(&n, None, Vec::new()).await.unwrap();
     dispatch(b, directory, &n.id, Utc::now()).await.unwrap();
     let delivery = b.deliveries(&n.id).await.unwrap().remove(0);

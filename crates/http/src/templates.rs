@@ -7,14 +7,14 @@ use super::AppState;
 use super::auth::{Scoped, scopes};
 use super::json::Body;
 use super::problem::{ApiResult, FieldError, Problem};
-use crate::pipeline::personalize::UNSUBSCRIBE_URL;
-use crate::templates::{
-    DEFAULT_LOCALE, Recipient, Renderer, Template, TemplateError, TemplateParts, TemplateVersion,
-};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
+use herald_core::pipeline::personalize::UNSUBSCRIBE_URL;
+use herald_core::templates::{
+    DEFAULT_LOCALE, Recipient, Renderer, Template, TemplateError, TemplateParts, TemplateVersion,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -27,14 +27,14 @@ pub struct CreateTemplate {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
-    #[serde(deserialize_with = "crate::objects::object_values")]
+    #[serde(deserialize_with = "herald_core::objects::object_values")]
     pub locales: BTreeMap<String, TemplateParts>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVersion {
-    #[serde(deserialize_with = "crate::objects::object_values")]
+    #[serde(deserialize_with = "herald_core::objects::object_values")]
     pub locales: BTreeMap<String, TemplateParts>,
     #[serde(default)]
     pub note: Option<String>,
@@ -43,7 +43,7 @@ pub struct NewVersion {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
-    #[serde(deserialize_with = "crate::objects::whole_number")]
+    #[serde(deserialize_with = "herald_core::objects::whole_number")]
     pub version: u32,
 }
 
@@ -51,7 +51,7 @@ pub struct Rollback {
 #[serde(deny_unknown_fields)]
 pub struct Preview {
     /// Defaults to the latest version.
-    #[serde(default, deserialize_with = "crate::objects::optional_whole_number")]
+    #[serde(default, deserialize_with = "herald_core::objects::optional_whole_number")]
     pub version: Option<u32>,
     #[serde(default)]
     pub locale: Option<String>,
@@ -314,7 +314,7 @@ pub fn render_version(
         return Err(Problem::field("data", "an object of template variables"));
     }
     let recipient = Recipient { locale: locale.map(str::to_owned), time_zone };
-    crate::templates::render_for(renderer, version, &recipient, data).map_err(|e| match e {
+    herald_core::templates::render_for(renderer, version, &recipient, data).map_err(|e| match e {
         TemplateError::Render { part, message } if part == "locale" => {
             Problem::field("locale", message)
         }

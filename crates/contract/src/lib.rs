@@ -1,19 +1,22 @@
 //! The contract every Store and Queue backend must meet, as async functions that take
-//! the backend under test. Each backend's test file calls every one of them, so the
-//! SQLite backend and the AWS ones are held to the same behaviour.
+//! the backend under test. `store_contract!` and `queue_contract!` turn them into one
+//! test each for a backend, so the SQLite backend and the AWS ones are held to the same
+//! behaviour and a new contract function reaches every backend at once.
 
-use crate::auth::{Scope, mint_key};
-use crate::domain::{
+mod suites;
+
+use chrono::{Duration as Age, SubsecRound, Utc};
+use herald_core::auth::{Scope, mint_key};
+use herald_core::domain::{
     Channel, Content, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
     Priority, Recipient, Routing,
 };
-use crate::pipeline::plan::plan_deliveries;
-use crate::pipeline::{dispatch_job, send_job};
-use crate::ports::{
+use herald_core::pipeline::plan::plan_deliveries;
+use herald_core::pipeline::{dispatch_job, send_job};
+use herald_core::ports::{
     AcceptOutcome, DeliveryOutcome, IdempotencyClaim, Job, NotificationFilter, Queue, QueueName,
     Store,
 };
-use chrono::{Duration as Age, SubsecRound, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,7 +83,7 @@ impl TimePasses for WallClock {
 }
 
 #[async_trait::async_trait]
-impl TimePasses for crate::time::ManualClock {
+impl TimePasses for herald_core::time::ManualClock {
     async fn pass(&self, by: Duration) {
         self.advance(by);
     }
@@ -291,7 +294,7 @@ pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Q
     assert!(store.record_delivery_event(first, "opened", Some("pixel")).await.unwrap());
     assert!(
         !store
-            .record_delivery_event(&crate::domain::DeliveryId::new(), "opened", None)
+            .record_delivery_event(&herald_core::domain::DeliveryId::new(), "opened", None)
             .await
             .unwrap()
     );
@@ -441,17 +444,20 @@ pub async fn emulator_config() -> Option<aws_config::SdkConfig> {
 }
 
 /// A fresh name for one test's queues and table, so tests never see each other's data.
-#[cfg(feature = "aws")]
 pub fn unique_prefix() -> String {
     format!("t{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
 // ----- Templates ---------------------------------------------------------------------
 
-fn template_version(id: &str, version: u32, subject: &str) -> crate::templates::TemplateVersion {
-    let parts: crate::templates::TemplateParts =
+fn template_version(
+    id: &str,
+    version: u32,
+    subject: &str,
+) -> herald_core::templates::TemplateVersion {
+    let parts: herald_core::templates::TemplateParts =
         serde_json::from_value(serde_json::json!({"email": {"subject": subject}})).unwrap();
-    crate::templates::TemplateVersion {
+    herald_core::templates::TemplateVersion {
         template_id: id.to_owned(),
         version,
         locales: [("default".to_owned(), parts)].into(),
@@ -460,10 +466,10 @@ fn template_version(id: &str, version: u32, subject: &str) -> crate::templates::
     }
 }
 
-pub async fn templates_keep_immutable_versions(store: &dyn crate::ports::TemplateStore) {
+pub async fn templates_keep_immutable_versions(store: &dyn herald_core::ports::TemplateStore) {
     let app = format!("tpl-{}", NotificationId::new());
     let now = Utc::now().trunc_subsecs(3);
-    let template = crate::templates::Template {
+    let template = herald_core::templates::Template {
         id: "order-shipped".into(),
         app_id: app.clone(),
         name: "Order shipped".into(),
@@ -476,7 +482,7 @@ pub async fn templates_keep_immutable_versions(store: &dyn crate::ports::Templat
     assert!(store.create_template(&template, &v1).await.unwrap());
     assert!(!store.create_template(&template, &v1).await.unwrap(), "ids are unique per app");
     let other_app =
-        crate::templates::Template { app_id: "someone-else".into(), ..template.clone() };
+        herald_core::templates::Template { app_id: "someone-else".into(), ..template.clone() };
     assert!(store.create_template(&other_app, &v1).await.unwrap(), "but not across apps");
 
     let v2 = template_version("order-shipped", 2, "v2 {{ order.id }}");
@@ -506,15 +512,15 @@ pub async fn templates_keep_immutable_versions(store: &dyn crate::ports::Templat
 
 // ----- Users -------------------------------------------------------------------------
 
-fn user(app: &str, id: &str, email: &str) -> crate::domain::User {
+fn user(app: &str, id: &str, email: &str) -> herald_core::domain::User {
     let now = Utc::now().trunc_subsecs(3);
-    let profile: crate::domain::UserProfile = serde_json::from_value(serde_json::json!({
+    let profile: herald_core::domain::UserProfile = serde_json::from_value(serde_json::json!({
         "locale": "de-AT", "time_zone": "Europe/Vienna", "email": email, "phone": "+43664123456",
         "push_tokens": [{"platform": "apns", "token": "f00d"}],
         "chat": {"feishu": "ou_123"}
     }))
     .unwrap();
-    crate::domain::User {
+    herald_core::domain::User {
         id: id.to_owned(),
         app_id: app.to_owned(),
         profile,
@@ -525,7 +531,7 @@ fn user(app: &str, id: &str, email: &str) -> crate::domain::User {
     }
 }
 
-pub async fn users_upsert_keep_created_and_list_by_id(store: &dyn crate::ports::UserStore) {
+pub async fn users_upsert_keep_created_and_list_by_id(store: &dyn herald_core::ports::UserStore) {
     let app = format!("users-{}", NotificationId::new());
     let first = vec![user(&app, "u-2", "b@example.com"), user(&app, "u-1", "a@example.com")];
     assert_eq!(store.upsert_users(&first).await.unwrap(), [true, true]);
@@ -555,10 +561,12 @@ pub async fn users_upsert_keep_created_and_list_by_id(store: &dyn crate::ports::
 
 // ----- Groups ------------------------------------------------------------------------
 
-pub async fn groups_hold_many_users_and_users_many_groups(store: &dyn crate::ports::GroupStore) {
+pub async fn groups_hold_many_users_and_users_many_groups(
+    store: &dyn herald_core::ports::GroupStore,
+) {
     let app = format!("groups-{}", NotificationId::new());
     let now = Utc::now().trunc_subsecs(3);
-    let group = |id: &str, name: &str| crate::domain::Group {
+    let group = |id: &str, name: &str| herald_core::domain::Group {
         id: id.to_owned(),
         app_id: app.clone(),
         name: name.to_owned(),
@@ -604,15 +612,21 @@ pub async fn groups_hold_many_users_and_users_many_groups(store: &dyn crate::por
 // ----- Preferences -------------------------------------------------------------------
 
 /// A store that keeps users and their preferences.
-pub trait UsersAndPreferences: crate::ports::UserStore + crate::ports::PreferenceStore {}
-impl<T: crate::ports::UserStore + crate::ports::PreferenceStore> UsersAndPreferences for T {}
+pub trait UsersAndPreferences:
+    herald_core::ports::UserStore + herald_core::ports::PreferenceStore
+{
+}
+impl<T: herald_core::ports::UserStore + herald_core::ports::PreferenceStore> UsersAndPreferences
+    for T
+{
+}
 
 pub async fn preferences_survive_profile_upserts_and_writes_are_conditional(
     store: &dyn UsersAndPreferences,
 ) {
-    use crate::ports::PreferencesWrite;
+    use herald_core::ports::PreferencesWrite;
     let app = format!("prefs-{}", NotificationId::new());
-    let prefs: crate::domain::Preferences = serde_json::from_value(serde_json::json!({
+    let prefs: herald_core::domain::Preferences = serde_json::from_value(serde_json::json!({
         "categories": {"news": {"enabled": false, "channels": {"sms": true}}},
         "quiet_hours": {"start": "22:00", "end": "07:00"},
         "frequency_caps": [{"category": "news", "channel": "email", "limit": 2, "period": "day"}]
@@ -633,7 +647,7 @@ pub async fn preferences_survive_profile_upserts_and_writes_are_conditional(
     let stored = store.user(&app, "ann").await.unwrap().unwrap();
     assert_eq!((stored.preferences, stored.preferences_revision), (prefs.clone(), 1));
 
-    let unsubscribed = crate::domain::Preferences { unsubscribed: true, ..prefs };
+    let unsubscribed = herald_core::domain::Preferences { unsubscribed: true, ..prefs };
     assert_eq!(
         store.put_preferences(&app, "ann", &unsubscribed, Some(0)).await.unwrap(),
         PreferencesWrite::Conflict,
@@ -661,11 +675,13 @@ pub async fn preferences_survive_profile_upserts_and_writes_are_conditional(
     );
 }
 
-pub async fn categories_are_per_app_and_listed_by_name(store: &dyn crate::ports::PreferenceStore) {
-    use crate::domain::preferences::{CategoryCap, Period};
+pub async fn categories_are_per_app_and_listed_by_name(
+    store: &dyn herald_core::ports::PreferenceStore,
+) {
+    use herald_core::domain::preferences::{CategoryCap, Period};
     let app = format!("categories-{}", NotificationId::new());
     let now = Utc::now().trunc_subsecs(3);
-    let settings = |name: &str, critical: bool| crate::domain::CategorySettings {
+    let settings = |name: &str, critical: bool| herald_core::domain::CategorySettings {
         name: name.to_owned(),
         app_id: app.clone(),
         description: Some("what it is".into()),
@@ -696,12 +712,12 @@ pub async fn categories_are_per_app_and_listed_by_name(store: &dyn crate::ports:
 }
 
 pub async fn cap_slots_count_each_delivery_once_up_to_the_limit(
-    store: &dyn crate::ports::PreferenceStore,
+    store: &dyn herald_core::ports::PreferenceStore,
 ) {
-    use crate::domain::preferences::Period;
+    use herald_core::domain::preferences::Period;
     let app = format!("caps-{}", NotificationId::new());
     let now = Utc::now();
-    let window = crate::ports::CapWindow {
+    let window = herald_core::ports::CapWindow {
         app_id: app.clone(),
         user_id: "ann".into(),
         category: "news".into(),
@@ -717,15 +733,16 @@ pub async fn cap_slots_count_each_delivery_once_up_to_the_limit(
     }
     assert_eq!(taken, [true, true, false, false]);
     assert!(store.take_cap_slot(&window, &deliveries[0], 2).await.unwrap(), "counted before");
-    let next_day = crate::ports::CapWindow { start: Period::Day.window_end(now), ..window.clone() };
+    let next_day =
+        herald_core::ports::CapWindow { start: Period::Day.window_end(now), ..window.clone() };
     assert!(store.take_cap_slot(&next_day, &deliveries[2], 2).await.unwrap(), "a new window");
-    let other_channel = crate::ports::CapWindow { channel: Channel::Sms, ..window.clone() };
+    let other_channel = herald_core::ports::CapWindow { channel: Channel::Sms, ..window.clone() };
     assert!(store.take_cap_slot(&other_channel, &deliveries[3], 2).await.unwrap());
 
     // Concurrent takers of one window: exactly `limit` win.
     let racers: Vec<DeliveryId> =
         (0..20).map(|i| DeliveryId::derive(&NotificationId::new(), i, "email")).collect();
-    let window = crate::ports::CapWindow { user_id: "bob".into(), ..window };
+    let window = herald_core::ports::CapWindow { user_id: "bob".into(), ..window };
     let results =
         futures::future::join_all(racers.iter().map(|d| store.take_cap_slot(&window, d, 5))).await;
     assert_eq!(results.into_iter().filter(|r| *r.as_ref().unwrap()).count(), 5);
@@ -733,18 +750,24 @@ pub async fn cap_slots_count_each_delivery_once_up_to_the_limit(
 
 /// A store with every port dispatch reads.
 pub trait DispatchStores:
-    Store + crate::ports::UserStore + crate::ports::GroupStore + crate::ports::PreferenceStore
+    Store
+    + herald_core::ports::UserStore
+    + herald_core::ports::GroupStore
+    + herald_core::ports::PreferenceStore
 {
 }
 impl<T> DispatchStores for T where
-    T: Store + crate::ports::UserStore + crate::ports::GroupStore + crate::ports::PreferenceStore
+    T: Store
+        + herald_core::ports::UserStore
+        + herald_core::ports::GroupStore
+        + herald_core::ports::PreferenceStore
 {
 }
 
 /// Dispatch over this backend: a 150-member group (more than one batch read), one
 /// member unsubscribed, one capped at one `news` a day; a second send meets the cap.
 pub async fn dispatch_honours_preferences(store: &dyn DispatchStores) {
-    use crate::pipeline::dispatch::{Directory, DispatchOutcome, dispatch};
+    use herald_core::pipeline::dispatch::{Directory, DispatchOutcome, dispatch};
     let app = format!("dispatch-{}", NotificationId::new());
     let users: Vec<_> =
         (0..150).map(|i| user(&app, &format!("u{i:03}"), &format!("u{i}@example.com"))).collect();
@@ -758,7 +781,7 @@ pub async fn dispatch_honours_preferences(store: &dyn DispatchStores) {
         serde_json::json!({"frequency_caps": [{"category": "news", "limit": 1, "period": "day"}]});
     store.put_preferences(&app, "u002", &prefs(capped), None).await.unwrap();
     let now = Utc::now().trunc_subsecs(3);
-    let group = crate::domain::Group {
+    let group = herald_core::domain::Group {
         id: "all".into(),
         app_id: app.clone(),
         name: "All".into(),

@@ -18,15 +18,15 @@ mod unsubscribe;
 mod users;
 pub mod validate;
 
-use crate::integrations::IntegrationRouter;
-use crate::ports::{
-    GroupStore, IntegrationStore, PreferenceStore, Queue, Store, Stores, TemplateStore, UserStore,
-};
-use crate::templates::Renderer;
-use crate::unsubscribe::UnsubscribeLinks;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
+use herald_core::integrations::IntegrationRouter;
+use herald_core::ports::{
+    GroupStore, IntegrationStore, PreferenceStore, Queue, Store, Stores, TemplateStore, UserStore,
+};
+use herald_core::templates::Renderer;
+use herald_core::unsubscribe::UnsubscribeLinks;
 use std::sync::Arc;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -183,7 +183,7 @@ mod tests {
     /// with the same methods.
     #[test]
     fn the_openapi_document_describes_every_route() {
-        let source = include_str!("mod.rs");
+        let source = include_str!("lib.rs");
         let start = source.find("pub fn router").expect("the router");
         let router = &source[start..start + source[start..].find("\n}\n").expect("its end")];
         let doc = ApiDoc::openapi();

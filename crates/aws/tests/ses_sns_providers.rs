@@ -1,12 +1,11 @@
 //! The SES and SNS providers through the real AWS SDK against the moto server on
 //! loopback: what they send is read back from moto's `/moto-api/data.json`, and SES's
 //! refusal of an unverified sender is a permanent failure, not a retry.
-#![cfg(feature = "aws")]
 
+use herald_contract as contract;
 use herald_core::channels::{
     OutboundMessage, Provider, ProviderError, SesProvider, SnsSmsProvider,
 };
-use herald_core::contract;
 use herald_core::domain::{
     Address, Content, DeliveryId, EmailAddress, EmailContent, NotificationId, PhoneNumber,
     Priority, SmsContent,

@@ -2,8 +2,8 @@
 //! problems are collected, so a client sees every one of them at once.
 
 use super::problem::FieldError;
-use crate::domain::{Channel, Content, Recipient};
 use chrono::{DateTime, Utc};
+use herald_core::domain::{Channel, Content, Recipient};
 use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy)]

@@ -5,10 +5,10 @@ use super::AppState;
 use super::auth::{Scoped, scopes};
 use super::json::Body;
 use super::problem::{ApiResult, Problem};
-use crate::auth::{Scope, mint_key, validate_app_id};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use herald_core::auth::{Scope, mint_key, validate_app_id};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

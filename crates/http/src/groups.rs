@@ -4,11 +4,11 @@ use super::AppState;
 use super::auth::{Scoped, scopes};
 use super::json::Body;
 use super::problem::{ApiResult, Problem};
-use crate::domain::{Group, check_caller_id};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{SubsecRound, Utc};
+use herald_core::domain::{Group, check_caller_id};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -3,10 +3,10 @@
 
 use super::AppState;
 use super::problem::Problem;
-use crate::auth::{ApiKeyRecord, Scope, hash_key};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use herald_core::auth::{ApiKeyRecord, Scope, hash_key};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::RwLock;

@@ -6,15 +6,15 @@ use super::auth::{Scoped, scopes};
 use super::json::{Body, decode, from_value};
 use super::problem::{ApiResult, FieldError, Problem};
 use super::validate::{Errors, category as check_category};
-use crate::domain::preferences::{CategoryCap, MAX_CAP};
-use crate::domain::{CategorySettings, Channel, Preferences};
-use crate::ports::PreferencesWrite;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{SubsecRound, Utc};
+use herald_core::domain::preferences::{CategoryCap, MAX_CAP};
+use herald_core::domain::{CategorySettings, Channel, Preferences};
+use herald_core::ports::PreferencesWrite;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -136,7 +136,7 @@ pub struct CategoryRequest {
     pub enabled_by_default: bool,
     #[serde(default)]
     pub channels: BTreeMap<Channel, bool>,
-    #[serde(deserialize_with = "crate::objects::optional_object", default)]
+    #[serde(deserialize_with = "herald_core::objects::optional_object", default)]
     pub frequency_cap: Option<CategoryCap>,
 }
 

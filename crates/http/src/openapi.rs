@@ -285,7 +285,7 @@ fn rules(doc: &mut Value) {
     let phone = json!({"pattern": "^\\+[1-9][0-9]{6,14}$"});
     patch(doc, &at("UserProfile", "phone"), phone.clone());
     patch(doc, &at("Recipient", "phone"), phone);
-    let cap = json!({"minimum": 1, "maximum": crate::domain::preferences::MAX_CAP});
+    let cap = json!({"minimum": 1, "maximum": herald_core::domain::preferences::MAX_CAP});
     for schema in ["CategoryCap", "FrequencyCap"] {
         patch(doc, &at(schema, "limit"), cap.clone());
     }

@@ -133,8 +133,8 @@ impl IntoResponse for Problem {
     }
 }
 
-impl From<crate::ports::StoreError> for Problem {
-    fn from(error: crate::ports::StoreError) -> Self {
+impl From<herald_core::ports::StoreError> for Problem {
+    fn from(error: herald_core::ports::StoreError) -> Self {
         Problem::internal(&error)
     }
 }

@@ -6,11 +6,11 @@
 
 use super::AppState;
 use super::problem::{ApiResult, Problem};
-use crate::domain::Channel;
-use crate::ports::PreferencesWrite;
-use crate::unsubscribe::Unsubscribe;
 use axum::extract::{Path, State};
 use axum::response::Html;
+use herald_core::domain::Channel;
+use herald_core::ports::PreferencesWrite;
+use herald_core::unsubscribe::Unsubscribe;
 
 /// Read-modify-write rounds before giving up on a user whose preferences keep changing.
 const ROUNDS: usize = 5;
@@ -25,7 +25,10 @@ fn gone() -> Problem {
 }
 
 /// Whether the link's user still exists as the same incarnation it was sent to.
-async fn current_user(state: &AppState, what: &Unsubscribe) -> ApiResult<crate::domain::User> {
+async fn current_user(
+    state: &AppState,
+    what: &Unsubscribe,
+) -> ApiResult<herald_core::domain::User> {
     match state.users.user(&what.app_id, &what.user_id).await? {
         Some(user) if user.created_at.timestamp_millis() == what.since => Ok(user),
         _ => Err(gone()),
