@@ -167,7 +167,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
         let queue = format!("{prefix}-{lane}");
         let batch = receive_batch(&sqs, &queue, 30).await;
         assert_eq!(batch.records.len(), 1, "{lane} holds one notification");
-        let response = handle_dispatch_batch(&backends, batch.clone()).await;
+        let response = handle_dispatch_batch(&backends.stages(), batch.clone()).await;
         assert!(response.batch_item_failures.is_empty());
         finish_batch(&sqs, &queue, &batch, &response).await;
     }
@@ -179,7 +179,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     let first = receive_batch(&sqs, &email_queue, 30).await;
     assert_eq!(first.records.len(), 1);
     let handle = first.records[0].receipt_handle.clone().unwrap();
-    assert!(handle_send_batch(&backends, first).await.batch_item_failures.is_empty());
+    assert!(handle_send_batch(&backends.stages(), first).await.batch_item_failures.is_empty());
     sqs.change_message_visibility()
         .queue_url(queue_url(&email_queue))
         .receipt_handle(handle)
@@ -190,13 +190,13 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     let redelivered = receive_batch(&sqs, &email_queue, 30).await;
     assert_eq!(redelivered.records.len(), 1, "SQS redelivers the unacknowledged message");
     assert_eq!(redelivered.records[0].attributes["ApproximateReceiveCount"], "2");
-    let response = handle_send_batch(&backends, redelivered.clone()).await;
+    let response = handle_send_batch(&backends.stages(), redelivered.clone()).await;
     assert!(response.batch_item_failures.is_empty());
     finish_batch(&sqs, &email_queue, &redelivered, &response).await;
 
     let sms_queue = format!("{prefix}-send-sms");
     let batch = receive_batch(&sqs, &sms_queue, 30).await;
-    let response = handle_send_batch(&backends, batch.clone()).await;
+    let response = handle_send_batch(&backends.stages(), batch.clone()).await;
     assert!(response.batch_item_failures.is_empty());
     finish_batch(&sqs, &sms_queue, &batch, &response).await;
 
@@ -218,9 +218,10 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     // the email delivered and records an open.
     for event in ["track/ses-delivery.json", "track/ses-open.json"] {
         let tagged = events_file(event)
-            .replace("dlv_01KB0Z6Q8E5V2X4T7N9QWERTYU", &email_delivery.id.to_string());
-        let summary =
-            handle_track(&backends, serde_json::from_str(&tagged).unwrap()).await.unwrap();
+            .replace("dlv_01KB0Z6Q8E5V2X4T7N9QWERTYX", &email_delivery.id.to_string());
+        let summary = handle_track(&backends.tracking(), serde_json::from_str(&tagged).unwrap())
+            .await
+            .unwrap();
         assert_eq!(summary.provider_events, 1, "{event}");
     }
     let delivered = backends.store.delivery(&email_delivery.id).await.unwrap().unwrap();
@@ -243,15 +244,15 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     backends.store.accept(&stranded, None, vec![]).await.unwrap();
     let mut sweep: Value = serde_json::from_str(&events_file("track/schedule-sweep.json")).unwrap();
     sweep["older_than_seconds"] = json!(-5);
-    assert_eq!(handle_track(&backends, sweep).await.unwrap().requeued, 1);
+    assert_eq!(handle_track(&backends.tracking(), sweep).await.unwrap().requeued, 1);
     let batch = receive_batch(&sqs, &format!("{prefix}-dispatch-low"), 30).await;
     assert_eq!(batch.records[0].body.as_deref(), Some(stranded.id.to_string().as_str()));
 
     // track: the table's stream (the events/ batch) counts each status change once,
     // even when Lambda retries the batch.
     let stream: Value = serde_json::from_str(&events_file("track/dynamodb-stream.json")).unwrap();
-    assert_eq!(handle_track(&backends, stream.clone()).await.unwrap().counted, 2);
-    handle_track(&backends, stream).await.unwrap();
+    assert_eq!(handle_track(&backends.tracking(), stream.clone()).await.unwrap().counted, 2);
+    handle_track(&backends.tracking(), stream).await.unwrap();
     let counters = backends.store.daily_counters("default", "2026-12-01").await.unwrap();
     assert_eq!(counters.get("email_sent"), Some(&1));
     assert_eq!(counters.get("notifications_sent"), Some(&1));
@@ -272,13 +273,13 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     let news_id = NotificationId::parse(accepted["id"].as_str().unwrap()).unwrap();
     let queue = format!("{prefix}-dispatch-medium");
     let batch = receive_batch(&sqs, &queue, 30).await;
-    let response = handle_dispatch_batch(&backends, batch.clone()).await;
+    let response = handle_dispatch_batch(&backends.stages(), batch.clone()).await;
     assert!(response.batch_item_failures.is_empty());
     finish_batch(&sqs, &queue, &batch, &response).await;
     assert_eq!(proxy.counts().get("dynamodb:BatchGetItem"), Some(&1));
     let batch = receive_batch(&sqs, &email_queue, 30).await;
     assert_eq!(batch.records.len(), 1, "one email; the SMS was turned off");
-    let response = handle_send_batch(&backends, batch.clone()).await;
+    let response = handle_send_batch(&backends.stages(), batch.clone()).await;
     assert!(response.batch_item_failures.is_empty());
     finish_batch(&sqs, &email_queue, &batch, &response).await;
     let deliveries = backends.store.deliveries(&news_id).await.unwrap();

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     // Built once per container, reused by every invocation.
     let backends = &Backends::from_env().await?;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(handle_dispatch_batch(backends, event.payload).await)
+        Ok::<_, Error>(handle_dispatch_batch(&backends.stages(), event.payload).await)
     }))
     .await
 }

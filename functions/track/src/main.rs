@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let backends = &Backends::from_env().await?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let summary = handle_track(backends, event.payload).await?;
+        let summary = handle_track(&backends.tracking(), event.payload).await?;
         Ok::<_, Error>(serde_json::json!({
             "counted": summary.counted,
             "provider_events": summary.provider_events,

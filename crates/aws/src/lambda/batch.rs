@@ -2,20 +2,53 @@
 //! message is reported as failed (and stays on its queue) only if its own stage failed
 //! or asked for a retry, so one bad message never makes the others run again.
 
-use super::Backends;
 use crate::sqs::SqsQueue;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
 use herald_core::domain::NotificationId;
-use herald_core::pipeline::dispatch::dispatch;
+use herald_core::integrations::IntegrationRouter;
+use herald_core::pipeline::dispatch::{Directory, dispatch};
+use herald_core::pipeline::personalize::Personalizer;
+use herald_core::pipeline::retry::RetryPolicy;
 use herald_core::pipeline::send::{SendContext, send};
-use herald_core::ports::{HeldJobs, Job, LeasedJob, QueueProducer, StoreError, StoreResult};
+use herald_core::ports::{HeldJobs, Job, LeasedJob, QueueProducer, Store, StoreError, StoreResult};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Messages of one batch handled at once: SQS hands Lambda at most ten.
 const PARALLEL: usize = 10;
+
+/// The queues a batch comes from: it names the job each SQS record carries, and takes
+/// new jobs, retries and dead letters. SQS in production; in the tests that feed
+/// `events/` to the handlers, the SQLite queue.
+pub trait RecordQueue: QueueProducer + HeldJobs {
+    fn job_from_record(&self, message: &SqsMessage) -> Option<LeasedJob>;
+}
+
+impl RecordQueue for SqsQueue {
+    fn job_from_record(&self, message: &SqsMessage) -> Option<LeasedJob> {
+        self.job_from_record(
+            message.event_source_arn.as_deref()?,
+            message.body.clone()?,
+            message.receipt_handle.clone()?,
+            message.attributes.get("ApproximateReceiveCount").map(String::as_str),
+            message.message_attributes.get("priority").and_then(|a| a.string_value.as_deref()),
+        )
+    }
+}
+
+/// What the batch handlers run the pipeline's stages with: ports only, so the same
+/// handler runs on DynamoDB and SQS in Lambda and on SQLite in tests.
+#[derive(Clone)]
+pub struct Stages<'a> {
+    pub store: &'a dyn Store,
+    pub directory: Directory<'a>,
+    pub queue: Arc<dyn RecordQueue>,
+    pub router: &'a IntegrationRouter,
+    pub personalizer: &'a Personalizer,
+    pub retry: RetryPolicy,
+}
 
 /// The queue as a stage sees it inside a Lambda batch: it adds jobs and settles the
 /// one it holds, and never leases (the event source mapping does). Acknowledging is
@@ -23,7 +56,7 @@ const PARALLEL: usize = 10;
 /// costs no request; `retry` sets the message's visibility to the backoff delay and
 /// marks it failed so Lambda leaves it on the queue.
 struct BatchQueue {
-    sqs: Arc<SqsQueue>,
+    sqs: Arc<dyn RecordQueue>,
     retried: Mutex<Vec<String>>,
 }
 
@@ -49,16 +82,6 @@ impl HeldJobs for BatchQueue {
     }
 }
 
-fn job_of(backends: &Backends, message: &SqsMessage) -> Option<LeasedJob> {
-    backends.queue.job_from_record(
-        message.event_source_arn.as_deref()?,
-        message.body.clone()?,
-        message.receipt_handle.clone()?,
-        message.attributes.get("ApproximateReceiveCount").map(String::as_str),
-        message.message_attributes.get("priority").and_then(|a| a.string_value.as_deref()),
-    )
-}
-
 /// Why a message of a batch stays on its queue.
 #[derive(Debug, thiserror::Error)]
 enum MessageError {
@@ -71,16 +94,16 @@ enum MessageError {
 /// Runs `stage` on every message and reports the ones to keep. A store error that a
 /// retry cannot cure (a corrupt record) sends the message to the dead letters instead
 /// of round the queue until its receive count runs out.
-async fn handle_batch<F, Fut>(backends: &Backends, event: SqsEvent, stage: F) -> SqsBatchResponse
+async fn handle_batch<F, Fut>(stages: &Stages<'_>, event: SqsEvent, stage: F) -> SqsBatchResponse
 where
     F: Fn(Arc<BatchQueue>, LeasedJob) -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
-    let queue = Arc::new(BatchQueue { sqs: backends.queue.clone(), retried: Mutex::default() });
+    let queue = Arc::new(BatchQueue { sqs: stages.queue.clone(), retried: Mutex::default() });
     let results: Vec<(SqsMessage, Result<(), MessageError>)> = futures::stream::iter(event.records)
         .map(|message| {
             let queue = queue.clone();
-            let job = job_of(backends, &message);
+            let job = stages.queue.job_from_record(&message);
             let run = job.clone().map(|job| stage(queue.clone(), job));
             async move {
                 let (Some(job), Some(run)) = (job, run) else {
@@ -115,28 +138,26 @@ where
 }
 
 /// The `dispatch` function: fans each notification out onto the channel queues.
-pub async fn handle_dispatch_batch(backends: &Backends, event: SqsEvent) -> SqsBatchResponse {
-    handle_batch(backends, event, |queue, job| async move {
+pub async fn handle_dispatch_batch(stages: &Stages<'_>, event: SqsEvent) -> SqsBatchResponse {
+    handle_batch(stages, event, |queue, job| async move {
         let Ok(id) = NotificationId::parse(&job.payload) else {
             return queue.dead_letter(&job, "the message is not a notification id").await;
         };
-        dispatch(backends.store.as_ref(), backends.directory(), &id, chrono::Utc::now())
-            .await
-            .map(|_| ())
+        dispatch(stages.store, stages.directory, &id, chrono::Utc::now()).await.map(|_| ())
     })
     .await
 }
 
 /// The `send` function: hands each delivery to its channel's provider, once.
-pub async fn handle_send_batch(backends: &Backends, event: SqsEvent) -> SqsBatchResponse {
-    handle_batch(backends, event, |queue, job| async move {
+pub async fn handle_send_batch(stages: &Stages<'_>, event: SqsEvent) -> SqsBatchResponse {
+    handle_batch(stages, event, |queue, job| async move {
         let cx = SendContext {
-            store: backends.store.as_ref(),
+            store: stages.store,
             queue: queue.as_ref(),
-            router: &backends.router,
-            personalizer: &backends.personalizer,
-            directory: backends.directory(),
-            retry: backends.retry.clone(),
+            router: stages.router,
+            personalizer: stages.personalizer,
+            directory: stages.directory,
+            retry: stages.retry.clone(),
         };
         send(&cx, &job).await.map(|_| ())
     })

@@ -5,8 +5,8 @@
 mod batch;
 mod track;
 
-pub use batch::{handle_dispatch_batch, handle_send_batch};
-pub use track::{TrackSummary, handle_track};
+pub use batch::{RecordQueue, Stages, handle_dispatch_batch, handle_send_batch};
+pub use track::{StreamCounters, TrackSummary, Tracking, handle_track};
 
 use super::dynamo::DynamoStore;
 use super::sqs::SqsQueue;
@@ -149,6 +149,27 @@ impl Backends {
 }
 
 impl Backends {
+    /// The ports the batch handlers run the stages with.
+    pub fn stages(&self) -> Stages<'_> {
+        Stages {
+            store: self.store.as_ref(),
+            directory: self.directory(),
+            queue: self.queue.clone(),
+            router: &self.router,
+            personalizer: &self.personalizer,
+            retry: self.retry.clone(),
+        }
+    }
+
+    /// The ports `track` works with.
+    pub fn tracking(&self) -> Tracking<'_> {
+        Tracking {
+            store: self.store.as_ref(),
+            queue: self.queue.as_ref(),
+            counters: self.store.as_ref(),
+        }
+    }
+
     /// Where dispatch and fallback look up users, groups and preferences.
     pub fn directory(&self) -> herald_core::pipeline::dispatch::Directory<'_> {
         let store = self.store.as_ref();

@@ -7,12 +7,12 @@
 //!   `accepted` without a dispatch message (the api's SQS send failed after its write)
 //!   are queued again. Dispatch is idempotent, so a false alarm costs nothing.
 
-use super::Backends;
-use crate::dynamo::DailyCounters;
+use crate::dynamo::{DailyCounters, DynamoStore};
+use async_trait::async_trait;
 use herald_core::channels::Feedback;
 use herald_core::channels::email::ses_events;
 use herald_core::pipeline::intake::requeue_stranded;
-use herald_core::ports::{DeliveryOutcome, Store};
+use herald_core::ports::{DeliveryOutcome, QueueProducer, Store, StoreResult};
 use serde_json::Value;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -35,15 +35,35 @@ fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(value, |v, key| v.get(key))?.as_str()
 }
 
-pub async fn handle_track(backends: &Backends, event: Value) -> Result<TrackSummary, String> {
+/// Where the stream's per-day counters go: the table in production.
+#[async_trait]
+pub trait StreamCounters: Send + Sync {
+    /// Adds `counters` once per `batch` (a retried batch adds nothing).
+    async fn add_daily_counters(&self, batch: &str, counters: &DailyCounters) -> StoreResult<bool>;
+}
+
+#[async_trait]
+impl StreamCounters for DynamoStore {
+    async fn add_daily_counters(&self, batch: &str, counters: &DailyCounters) -> StoreResult<bool> {
+        DynamoStore::add_daily_counters(self, batch, counters).await
+    }
+}
+
+/// What `track` works with: ports only, so its events also run against SQLite in tests.
+pub struct Tracking<'a> {
+    pub store: &'a dyn Store,
+    pub queue: &'a dyn QueueProducer,
+    pub counters: &'a dyn StreamCounters,
+}
+
+pub async fn handle_track(tracking: &Tracking<'_>, event: Value) -> Result<TrackSummary, String> {
     let mut summary = TrackSummary::default();
     if text(&event, &["herald"]) == Some("sweep-stranded") {
         let age = event["older_than_seconds"].as_i64().unwrap_or(STRANDED_AFTER_SECONDS);
         let before = chrono::Utc::now() - chrono::Duration::seconds(age);
-        summary.requeued =
-            requeue_stranded(backends.store.as_ref(), backends.queue.as_ref(), before)
-                .await
-                .map_err(|e| e.to_string())?;
+        summary.requeued = requeue_stranded(tracking.store, tracking.queue, before)
+            .await
+            .map_err(|e| e.to_string())?;
         return Ok(summary);
     }
     let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -61,7 +81,7 @@ pub async fn handle_track(backends: &Backends, event: Value) -> Result<TrackSumm
             let message = text(record, &["Sns", "Message"]).unwrap_or("{}");
             let ses: Value =
                 serde_json::from_str(message).map_err(|e| format!("SES event: {e}"))?;
-            if apply_ses_event(backends.store.as_ref(), &ses).await.map_err(|e| e.to_string())? {
+            if apply_ses_event(tracking.store, &ses).await.map_err(|e| e.to_string())? {
                 summary.provider_events += 1;
             } else {
                 summary.unknown += 1;
@@ -71,7 +91,7 @@ pub async fn handle_track(backends: &Backends, event: Value) -> Result<TrackSumm
     if !counters.is_empty() {
         // A retried stream batch starts and ends at the same records: count it once.
         let batch = format!("{}..{}", first.unwrap_or(""), last.unwrap_or(""));
-        backends.store.add_daily_counters(&batch, &counters).await.map_err(|e| e.to_string())?;
+        tracking.counters.add_daily_counters(&batch, &counters).await.map_err(|e| e.to_string())?;
     }
     Ok(summary)
 }
