@@ -14,7 +14,7 @@ use herald_aws::lambda::{
     handle_track,
 };
 use herald_contract as contract;
-use herald_core::channels::{LogProvider, Providers};
+use herald_core::channels::LogProvider;
 use herald_core::domain::{
     Channel, DeliveryId, DeliveryStatus, NotificationId, NotificationStatus, Priority,
 };
@@ -24,10 +24,8 @@ use herald_core::pipeline::personalize::Personalizer;
 use herald_core::pipeline::plan::plan_deliveries;
 use herald_core::pipeline::retry::RetryPolicy;
 use herald_core::ports::{
-    HeldJobs, Job, LeasedJob, QueueName, QueueProducer, QueueStats, Store, StoreResult, Stores,
+    HeldJobs, Job, LeasedJob, QueueName, QueueProducer, QueueStats, Store, StoreResult,
 };
-use herald_core::templates::Renderer;
-use herald_core::unsubscribe::UnsubscribeLinks;
 use herald_sqlite::SqliteBackend;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -129,13 +127,8 @@ impl Host {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let backend = Arc::new(SqliteBackend::open(&dir.path().join("herald.db")).unwrap());
-        let stores = Stores::of(backend.clone());
-        let links = Arc::new(UnsubscribeLinks::new("http://localhost", stores.store.clone()));
-        let personalizer =
-            Personalizer::new(stores.templates.clone(), Arc::new(Renderer::new()), links);
-        let log = Arc::new(LogProvider::default());
-        let router =
-            IntegrationRouter::with_ephemeral_key(backend.clone(), Providers::new(log.clone()));
+        let contract::SendSide { log, router, personalizer } =
+            contract::SendSide::over(backend.clone());
         let sqs = Arc::new(SqsOnSqlite {
             backend: backend.clone(),
             retried: Mutex::default(),

@@ -831,3 +831,43 @@ mod integrations;
 pub use integrations::{
     integrations_are_replaced_under_a_revision, sends_fail_over_between_integrations,
 };
+
+/// What the send stage needs beside the store, over one backend with every store
+/// port: a log provider for every channel (to read back what was sent), the
+/// integration router over it, and the personalizer.
+pub struct SendSide {
+    pub log: Arc<herald_core::channels::LogProvider>,
+    pub router: herald_core::integrations::IntegrationRouter,
+    pub personalizer: herald_core::pipeline::personalize::Personalizer,
+}
+
+impl SendSide {
+    pub fn over<B>(backend: Arc<B>) -> Self
+    where
+        B: Store
+            + herald_core::ports::TemplateStore
+            + herald_core::ports::UserStore
+            + herald_core::ports::GroupStore
+            + herald_core::ports::PreferenceStore
+            + herald_core::ports::IntegrationStore,
+    {
+        use herald_core::channels::{LogProvider, Providers};
+        let stores = herald_core::ports::Stores::of(backend.clone());
+        let links = Arc::new(herald_core::unsubscribe::UnsubscribeLinks::new(
+            "http://localhost",
+            stores.store.clone(),
+        ));
+        let renderer = Arc::new(herald_core::templates::Renderer::new());
+        let personalizer = herald_core::pipeline::personalize::Personalizer::new(
+            stores.templates.clone(),
+            renderer,
+            links,
+        );
+        let log = Arc::new(LogProvider::default());
+        let router = herald_core::integrations::IntegrationRouter::with_ephemeral_key(
+            backend,
+            Providers::new(log.clone()),
+        );
+        SendSide { log, router, personalizer }
+    }
+}

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration as Age, SubsecRound, Utc};
 use herald_contract as contract;
-use herald_core::channels::{LogProvider, Providers};
+use herald_core::channels::LogProvider;
 use herald_core::domain::{Delivery, DeliveryStatus, DeliveryUser, Priority};
 use herald_core::integrations::IntegrationRouter;
 use herald_core::pipeline::dispatch::Directory;
@@ -12,11 +12,7 @@ use herald_core::pipeline::personalize::Personalizer;
 use herald_core::pipeline::plan::plan_deliveries;
 use herald_core::pipeline::send::{SendContext, SendOutcome, send};
 use herald_core::pipeline::send_job;
-use herald_core::ports::{
-    LeasedJob, PreferenceStore, QueueConsumer, QueueName, Store, Stores, UserStore,
-};
-use herald_core::templates::Renderer;
-use herald_core::unsubscribe::UnsubscribeLinks;
+use herald_core::ports::{LeasedJob, PreferenceStore, QueueConsumer, QueueName, Store, UserStore};
 use herald_sqlite::SqliteBackend;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,13 +31,8 @@ impl Fixture {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let backend = Arc::new(SqliteBackend::open(&dir.path().join("herald.db")).unwrap());
-        let stores = Stores::of(backend.clone());
-        let links = Arc::new(UnsubscribeLinks::new("http://localhost", stores.store.clone()));
-        let personalizer =
-            Personalizer::new(stores.templates.clone(), Arc::new(Renderer::new()), links);
-        let log = Arc::new(LogProvider::default());
-        let router =
-            IntegrationRouter::with_ephemeral_key(backend.clone(), Providers::new(log.clone()));
+        let contract::SendSide { log, router, personalizer } =
+            contract::SendSide::over(backend.clone());
         let now = Utc::now().trunc_subsecs(3);
         let profile = serde_json::from_value(serde_json::json!({"email": "owl@example.com"}));
         let user = herald_core::domain::User {
