@@ -95,6 +95,12 @@ cargo build --locked -p herald-cli
 step "tests"
 cargo test --workspace --locked --no-fail-fast
 
+step "sam local invoke: the api function of template.yaml in a Lambda base image built here"
+# The test step built the api binary (its tests need it); the base image comes from
+# Debian's packages, because no registry can be reached (scripts/lambda-base-image.sh).
+bash scripts/lambda-base-image.sh x86_64
+python3 scripts/sam_local.py "$CARGO_TARGET_DIR/debug"
+
 step "schemathesis: every operation of /openapi.json against herald serve (fixed seed, all checks)"
 SCHEMATHESIS=$(venv_tool schemathesis 'schemathesis>=4.3,<5')
 ST_DATA=$(mktemp -d)

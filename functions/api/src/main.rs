@@ -6,7 +6,9 @@
 async fn main() -> Result<(), lambda_http::Error> {
     herald_aws::lambda::init_tracing();
     // Built once per container, reused by every invocation.
-    let app = if std::env::var_os("HERALD_TABLE").is_some() {
+    // An empty HERALD_TABLE counts as none (`sam local invoke --env-vars` can blank a
+    // variable but not remove it).
+    let app = if std::env::var("HERALD_TABLE").is_ok_and(|table| !table.is_empty()) {
         let backends = herald_aws::lambda::Backends::from_env().await?;
         backends.ensure_admin_key().await?;
         herald_fn_api::aws_app(&backends)
