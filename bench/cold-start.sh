@@ -9,8 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-20}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
-cargo build --release --locked -p herald-fn-api -p herald-fn-dispatch -p herald-fn-send \
-  -p herald-fn-track -p herald-bench-hello
+# One build per function, as `sam build` does (built together, their features unify).
+for package in herald-bench-hello herald-fn-api herald-fn-dispatch herald-fn-send herald-fn-track; do
+  cargo build --release --locked -p "$package"
+done
 BIN="$CARGO_TARGET_DIR/release"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -11,8 +11,11 @@ VENV="$HOME/.cache/herald-py/cargo-lambda"
 export PATH="$VENV/bin:$PATH"
 rustup target list --installed | grep -q aarch64-unknown-linux-gnu \
   || rustup target add aarch64-unknown-linux-gnu
-cargo lambda build --release --arm64 --output-format zip \
-  -p herald-fn-api -p herald-fn-dispatch -p herald-fn-send -p herald-fn-track -p herald-bench-hello >&2
+# One build per function, as `sam build` does: built together, cargo would unify their
+# features and give dispatch and track the clients only api and send need.
+for package in herald-bench-hello herald-fn-api herald-fn-dispatch herald-fn-send herald-fn-track; do
+  cargo lambda build --release --arm64 --output-format zip -p "$package" >&2
+done
 python3 - "$CARGO_TARGET_DIR/lambda" <<'PY'
 import os, sys, zipfile
 root = sys.argv[1]

@@ -42,7 +42,7 @@ def main(path):
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     text = open(path).read()
     # The translator wants code in S3; where the code lives changes no dependency.
-    text = re.sub(r"(?m)^(\s+CodeUri:) \.$", r"\1 s3://bucket/code.zip", text)
+    text = re.sub(r"(?m)^(\s+CodeUri:) \S+$", r"\1 s3://bucket/code.zip", text)
     resources = transform(yaml_parse(text), {}, NoManagedPolicies())["Resources"]
     edges = {}
     for name, resource in resources.items():

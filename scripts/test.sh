@@ -21,10 +21,16 @@ venv_tool() { # name, pip requirement
 }
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (at %ss)\n' "$*" "$SECONDS"; }
 
-step "test dependencies (Python: aiosmtpd, a real SMTP server for the email tests)"
+step "test dependencies (aiosmtpd, a real SMTP server for the email tests; libfaketime)"
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd>=1.4'
+# libfaketime (Debian's faketime): the preferences test runs herald serve on a clock
+# that reads noon UTC, so its two sends share one day's frequency caps.
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] && [ "$(uname -m)" = x86_64 ]; then
+  apt-get install -y -q faketime >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q faketime >/dev/null; }
+fi
 
 step "AWS emulator (moto server on loopback: SQS, DynamoDB, SES, SNS for the AWS tests)"
 python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1'
@@ -66,8 +72,10 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # herald-core as `herald serve` builds it: without the aws feature.
 cargo clippy -p herald-core --no-default-features --all-targets --locked -- -D warnings
+# herald-aws as dispatch and track build it: without `senders`.
+cargo clippy -p herald-aws --no-default-features --locked -- -D warnings
 
-step "dependency boundaries (cargo tree): a core without backends or web framework, no AWS SDK in the herald binary, no SMTP client in a Lambda, SQLite only in the api function"
+step "dependency boundaries (cargo tree): a core without backends or web framework, no AWS SDK in the herald binary, no SMTP client in a Lambda, SQLite only in the api function, no sending clients where nothing sends"
 # herald-core, with every feature: the domain, ports and pipeline carry no backend
 # (rusqlite, DynamoDB, SQS, SSM) and no web framework (axum, hyper's server).
 if cargo tree --locked -p herald-core --all-features -e normal --prefix none \
@@ -82,6 +90,18 @@ for function in herald-fn-api herald-fn-dispatch herald-fn-send herald-fn-track;
     echo "$function depends on lettre: herald-core's smtp feature leaked into it"; exit 1
   fi
 done
+# Functions that never send carry no SES, SNS or SSM client (herald-aws without
+# `senders`), and no function carries a second crypto library (aws-lc-rs beside ring).
+for function in herald-fn-dispatch herald-fn-track; do
+  if cargo tree --locked -p "$function" -e normal --prefix none | grep -E '^aws-sdk-(sesv2|sns|ssm) '; then
+    echo "$function depends on a sending or secrets client: herald-aws's senders feature leaked into it"; exit 1
+  fi
+done
+for function in herald-fn-api herald-fn-dispatch herald-fn-send herald-fn-track; do
+  if cargo tree --locked -p "$function" -e normal --prefix none | grep -E '^aws-lc-(rs|sys) '; then
+    echo "$function links aws-lc-rs: an AWS SDK crate's default HTTPS client came back"; exit 1
+  fi
+done
 # Only the api function keeps SQLite, for its local fallback.
 for function in herald-fn-dispatch herald-fn-send herald-fn-track; do
   if cargo tree --locked -p "$function" -e normal --prefix none | grep -E '^rusqlite '; then
@@ -89,17 +109,17 @@ for function in herald-fn-dispatch herald-fn-send herald-fn-track; do
   fi
 done
 
-step "build the herald binary the black-box tests run"
-cargo build --locked -p herald-cli
+step "build every binary: herald for the black-box tests, the functions for sam local"
+cargo build --locked --workspace --bins
+
+step "Lambda base image for sam local (built from Debian's packages: no registry can be reached)"
+bash scripts/lambda-base-image.sh "$(uname -m | sed 's/aarch64/arm64/')"
+# tests/tests/sam_local.rs runs every function of template.yaml through `sam local
+# invoke` and one request through `sam local start-api`, with these binaries.
+export HERALD_SAM_LOCAL="$CARGO_TARGET_DIR/debug"
 
 step "tests"
 cargo test --workspace --locked --no-fail-fast
-
-step "sam local invoke: the api function of template.yaml in a Lambda base image built here"
-# The test step built the api binary (its tests need it); the base image comes from
-# Debian's packages, because no registry can be reached (scripts/lambda-base-image.sh).
-bash scripts/lambda-base-image.sh x86_64
-python3 scripts/sam_local.py "$CARGO_TARGET_DIR/debug"
 
 step "schemathesis: every operation of /openapi.json against herald serve (fixed seed, all checks)"
 SCHEMATHESIS=$(venv_tool schemathesis 'schemathesis>=4.3,<5')

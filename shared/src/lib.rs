@@ -4,6 +4,8 @@
 //! the Lambda functions) wire them together.
 
 pub mod auth;
+#[cfg(feature = "aws-sdk")]
+pub mod aws_sdk;
 pub mod channels;
 pub mod domain;
 pub mod integrations;

@@ -3,10 +3,13 @@
 pub mod dynamo;
 pub mod lambda;
 pub mod sqs;
+#[cfg(feature = "senders")]
 pub mod ssm;
 
 /// An SDK configuration from the environment (region, credentials, and
 /// `AWS_ENDPOINT_URL` for an emulator). Build it once per process or Lambda container.
+pub use herald_core::aws_sdk::sdk_config;
+
 /// An AWS SDK error as a store error: throttling, timeouts, network failures and
 /// server errors are `Unavailable` (retried later), the rest `Backend`. SDK errors
 /// print only their outermost layer; the context names the real cause.
@@ -37,8 +40,4 @@ where
     } else {
         herald_core::ports::StoreError::Backend(text)
     }
-}
-
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }

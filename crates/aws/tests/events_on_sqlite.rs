@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{SubsecRound, Utc};
+use contract::events::{EMAIL, NOTIFICATION, SMS, WEBHOOK};
 use herald_aws::dynamo::DailyCounters;
 use herald_aws::lambda::{
     RecordQueue, Stages, StreamCounters, Tracking, handle_dispatch_batch, handle_send_batch,
@@ -21,7 +22,6 @@ use herald_core::domain::{
 use herald_core::integrations::IntegrationRouter;
 use herald_core::pipeline::dispatch::Directory;
 use herald_core::pipeline::personalize::Personalizer;
-use herald_core::pipeline::plan::plan_deliveries;
 use herald_core::pipeline::retry::RetryPolicy;
 use herald_core::ports::{
     HeldJobs, Job, LeasedJob, QueueName, QueueProducer, QueueStats, Store, StoreResult,
@@ -30,12 +30,6 @@ use herald_sqlite::SqliteBackend;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// The ids the payloads in `events/` name.
-const NOTIFICATION: &str = "ntf_01KB0Z6Q8E0000000000000000";
-const EMAIL: &str = "dlv_01KB0Z6Q8E5V2X4T7N9QWERTYX";
-const SMS: &str = "dlv_01KB0Z6Q8E5V2X4T7N9QWERTYV";
-const WEBHOOK: &str = "dlv_01KB0Z6Q8E5V2X4T7N9QWERTYW";
 
 fn event(path: &str) -> Value {
     let file = format!("{}/../../events/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -149,38 +143,12 @@ impl Host {
         }
     }
 
-    /// The notification the payloads name, for app `default`, on every channel.
     async fn accept(&self) {
-        let mut n = contract::notification("default", Priority::High);
-        n.id = NotificationId::parse(NOTIFICATION).unwrap();
-        n.to = vec![
-            serde_json::from_value(serde_json::json!({"email": "ann@example.com",
-                "phone": "+14155552671", "webhook": {"url": "https://example.com/h"}}))
-            .unwrap(),
-        ];
-        n.channels = vec![Channel::Email, Channel::Sms, Channel::Webhook];
-        n.content = serde_json::from_value(serde_json::json!({
-            "email": {"subject": "Hi", "text": "Hello"}, "sms": {"text": "Hello"},
-            "webhook": {"hello": "world"}}))
-        .unwrap();
-        self.backend.accept(&n, None, vec![]).await.unwrap();
+        contract::events::accept_named(self.backend.as_ref()).await;
     }
 
-    /// As dispatch would plan them, under the delivery ids the payloads name.
     async fn dispatched(&self) {
-        self.accept().await;
-        let id = NotificationId::parse(NOTIFICATION).unwrap();
-        let n = self.backend.notification(&id).await.unwrap().unwrap();
-        let mut deliveries = plan_deliveries(&n, Utc::now());
-        for d in &mut deliveries {
-            let id = match d.channel {
-                Channel::Email => EMAIL,
-                Channel::Sms => SMS,
-                Channel::Webhook => WEBHOOK,
-            };
-            d.id = DeliveryId::parse(id).unwrap();
-        }
-        assert!(self.backend.record_dispatch(&n.id, &deliveries, vec![]).await.unwrap());
+        contract::events::dispatch_named(self.backend.as_ref()).await;
     }
 
     async fn status(&self, id: &str) -> DeliveryStatus {

@@ -3,6 +3,7 @@
 //! test each for a backend, so the SQLite backend and the AWS ones are held to the same
 //! behaviour and a new contract function reaches every backend at once.
 
+pub mod events;
 mod suites;
 
 use chrono::{Duration as Age, SubsecRound, Utc};
@@ -440,7 +441,7 @@ pub async fn emulator_config() -> Option<aws_config::SdkConfig> {
         std::env::set_var("AWS_ACCESS_KEY_ID", "test");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     }
-    Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+    Some(herald_core::aws_sdk::sdk_config().await)
 }
 
 /// A fresh name for one test's queues and table, so tests never see each other's data.

@@ -3,6 +3,8 @@
 //! function's `main.rs` only wires one handler to the runtime.
 
 mod batch;
+#[cfg(feature = "senders")]
+mod senders;
 mod track;
 
 pub use batch::{RecordQueue, Stages, handle_dispatch_batch, handle_send_batch};
@@ -10,16 +12,12 @@ pub use track::{StreamCounters, TrackSummary, Tracking, handle_track};
 
 use super::dynamo::DynamoStore;
 use super::sqs::SqsQueue;
-use herald_core::auth::Scope;
-use herald_core::channels::{
-    HostProviders, LogProvider, Providers, SesProvider, SnsSmsProvider, WebhookProvider,
-    WebhookSecret,
-};
-use herald_core::domain::Channel;
+use herald_core::channels::{HostProviders, LogProvider, Providers};
 use herald_core::integrations::IntegrationRouter;
+#[cfg(not(feature = "senders"))]
+use herald_core::integrations::{SecretValues, SecretVault, VaultError};
 use herald_core::pipeline::personalize::Personalizer;
 use herald_core::pipeline::retry::RetryPolicy;
-use herald_core::ports::{KeyStore, SettingStore};
 use herald_core::templates::Renderer;
 use herald_core::unsubscribe::UnsubscribeLinks;
 use std::sync::Arc;
@@ -87,64 +85,73 @@ impl Backends {
         let personalizer =
             Arc::new(Personalizer::new(store.clone(), Arc::new(Renderer::new()), links));
         let log = Arc::new(LogProvider::default());
-        let router = |providers: Providers| {
-            let mut factory = HostProviders::new(
-                providers.log(),
-                Duration::from_secs(10),
-                herald_core::net::policy().clone(),
-            );
-            factory.aws = Some(config.clone());
-            let path = optional("HERALD_INTEGRATION_SECRETS_PATH")
-                .unwrap_or_else(|| "/herald/integrations".to_owned());
-            let vault = super::ssm::SsmVault::new(
-                aws_sdk_ssm::Client::new(&config),
-                &path,
-                Duration::from_secs(300),
-            );
-            let cache = optional("HERALD_INTEGRATION_CACHE_SECS")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(30);
-            Arc::new(
-                IntegrationRouter::new(
-                    store.clone(),
-                    Arc::new(vault),
-                    Arc::new(factory),
-                    providers,
-                )
-                .with_set_ttl(Duration::from_secs(cache)),
-            )
-        };
-        if optional("HERALD_PROVIDERS").as_deref() == Some("none") {
+        let providers = if optional("HERALD_PROVIDERS").as_deref() == Some("none") {
             // dispatch and track never send: no default provider clients, no secrets.
-            let router = router(Providers::new(log));
-            return Ok(Self { store, queue, router, retry, personalizer, config });
-        }
-        // The signing secret is read at the first webhook send, not at init: a cold
-        // start of send-email or send-sms never needs it, and send-webhook's first
-        // invocation pays for it once.
-        let webhooks = LazyWebhooks {
-            config: config.clone(),
-            store: store.clone(),
-            provider: tokio::sync::OnceCell::new(),
+            Providers::new(log)
+        } else {
+            default_providers(&config, &store, log)?
         };
-        let mut providers = Providers::new(log).with(Channel::Webhook, Arc::new(webhooks)).with(
-            Channel::Sms,
-            Arc::new(SnsSmsProvider::new(
-                aws_sdk_sns::Client::new(&config),
-                optional("HERALD_SMS_SENDER_ID"),
-            )),
-        );
-        if let Some(from) = optional("HERALD_EMAIL_FROM") {
-            let ses = SesProvider::new(
-                aws_sdk_sesv2::Client::new(&config),
-                from,
-                optional("HERALD_SES_CONFIGURATION_SET"),
+        let cache = optional("HERALD_INTEGRATION_CACHE_SECS").and_then(|s| s.parse().ok());
+        let router = Arc::new(
+            IntegrationRouter::new(
+                store.clone(),
+                secret_vault(&config),
+                Arc::new(provider_factory(&config, providers.log())),
+                providers,
             )
-            .with_list_unsubscribe(optional("HERALD_LIST_UNSUBSCRIBE"));
-            providers = providers.with(Channel::Email, Arc::new(ses));
-        }
-        let router = router(providers);
+            .with_set_ttl(Duration::from_secs(cache.unwrap_or(30))),
+        );
         Ok(Self { store, queue, router, retry, personalizer, config })
+    }
+}
+
+/// Builds an app's providers from its integrations; with `senders`, also SES and SNS
+/// integrations on this SDK configuration.
+fn provider_factory(_config: &aws_config::SdkConfig, log: Arc<LogProvider>) -> HostProviders {
+    #[allow(unused_mut)]
+    let mut factory =
+        HostProviders::new(log, Duration::from_secs(10), herald_core::net::policy().clone());
+    #[cfg(feature = "senders")]
+    {
+        factory.aws = Some(_config.clone());
+    }
+    factory
+}
+
+#[cfg(feature = "senders")]
+use senders::{default_providers, secret_vault};
+
+/// Without `senders` the function never sends: it has no provider but the log and
+/// opens no integration's secrets.
+#[cfg(not(feature = "senders"))]
+fn default_providers(
+    _config: &aws_config::SdkConfig,
+    _store: &Arc<DynamoStore>,
+    _log: Arc<LogProvider>,
+) -> Result<Providers, String> {
+    Err("this function is built without the `senders` feature: set HERALD_PROVIDERS=none".into())
+}
+
+#[cfg(not(feature = "senders"))]
+fn secret_vault(_config: &aws_config::SdkConfig) -> Arc<dyn SecretVault> {
+    Arc::new(NoSecrets)
+}
+
+/// The vault of a function that never sends: it holds nothing and opens nothing.
+#[cfg(not(feature = "senders"))]
+struct NoSecrets;
+
+#[cfg(not(feature = "senders"))]
+#[async_trait::async_trait]
+impl SecretVault for NoSecrets {
+    async fn seal(&self, _: &str, _: &str, _: &SecretValues) -> Result<String, VaultError> {
+        Err(VaultError::Unavailable("this function keeps no secrets".into()))
+    }
+    async fn open(&self, _: &str, _: &str, _: &str) -> Result<SecretValues, VaultError> {
+        Err(VaultError::Unavailable("this function reads no secrets".into()))
+    }
+    async fn remove(&self, _: &str, _: &str) -> Result<(), VaultError> {
+        Err(VaultError::Unavailable("this function keeps no secrets".into()))
     }
 }
 
@@ -179,87 +186,4 @@ impl Backends {
             preferences: store,
         }
     }
-
-    /// Makes sure the admin key in the SSM SecureString parameter named by
-    /// `HERALD_ADMIN_KEY_PARAMETER` exists for app `default` (the `api` function calls
-    /// this at cold start, so a fresh stack can be used at once).
-    pub async fn ensure_admin_key(&self) -> Result<(), String> {
-        let Some(name) = optional("HERALD_ADMIN_KEY_PARAMETER") else {
-            return Ok(());
-        };
-        let secret = secure_parameter(&self.config, &name).await?;
-        let key = herald_core::auth::key_from_secret(
-            &secret,
-            "default",
-            "admin",
-            vec![Scope::Admin, Scope::Operator],
-        );
-        let store = self.store.as_ref();
-        if store.api_key_by_hash(&key.record.hash).await.map_err(|e| e.to_string())?.is_none() {
-            store.insert_api_key(&key.record).await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-}
-
-async fn secure_parameter(config: &aws_config::SdkConfig, name: &str) -> Result<String, String> {
-    aws_sdk_ssm::Client::new(config)
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| {
-            format!("SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e))
-        })?
-        .parameter
-        .and_then(|p| p.value)
-        .ok_or_else(|| format!("SSM parameter {name} has no value"))
-}
-
-/// The installation's webhook provider, built when the first webhook is sent.
-struct LazyWebhooks {
-    config: aws_config::SdkConfig,
-    store: Arc<DynamoStore>,
-    provider: tokio::sync::OnceCell<WebhookProvider>,
-}
-
-#[async_trait::async_trait]
-impl herald_core::channels::Provider for LazyWebhooks {
-    fn name(&self) -> &'static str {
-        "webhook"
-    }
-
-    async fn send(
-        &self,
-        message: &herald_core::channels::OutboundMessage,
-    ) -> Result<herald_core::channels::Receipt, herald_core::channels::ProviderError> {
-        let provider = self
-            .provider
-            .get_or_try_init(|| async {
-                let secret = webhook_secret(&self.config, self.store.as_ref()).await?;
-                let policy = herald_core::net::policy().clone();
-                Ok::<_, String>(WebhookProvider::new(secret, Duration::from_secs(10), policy))
-            })
-            .await
-            // Not fatal for good: the next attempt reads the parameter again.
-            .map_err(herald_core::channels::ProviderError::transient)?;
-        herald_core::channels::Provider::send(provider, message).await
-    }
-}
-
-/// The webhook signing secret: from an SSM SecureString parameter when one is named
-/// (the template creates it), else generated once and kept in the table.
-async fn webhook_secret(
-    config: &aws_config::SdkConfig,
-    store: &DynamoStore,
-) -> Result<WebhookSecret, String> {
-    let text = match optional("HERALD_WEBHOOK_SECRET_PARAMETER") {
-        Some(name) => secure_parameter(config, &name).await?,
-        None => store
-            .init_setting("webhook_secret", &WebhookSecret::generate())
-            .await
-            .map_err(|e| e.to_string())?,
-    };
-    WebhookSecret::parse(&text)
 }
