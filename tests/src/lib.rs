@@ -32,6 +32,27 @@ where
     }
 }
 
+/// Where Debian's `faketime` package puts libfaketime (the thread-safe build the
+/// "start at" mode needs in a multi-threaded process).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// Settings that start `herald serve` on a clock that reads noon UTC on 3 December
+/// 2026 and then runs at the normal rate (libfaketime, preloaded: an injected clock for
+/// the whole process, SQLite's included), so a test whose daily frequency caps must
+/// count two sends in one window never meets a UTC midnight. Tokio's timers keep the
+/// real monotonic clock. `None` when libfaketime is not installed (the test command
+/// installs it).
+pub fn noon_utc_clock() -> Option<Vec<(&'static str, &'static str)>> {
+    std::path::Path::new(LIBFAKETIME).exists().then(|| {
+        vec![
+            ("LD_PRELOAD", LIBFAKETIME),
+            ("FAKETIME", "@2026-12-03 12:00:00"),
+            ("TZ", "UTC"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ]
+    })
+}
+
 /// Waits (at most two minutes) until the next UTC midnight is more than two minutes
 /// away, for tests whose daily frequency caps must count two sends in one window.
 pub async fn clear_of_utc_midnight() {
