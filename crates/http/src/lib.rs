@@ -1,6 +1,7 @@
 //! The HTTP API, one axum `Router` served by `herald serve` and by the `api` Lambda.
 
 pub mod auth;
+mod batch;
 mod duplicates;
 mod groups;
 pub mod guards;
@@ -84,7 +85,7 @@ impl AppState {
 #[openapi(
     info(title = "Herald", description = "One API for every notification channel."),
     paths(
-        notifications::send, notifications::get, notifications::list,
+        notifications::send, batch::send_batch, notifications::get, notifications::list,
         notifications::cancel, notifications::resend,
         keys::create, system::log_messages, system::dead_letters, system::healthz, system::readyz,
         users::put, users::get, users::delete, users::list, users::bulk,
@@ -118,6 +119,10 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route("/v1/notifications", post(notifications::send).get(notifications::list))
+        .route(
+            "/v1/notifications/batch",
+            post(batch::send_batch).layer(DefaultBodyLimit::max(batch::MAX_BODY_BYTES)),
+        )
         .route("/v1/notifications/{id}", get(notifications::get))
         .route("/v1/notifications/{id}/cancel", post(notifications::cancel))
         .route("/v1/notifications/{id}/resend", post(notifications::resend))

@@ -92,7 +92,7 @@ pub struct NotificationPage {
 }
 
 /// The request's content, given or rendered from its template; errors name the field.
-async fn content_of(
+pub(crate) async fn content_of(
     state: &AppState,
     app_id: &str,
     request: &mut SendRequest,
@@ -174,7 +174,7 @@ fn every_variant_renders(
     Ok(())
 }
 
-fn validated(
+pub(crate) fn validated(
     request: SendRequest,
     (content, template): (Content, Option<TemplateUse>),
     app_id: &str,

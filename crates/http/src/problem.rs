@@ -63,7 +63,11 @@ impl Problem {
             return self;
         }
         for error in &mut self.errors {
-            error.field = format!("{prefix}.{}", error.field);
+            error.field = match error.field.as_str() {
+                // The part itself (a whole batch item that is not an object).
+                "" | "(body)" => prefix.to_owned(),
+                field => format!("{prefix}.{field}"),
+            };
         }
         Self::invalid(self.errors)
     }
