@@ -1,5 +1,6 @@
-//! `herald`: run Herald locally and administer it.
+//! `herald`: run Herald locally, administer it, and send through any Herald API.
 
+mod client;
 mod config;
 mod keys;
 mod serve;
@@ -21,6 +22,11 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Send a notification, or a JSON Lines file of them, to the API at HERALD_URL.
+    Send(Box<client::SendArgs>),
+    /// Read and cancel notifications through the API at HERALD_URL.
+    #[command(subcommand)]
+    Notifications(client::NotificationsCommand),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +39,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Keys(command) => keys::run(command).await,
+            Command::Send(args) => client::send(*args).await,
+            Command::Notifications(command) => client::notifications(command).await,
         }
     });
     match result {
