@@ -7,7 +7,7 @@
 use super::AppState;
 use super::auth::{Scoped, scopes};
 use super::json::{decode, from_value};
-use super::notifications::{SendRequest, content_of, validated};
+use super::notifications::{SendRequest, content_of, intake_problem, validated};
 use super::problem::{ApiResult, Problem};
 use super::validate;
 use axum::Json;
@@ -17,7 +17,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use futures::StreamExt;
 use herald_core::domain::{NotificationId, NotificationStatus};
-use herald_core::pipeline::intake::{self, Accepted, IntakeError};
+use herald_core::pipeline::intake::{self, Accepted};
 use herald_core::ports::IdempotencyClaim;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -153,8 +153,5 @@ async fn accept_item(state: &AppState, app: &str, item: Value) -> ApiResult<Acce
     let mut request: SendRequest = from_value(Value::Object(item))?;
     let content = content_of(state, app, &mut request).await?;
     let notification = validated(request, content, app, state)?;
-    intake::accept(&*state.store, notification, claim.as_ref()).await.map_err(|e| match e {
-        IntakeError::KeyReused => Problem::conflict("idempotency-key-reused", e.to_string()),
-        IntakeError::Store(e) => Problem::internal(&e),
-    })
+    intake::accept(&*state.store, notification, claim.as_ref()).await.map_err(intake_problem)
 }

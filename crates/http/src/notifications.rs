@@ -222,16 +222,22 @@ fn idempotency_claim(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<Idemp
     Ok(Some(IdempotencyClaim { key: key.to_owned(), body_hash }))
 }
 
+/// What an intake failure tells the caller: a reused key is theirs, a store error ours.
+pub(crate) fn intake_problem(error: IntakeError) -> Problem {
+    match error {
+        IntakeError::KeyReused => Problem::conflict("idempotency-key-reused", error.to_string()),
+        IntakeError::Store(e) => Problem::internal(&e),
+    }
+}
+
 async fn accept(
     state: &AppState,
     notification: Notification,
     claim: Option<IdempotencyClaim>,
 ) -> ApiResult<Response> {
-    let accepted =
-        intake::accept(&*state.store, notification, claim.as_ref()).await.map_err(|e| match e {
-            IntakeError::KeyReused => Problem::conflict("idempotency-key-reused", e.to_string()),
-            IntakeError::Store(e) => Problem::internal(&e),
-        })?;
+    let accepted = intake::accept(&*state.store, notification, claim.as_ref())
+        .await
+        .map_err(intake_problem)?;
     let body = SendResponse { id: accepted.id, status: accepted.status };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if accepted.replayed {

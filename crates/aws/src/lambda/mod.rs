@@ -3,11 +3,13 @@
 //! function's `main.rs` only wires one handler to the runtime.
 
 mod batch;
+mod error;
 #[cfg(feature = "senders")]
 mod senders;
 mod track;
 
 pub use batch::{RecordQueue, Stages, handle_dispatch_batch, handle_send_batch};
+pub use error::LambdaError;
 pub use track::{StreamCounters, TrackSummary, Tracking, handle_track};
 
 use super::dynamo::DynamoStore;
@@ -47,8 +49,8 @@ pub struct Backends {
     pub config: aws_config::SdkConfig,
 }
 
-fn required(name: &str) -> Result<String, String> {
-    std::env::var(name).map_err(|_| format!("{name} must be set (the SAM template sets it)"))
+fn required(name: &'static str) -> Result<String, LambdaError> {
+    std::env::var(name).map_err(|_| LambdaError::MissingSetting(name))
 }
 
 fn optional(name: &str) -> Option<String> {
@@ -62,14 +64,12 @@ impl Backends {
     /// `HERALD_SMS_SENDER_ID`, `HERALD_WEBHOOK_SECRET_PARAMETER`) and `HERALD_PUBLIC_URL`
     /// (where unsubscribe links point: the API's URL); region, credentials
     /// and `AWS_ENDPOINT_URL` come from the usual AWS environment.
-    pub async fn from_env() -> Result<Self, String> {
+    pub async fn from_env() -> Result<Self, LambdaError> {
         let config = super::sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&config);
         let queue = match optional("HERALD_QUEUE_URL_PREFIX") {
             Some(url_prefix) => SqsQueue::with_url_prefix(sqs, &url_prefix),
-            None => SqsQueue::connect(sqs, &required("HERALD_QUEUE_PREFIX")?)
-                .await
-                .map_err(|e| e.to_string())?,
+            None => SqsQueue::connect(sqs, &required("HERALD_QUEUE_PREFIX")?).await?,
         };
         let queue = Arc::new(queue);
         let store = Arc::new(DynamoStore::new(
@@ -128,8 +128,11 @@ fn default_providers(
     _config: &aws_config::SdkConfig,
     _store: &Arc<DynamoStore>,
     _log: Arc<LogProvider>,
-) -> Result<Providers, String> {
-    Err("this function is built without the `senders` feature: set HERALD_PROVIDERS=none".into())
+) -> Result<Providers, LambdaError> {
+    Err(LambdaError::BadSetting {
+        setting: "HERALD_PROVIDERS",
+        message: "this function is built without the `senders` feature: set it to none".into(),
+    })
 }
 
 #[cfg(not(feature = "senders"))]

@@ -2,7 +2,7 @@
 //! providers (SES, SNS, the webhook provider with its signing secret from SSM), the SSM
 //! vault for integrations' secrets, and the admin key the api function reads from SSM.
 
-use super::{Backends, optional};
+use super::{Backends, LambdaError, optional};
 use crate::dynamo::DynamoStore;
 use crate::ssm::SsmVault;
 use herald_core::auth::Scope;
@@ -29,7 +29,7 @@ pub(super) fn default_providers(
     config: &aws_config::SdkConfig,
     store: &Arc<DynamoStore>,
     log: Arc<LogProvider>,
-) -> Result<Providers, String> {
+) -> Result<Providers, LambdaError> {
     // The signing secret is read at the first webhook send, not at init: a cold
     // start of send-email or send-sms never needs it, and send-webhook's first
     // invocation pays for it once.
@@ -61,7 +61,7 @@ impl Backends {
     /// Makes sure the admin key in the SSM SecureString parameter named by
     /// `HERALD_ADMIN_KEY_PARAMETER` exists for app `default` (the `api` function calls
     /// this at cold start, so a fresh stack can be used at once).
-    pub async fn ensure_admin_key(&self) -> Result<(), String> {
+    pub async fn ensure_admin_key(&self) -> Result<(), LambdaError> {
         let Some(name) = optional("HERALD_ADMIN_KEY_PARAMETER") else {
             return Ok(());
         };
@@ -73,26 +73,30 @@ impl Backends {
             vec![Scope::Admin, Scope::Operator],
         );
         let store = self.store.as_ref();
-        if store.api_key_by_hash(&key.record.hash).await.map_err(|e| e.to_string())?.is_none() {
-            store.insert_api_key(&key.record).await.map_err(|e| e.to_string())?;
+        if store.api_key_by_hash(&key.record.hash).await?.is_none() {
+            store.insert_api_key(&key.record).await?;
         }
         Ok(())
     }
 }
 
-async fn secure_parameter(config: &aws_config::SdkConfig, name: &str) -> Result<String, String> {
+async fn secure_parameter(
+    config: &aws_config::SdkConfig,
+    name: &str,
+) -> Result<String, LambdaError> {
     aws_sdk_ssm::Client::new(config)
         .get_parameter()
         .name(name)
         .with_decryption(true)
         .send()
         .await
-        .map_err(|e| {
-            format!("SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e))
+        .map_err(|e| LambdaError::Parameter {
+            name: name.to_owned(),
+            message: aws_sdk_ssm::error::DisplayErrorContext(e).to_string(),
         })?
         .parameter
         .and_then(|p| p.value)
-        .ok_or_else(|| format!("SSM parameter {name} has no value"))
+        .ok_or_else(|| LambdaError::Parameter { name: name.to_owned(), message: "no value".into() })
 }
 
 /// The installation's webhook provider, built when the first webhook is sent.
@@ -117,11 +121,11 @@ impl herald_core::channels::Provider for LazyWebhooks {
             .get_or_try_init(|| async {
                 let secret = webhook_secret(&self.config, self.store.as_ref()).await?;
                 let policy = herald_core::net::policy().clone();
-                Ok::<_, String>(WebhookProvider::new(secret, Duration::from_secs(10), policy))
+                Ok::<_, LambdaError>(WebhookProvider::new(secret, Duration::from_secs(10), policy))
             })
             .await
             // Not fatal for good: the next attempt reads the parameter again.
-            .map_err(herald_core::channels::ProviderError::transient)?;
+            .map_err(|e| herald_core::channels::ProviderError::transient(e.to_string()))?;
         herald_core::channels::Provider::send(provider, message).await
     }
 }
@@ -131,13 +135,13 @@ impl herald_core::channels::Provider for LazyWebhooks {
 async fn webhook_secret(
     config: &aws_config::SdkConfig,
     store: &DynamoStore,
-) -> Result<WebhookSecret, String> {
+) -> Result<WebhookSecret, LambdaError> {
     let text = match optional("HERALD_WEBHOOK_SECRET_PARAMETER") {
         Some(name) => secure_parameter(config, &name).await?,
-        None => store
-            .init_setting("webhook_secret", &WebhookSecret::generate())
-            .await
-            .map_err(|e| e.to_string())?,
+        None => store.init_setting("webhook_secret", &WebhookSecret::generate()).await?,
     };
-    WebhookSecret::parse(&text)
+    WebhookSecret::parse(&text).map_err(|message| LambdaError::BadSetting {
+        setting: "HERALD_WEBHOOK_SECRET_PARAMETER",
+        message,
+    })
 }

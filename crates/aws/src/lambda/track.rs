@@ -7,6 +7,7 @@
 //!   `accepted` without a dispatch message (the api's SQS send failed after its write)
 //!   are queued again. Dispatch is idempotent, so a false alarm costs nothing.
 
+use super::LambdaError;
 use crate::dynamo::{DailyCounters, DynamoStore};
 use async_trait::async_trait;
 use herald_core::channels::Feedback;
@@ -56,14 +57,15 @@ pub struct Tracking<'a> {
     pub counters: &'a dyn StreamCounters,
 }
 
-pub async fn handle_track(tracking: &Tracking<'_>, event: Value) -> Result<TrackSummary, String> {
+pub async fn handle_track(
+    tracking: &Tracking<'_>,
+    event: Value,
+) -> Result<TrackSummary, LambdaError> {
     let mut summary = TrackSummary::default();
     if text(&event, &["herald"]) == Some("sweep-stranded") {
         let age = event["older_than_seconds"].as_i64().unwrap_or(STRANDED_AFTER_SECONDS);
         let before = chrono::Utc::now() - chrono::Duration::seconds(age);
-        summary.requeued = requeue_stranded(tracking.store, tracking.queue, before)
-            .await
-            .map_err(|e| e.to_string())?;
+        summary.requeued = requeue_stranded(tracking.store, tracking.queue, before).await?;
         return Ok(summary);
     }
     let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -79,9 +81,8 @@ pub async fn handle_track(tracking: &Tracking<'_>, event: Value) -> Result<Track
             }
         } else if text(record, &["EventSource"]) == Some("aws:sns") {
             let message = text(record, &["Sns", "Message"]).unwrap_or("{}");
-            let ses: Value =
-                serde_json::from_str(message).map_err(|e| format!("SES event: {e}"))?;
-            if apply_ses_event(tracking.store, &ses).await.map_err(|e| e.to_string())? {
+            let ses: Value = serde_json::from_str(message)?;
+            if apply_ses_event(tracking.store, &ses).await? {
                 summary.provider_events += 1;
             } else {
                 summary.unknown += 1;
@@ -91,7 +92,7 @@ pub async fn handle_track(tracking: &Tracking<'_>, event: Value) -> Result<Track
     if !counters.is_empty() {
         // A retried stream batch starts and ends at the same records: count it once.
         let batch = format!("{}..{}", first.unwrap_or(""), last.unwrap_or(""));
-        tracking.counters.add_daily_counters(&batch, &counters).await.map_err(|e| e.to_string())?;
+        tracking.counters.add_daily_counters(&batch, &counters).await?;
     }
     Ok(summary)
 }
