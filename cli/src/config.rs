@@ -244,6 +244,7 @@ impl ServeArgs {
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
                 max_recipients: self.max_recipients,
+                ..Limits::default()
             },
             workers: WorkerConfig {
                 dispatch_workers: self.dispatch_workers,

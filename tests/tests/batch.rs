@@ -20,8 +20,9 @@ use tower::ServiceExt;
 
 const KEY: &str = "hk_batch_test_key_0123456789abcdef0123";
 
-/// The router over one backend, with an admin key for app `default`.
-async fn app_over<B>(backend: Arc<B>, queue: Arc<dyn Queue>) -> Router
+/// The router over one backend, with an admin key for app `default`, accepting
+/// `in_flight` items of a batch at once.
+async fn app_over<B>(backend: Arc<B>, queue: Arc<dyn Queue>, in_flight: usize) -> Router
 where
     B: Store + TemplateStore + UserStore + GroupStore + PreferenceStore + IntegrationStore,
 {
@@ -33,7 +34,7 @@ where
         Stores::of(backend),
         queue,
         Arc::new(side.router),
-        Limits::default(),
+        Limits { batch_in_flight: in_flight, ..Limits::default() },
         Arc::new(Renderer::new()),
         links,
     );
@@ -86,7 +87,11 @@ async fn batch_contract(app: Router) {
     let batch = json!({"items": (0..100).map(item).collect::<Vec<_>>()});
     let (status, first) = call(&app, "POST", "/v1/notifications/batch", Some(&batch)).await;
     assert_eq!(status, 200, "{first}");
-    assert_eq!((first["accepted"].as_u64(), first["rejected"].as_u64()), (Some(97), Some(3)));
+    assert_eq!(
+        (first["accepted"].as_u64(), first["rejected"].as_u64()),
+        (Some(97), Some(3)),
+        "{first}"
+    );
     let results = first["items"].as_array().unwrap();
     assert_eq!(results.len(), 100);
     for (i, result) in results.iter().enumerate() {
@@ -134,17 +139,18 @@ async fn batch_contract(app: Router) {
         assert_eq!(status, 422, "{problem}");
         assert_eq!(problem["errors"][0]["field"], "items", "{problem}");
     }
-    let (status, problem) =
-        call(&app, "POST", "/v1/notifications/batch", Some(&json!({"items": [7]}))).await;
-    assert_eq!(status, 200, "{problem}");
-    assert_eq!(problem["items"][0]["problem"]["errors"][0]["field"], "items[0]", "{problem}");
+    // So does an item that is not an object: the request is malformed.
+    let batch = json!({"items": [item(1), 7]});
+    let (status, problem) = call(&app, "POST", "/v1/notifications/batch", Some(&batch)).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "items[1]", "{problem}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batches_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let backend = Arc::new(SqliteBackend::open(&dir.path().join("herald.db")).unwrap());
-    batch_contract(app_over(backend.clone(), backend).await).await;
+    batch_contract(app_over(backend.clone(), backend, 16).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,5 +165,8 @@ async fn batches_on_dynamodb_and_sqs() {
     let queue_urls = format!("{endpoint}/123456789012/{prefix}");
     let queue = Arc::new(SqsQueue::with_url_prefix(sqs, &queue_urls));
     let store = Arc::new(DynamoStore::new(dynamodb, prefix, queue.clone()));
-    batch_contract(app_over(store, queue).await).await;
+    // One item at a time: moto's TransactWriteItems is not safe under concurrent
+    // requests (it deep-copies a table while another request writes to it and fails
+    // with "dictionary changed size during iteration"); DynamoDB itself is.
+    batch_contract(app_over(store, queue, 1).await).await;
 }

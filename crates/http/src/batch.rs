@@ -1,14 +1,15 @@
 //! `POST /v1/notifications/batch`: up to 100 notifications in one request. Each item is
 //! the body of `POST /v1/notifications` with its own optional `idempotency_key`, and is
 //! decoded, validated and accepted on its own: one bad item is reported with the path of
-//! its field (`items[3].to[0].email`) and does not stop the others. The answer is one
+//! its field (`items[3].to[0].email`) and does not stop the others. A batch that is not
+//! 1 to 100 objects is refused whole. The answer is one
 //! 200 with a result per item, in order.
 
 use super::AppState;
 use super::auth::{Scoped, scopes};
 use super::json::{decode, from_value};
 use super::notifications::{SendRequest, content_of, intake_problem, validated};
-use super::problem::{ApiResult, Problem};
+use super::problem::{ApiResult, FieldError, Problem};
 use super::validate;
 use axum::Json;
 use axum::body::Bytes;
@@ -20,7 +21,7 @@ use herald_core::domain::{NotificationId, NotificationStatus};
 use herald_core::pipeline::intake::{self, Accepted};
 use herald_core::ports::IdempotencyClaim;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
@@ -29,28 +30,16 @@ pub const MAX_ITEMS: usize = 100;
 /// A batch's body: room for 100 full-size sends would be 25 MB, more than API Gateway
 /// and Lambda carry (6 MB), so a batch is held to what both backends can take.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// Items accepted at once: the SQLite writer commits concurrent accepts together.
-const IN_FLIGHT: usize = 16;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// 1 to 100 notifications.
-    #[schema(value_type = Vec<BatchItem>)]
+    /// 1 to 100 notifications, each an object with the fields of `SendRequest` (the
+    /// body of `POST /v1/notifications`) and an optional `idempotency_key`, which works
+    /// as that endpoint's `Idempotency-Key` header. Each is checked on its own: one
+    /// that is not a valid send is refused in its result, the others go on.
+    #[schema(value_type = Vec<Object>, min_items = 1, max_items = 100)]
     pub items: Vec<Value>,
-}
-
-/// One notification of a batch: a send request, with its own idempotency key. Only
-/// the OpenAPI document reads this type: items are decoded one by one, so that a bad
-/// one is reported on its own.
-#[derive(Debug, Deserialize, ToSchema)]
-#[expect(dead_code, reason = "describes an item for the OpenAPI document")]
-pub struct BatchItem {
-    #[serde(flatten)]
-    pub send: SendRequest,
-    /// As the `Idempotency-Key` header of a single send: a repeat of the same item with
-    /// the same key answers with the first notification and creates nothing.
-    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,13 +109,25 @@ pub async fn send_batch(
     if request.items.is_empty() || request.items.len() > MAX_ITEMS {
         return Err(Problem::field("items", format!("1 to {MAX_ITEMS} notifications")));
     }
+    // An item that is not even an object makes the request malformed, not the item bad.
+    let (mut items, mut errors) = (Vec::with_capacity(request.items.len()), Vec::new());
+    for (i, item) in request.items.into_iter().enumerate() {
+        match item {
+            Value::Object(item) => items.push(item),
+            _ => errors
+                .push(FieldError { field: format!("items[{i}]"), message: "a JSON object".into() }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
+    }
     let (state, app) = (&state, caller.app_id());
     let items: Vec<BatchResult> =
-        futures::stream::iter(request.items.into_iter().enumerate())
+        futures::stream::iter(items.into_iter().enumerate())
             .map(|(index, item)| async move {
                 BatchResult::of(index, accept_item(state, app, item).await)
             })
-            .buffered(IN_FLIGHT)
+            .buffered(state.limits.batch_in_flight.max(1))
             .collect()
             .await;
     let accepted = items.iter().filter(|r| r.problem.is_none()).count();
@@ -135,10 +136,11 @@ pub async fn send_batch(
 
 /// One item, as `POST /v1/notifications` takes one body; problems name fields from the
 /// item's root.
-async fn accept_item(state: &AppState, app: &str, item: Value) -> ApiResult<Accepted> {
-    let Value::Object(mut item) = item else {
-        return Err(Problem::field("", "a JSON object"));
-    };
+async fn accept_item(
+    state: &AppState,
+    app: &str,
+    mut item: Map<String, Value>,
+) -> ApiResult<Accepted> {
     let claim = match item.remove("idempotency_key") {
         None | Some(Value::Null) => None,
         Some(Value::String(key)) => {

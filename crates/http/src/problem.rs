@@ -63,11 +63,7 @@ impl Problem {
             return self;
         }
         for error in &mut self.errors {
-            error.field = match error.field.as_str() {
-                // The part itself (a whole batch item that is not an object).
-                "" | "(body)" => prefix.to_owned(),
-                field => format!("{prefix}.{field}"),
-            };
+            error.field = format!("{prefix}.{}", error.field);
         }
         Self::invalid(self.errors)
     }

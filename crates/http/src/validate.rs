@@ -10,11 +10,14 @@ use std::collections::HashSet;
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_recipients: usize,
+    /// Items of one batch accepted at once (the SQLite writer commits concurrent
+    /// accepts together; on DynamoDB each is its own transaction).
+    pub batch_in_flight: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 256 * 1024, max_recipients: 1000 }
+        Self { max_body_bytes: 256 * 1024, max_recipients: 1000, batch_in_flight: 16 }
     }
 }
 
