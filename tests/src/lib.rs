@@ -3,6 +3,7 @@
 //! SMTP server).
 
 pub mod aws_proxy;
+pub mod emulator;
 pub mod herald;
 pub mod smtp;
 pub mod webhook;

@@ -13,6 +13,7 @@ use herald_core::auth::{Scope, key_from_secret};
 use herald_core::domain::{DeliveryStatus, NotificationId, NotificationStatus};
 use herald_core::ports::{KeyStore, Store, UserStore};
 use herald_tests::aws_proxy::CountingProxy;
+use herald_tests::emulator::{moto_data, sent_emails, sent_sms};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -98,20 +99,6 @@ async fn finish_batch(
             sqs.delete_message().queue_url(&url).receipt_handle(handle).send().await.unwrap();
         }
     }
-}
-
-async fn moto_data(endpoint: &str) -> Value {
-    reqwest::get(format!("{endpoint}/moto-api/data.json")).await.unwrap().json().await.unwrap()
-}
-
-fn sent_emails(data: &Value, to: &str) -> usize {
-    let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
-    messages.iter().filter(|m| m["destinations"]["ToAddresses"][0] == to).count()
-}
-
-fn sent_sms(data: &Value, to: &str) -> usize {
-    let messages = data["sns"]["SMS"].as_array().cloned().unwrap_or_default();
-    messages.iter().filter(|m| m["phone_number"] == to).count()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -20,6 +20,7 @@ use herald_aws::sqs::SqsQueue;
 use herald_contract::events::{EMAIL, NOTIFICATION, SMS};
 use herald_core::domain::{DeliveryId, DeliveryStatus, NotificationId, NotificationStatus};
 use herald_core::ports::Store;
+use herald_tests::emulator::{moto_data, sent_emails, sent_sms};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -151,15 +152,6 @@ impl Sam {
     }
 }
 
-async fn moto_data(endpoint: &str) -> Value {
-    reqwest::get(format!("{endpoint}/moto-api/data.json")).await.unwrap().json().await.unwrap()
-}
-
-fn count(data: &Value, service: &str, kind: &str, field: &str, value: &str) -> usize {
-    let items = data[service][kind].as_array().cloned().unwrap_or_default();
-    items.iter().filter(|m| m.pointer(field).and_then(Value::as_str) == Some(value)).count()
-}
-
 async fn delivery_status(store: &DynamoStore, id: &str) -> DeliveryStatus {
     let id = DeliveryId::parse(id).unwrap();
     store.delivery(&id).await.unwrap().expect("the delivery exists").status
@@ -255,9 +247,8 @@ async fn every_function_runs_under_sam_local_on_the_emulator() {
         assert_eq!(delivery_status(&events_store, delivery).await, DeliveryStatus::Sent);
     }
     let after = moto_data(&moto).await;
-    let emails =
-        |d: &Value| count(d, "ses", "Message", "/destinations/ToAddresses/0", "ann@example.com");
-    let texts = |d: &Value| count(d, "sns", "SMS", "/phone_number", "+14155552671");
+    let emails = |d: &Value| sent_emails(d, "ann@example.com");
+    let texts = |d: &Value| sent_sms(d, "+14155552671");
     assert_eq!(emails(&after) - emails(&before), 1, "one email, also when redelivered");
     assert_eq!(texts(&after) - texts(&before), 1, "one text");
 
