@@ -163,8 +163,9 @@ pub trait Store: KeyStore + SettingStore {
     /// `outbox` holds the queue messages that must go out if and only if the
     /// notification is created (a transactional outbox). A backend whose queue lives in
     /// the same database (SQLite) writes them in the same transaction; one whose queue
-    /// does not (DynamoDB and SQS) sends them right after, and the start-up sweep of
-    /// `stranded_notifications` covers a crash in between.
+    /// does not (DynamoDB and SQS) sends them first, so a crash in between leaves a
+    /// message for a notification that is not there (dispatch lets it go, see
+    /// `DispatchOutcome::Missing`), never a notification without its message.
     async fn accept(
         &self,
         notification: &Notification,
@@ -181,7 +182,8 @@ pub trait Store: KeyStore + SettingStore {
         filter: &NotificationFilter,
     ) -> StoreResult<NotificationList>;
     /// Notifications still `accepted` that were created before `before`, oldest first:
-    /// the ones a crash may have left without a queue message.
+    /// the ones a crash may have left without a queue message (none where the message
+    /// is sent before the write).
     /// Pages by id: pass the last id of the previous page as `after`.
     async fn stranded_notifications(
         &self,
@@ -212,10 +214,11 @@ pub trait Store: KeyStore + SettingStore {
         deliveries: &[Delivery],
         outbox: Vec<Job>,
     ) -> StoreResult<bool>;
-    /// For a redelivered dispatch of a notification already `dispatched`: queues the
-    /// sends of its queued deliveries if a crash left the fan-out recorded but not
-    /// queued. Nothing to do where the queue commits with the store (SQLite).
-    async fn requeue_unsent_dispatch(&self, _id: &NotificationId) -> StoreResult<()> {
+    /// For a send message that comes back for a delivery already settled: makes the
+    /// notification's pending count agree with its deliveries (and settles it), in case
+    /// the run that settled the delivery stopped before counting it. Nothing to do
+    /// where both are one transaction (SQLite).
+    async fn recount_pending(&self, _notification: &NotificationId) -> StoreResult<()> {
         Ok(())
     }
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;

@@ -4,7 +4,7 @@
 
 use crate::domain::{Channel, NotificationId};
 use crate::integrations::IntegrationRouter;
-use crate::pipeline::dispatch::{Directory, dispatch};
+use crate::pipeline::dispatch::{Directory, dispatch, retry_missing};
 use crate::pipeline::personalize::Personalizer;
 use crate::pipeline::retry::RetryPolicy;
 use crate::pipeline::send::{SendContext, send};
@@ -135,9 +135,13 @@ async fn handle_dispatch(
 ) -> Result<(), crate::ports::StoreError> {
     match NotificationId::parse(&job.payload) {
         Ok(id) => {
-            dispatch(&*pipeline.stores.store, pipeline.directory(), &id, chrono::Utc::now())
-                .await?;
-            pipeline.queue.ack(std::slice::from_ref(job)).await
+            let outcome =
+                dispatch(&*pipeline.stores.store, pipeline.directory(), &id, chrono::Utc::now())
+                    .await?;
+            match retry_missing(outcome, job) {
+                Some(delay) => pipeline.queue.retry(job, delay, "no such notification yet").await,
+                None => pipeline.queue.ack(std::slice::from_ref(job)).await,
+            }
         }
         Err(_) => pipeline.queue.dead_letter(job, "the message is not a notification id").await,
     }

@@ -1,8 +1,10 @@
 //! A loopback HTTP proxy in front of the AWS emulator that counts the requests passing
 //! through it by service and operation, so a test can say how many AWS requests a
 //! notification costs, and keeps their bodies, so a test can read what the SDK sent
-//! where the emulator keeps less (moto records no SES message headers).
+//! where the emulator keeps less (moto records no SES message headers), and meters
+//! DynamoDB write units (`write_units`).
 
+use crate::write_units::WriteMeter;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
@@ -17,29 +19,41 @@ struct Forward {
     client: reqwest::Client,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
     bodies: Bodies,
+    meter: Arc<WriteMeter>,
+    write_units: Arc<Mutex<u64>>,
+    /// Metered writes pass one at a time, so the items read around a write show
+    /// only that write's change.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub struct CountingProxy {
     pub url: String,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
     bodies: Bodies,
+    write_units: Arc<Mutex<u64>>,
 }
 
 impl CountingProxy {
     pub async fn start(upstream: &str) -> anyhow::Result<Self> {
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
         let bodies = Bodies::default();
+        let write_units = Arc::new(Mutex::new(0));
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let client = reqwest::Client::new();
         let forward = Forward {
-            upstream: upstream.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::new(),
+            meter: Arc::new(WriteMeter::new(&upstream, client.clone())),
+            upstream,
+            client,
             counts: counts.clone(),
             bodies: bodies.clone(),
+            write_units: write_units.clone(),
+            write_gate: Default::default(),
         };
         let app = axum::Router::new().fallback(proxy).with_state(forward);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Self { url, counts, bodies })
+        Ok(Self { url, counts, bodies, write_units })
     }
 
     /// The bodies of the requests named `operation` (`service:Operation`), oldest first.
@@ -57,9 +71,16 @@ impl CountingProxy {
         self.counts.lock().unwrap().clone()
     }
 
+    /// DynamoDB write units since the last reset, as DynamoDB would bill them
+    /// (see `write_units`).
+    pub fn write_units(&self) -> u64 {
+        *self.write_units.lock().unwrap()
+    }
+
     pub fn reset(&self) {
         self.counts.lock().unwrap().clear();
         self.bodies.lock().unwrap().clear();
+        *self.write_units.lock().unwrap() = 0;
     }
 }
 
@@ -89,7 +110,7 @@ async fn proxy(
 ) -> axum::response::Response {
     let name = operation(&method, &uri, &headers);
     *forward.counts.lock().unwrap().entry(name.clone()).or_default() += 1;
-    forward.bodies.lock().unwrap().push((name, body.clone()));
+    forward.bodies.lock().unwrap().push((name.clone(), body.clone()));
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = forward.client.request(method, format!("{}{path}", forward.upstream));
     for (name, value) in &headers {
@@ -97,7 +118,20 @@ async fn proxy(
             request = request.header(name, value);
         }
     }
-    match request.body(body).send().await {
+    let sent = if WriteMeter::meters(&name) {
+        let _one_at_a_time = forward.write_gate.lock().await;
+        let authorization =
+            headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let (sent, units) = forward
+            .meter
+            .around(&authorization, &name, &body, request.body(body.clone()).send())
+            .await;
+        *forward.write_units.lock().unwrap() += units;
+        sent
+    } else {
+        request.body(body).send().await
+    };
+    match sent {
         Ok(response) => {
             let mut builder = axum::response::Response::builder().status(response.status());
             for (name, value) in response.headers() {

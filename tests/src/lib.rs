@@ -7,6 +7,7 @@ pub mod emulator;
 pub mod herald;
 pub mod smtp;
 pub mod webhook;
+pub mod write_units;
 
 pub use herald::Herald;
 pub use smtp::SmtpSink;

@@ -252,14 +252,12 @@ async fn every_function_runs_under_sam_local_on_the_emulator() {
     assert_eq!(emails(&after) - emails(&before), 1, "one email, also when redelivered");
     assert_eq!(texts(&after) - texts(&before), 1, "one text");
 
-    // track: SES feedback settles the delivery; the stream is counted; the sweep runs.
+    // track: SES feedback settles the delivery; the stream is counted.
     let summary = sam.invoke("TrackFunction", "track/ses-delivery.json").await;
     assert_eq!(summary["provider_events"], 1, "{summary}");
     assert_eq!(delivery_status(&events_store, EMAIL).await, DeliveryStatus::Delivered);
     let summary = sam.invoke("TrackFunction", "track/dynamodb-stream.json").await;
     assert_eq!(summary["counted"], 2, "{summary}");
-    let summary = sam.invoke("TrackFunction", "track/schedule-sweep.json").await;
-    assert_eq!(summary["requeued"], 0, "{summary}");
 
     // sam local start-api: API Gateway's routes from the template, one request each way.
     let port = {

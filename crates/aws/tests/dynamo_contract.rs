@@ -27,50 +27,82 @@ async fn store() -> Option<(DynamoStore, Arc<dyn Queue>, ())> {
 
 herald_contract::store_contract!(store);
 
-/// DynamoDB cannot hold the outbox in the same transaction as the fan-out, so a crash
-/// between recording the dispatch and queueing its sends is repaired by the redelivered
-/// dispatch: it sees `dispatched` without `outbox_sent` and queues the sends again.
-/// (Until this test went through `dispatch` itself, that repair was unreachable: the
-/// stage skipped every notification no longer `accepted`.)
+/// DynamoDB cannot hold the outbox in the same transaction as the fan-out, so
+/// `record_dispatch` queues the sends before it marks the notification `dispatched`:
+/// a crash before the mark leaves it `accepted`, and the redelivered dispatch message
+/// plans again and queues the sends again (the rows already written stand). Once
+/// marked, a redelivery queues nothing more.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
-    use herald_core::domain::{Channel, Priority};
+    use herald_core::domain::{Channel, NotificationStatus, Priority};
     use herald_core::pipeline::dispatch::{Directory, DispatchOutcome, dispatch};
     use herald_core::pipeline::plan::plan_deliveries;
-    use herald_core::pipeline::send_job;
-    use herald_core::ports::{HeldJobs, QueueConsumer, QueueName, QueueStats, Store};
-    use std::time::Duration;
+    use herald_core::ports::{QueueStats, Store};
 
-    let Some(config) = contract::emulator_config().await else { return };
     let Some((store, queue)) = backends().await else { return };
     let n = contract::notification("app-1", Priority::Medium);
     store.accept(&n, None, vec![]).await.unwrap();
-    let deliveries = plan_deliveries(&n, chrono::Utc::now());
-    let jobs: Vec<_> = deliveries.iter().map(|d| send_job(&d.id, d.channel, n.priority)).collect();
-    assert!(store.record_dispatch(&n.id, &deliveries, jobs).await.unwrap());
-
-    // The "crash": the sends never reached SQS and the marker was never written.
-    let email = QueueName::Send(Channel::Email);
-    let leased = queue.lease(email, 10, Duration::from_secs(60)).await.unwrap();
-    queue.ack(&leased).await.unwrap();
-    aws_sdk_dynamodb::Client::new(&config)
-        .update_item()
-        .table_name(store.table())
-        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("N#{}", n.id)))
-        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("#".into()))
-        .update_expression("REMOVE outbox_sent")
-        .send()
-        .await
-        .unwrap();
+    // The "crash": the rows were written, the sends never reached SQS.
+    store.insert_deliveries(&plan_deliveries(&n, chrono::Utc::now()), vec![]).await.unwrap();
+    let email = herald_core::ports::QueueName::Send(Channel::Email);
+    assert_eq!(queue.depth(email).await.unwrap(), 0);
 
     // The redelivered dispatch message, through the dispatch stage itself.
     let directory = Directory { users: &store, groups: &store, preferences: &store };
     let redelivered = dispatch(&store, directory, &n.id, chrono::Utc::now()).await.unwrap();
-    assert_eq!(redelivered, DispatchOutcome::Skipped);
-    assert_eq!(queue.depth(email).await.unwrap(), 1, "the redelivery queued the send again");
-    // Once queued, a further redelivery queues nothing.
-    dispatch(&store, directory, &n.id, chrono::Utc::now()).await.unwrap();
+    assert!(matches!(redelivered, DispatchOutcome::Dispatched { .. }), "{redelivered:?}");
+    assert_eq!(queue.depth(email).await.unwrap(), 1, "the redelivery queued the send");
+    let stored = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, NotificationStatus::Dispatched);
+    // Once marked, a further redelivery queues nothing.
+    let again = dispatch(&store, directory, &n.id, chrono::Utc::now()).await.unwrap();
+    assert_eq!(again, DispatchOutcome::Skipped);
     assert_eq!(queue.depth(email).await.unwrap(), 1);
+}
+
+/// A send that settled its delivery and stopped before counting it on the
+/// notification: the redelivered message finds the delivery settled, and the recount
+/// settles the notification.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_count_lost_in_a_crash_is_recounted_on_redelivery() {
+    use herald_core::domain::{Channel, NotificationStatus, Priority};
+    use herald_core::pipeline::plan::plan_deliveries;
+    use herald_core::ports::Store;
+
+    let Some((store, _queue)) = backends().await else { return };
+    let mut n = contract::notification("app-1", Priority::Medium);
+    n.channels = vec![Channel::Email];
+    store.accept(&n, None, vec![]).await.unwrap();
+    let plan = plan_deliveries(&n, chrono::Utc::now());
+    assert!(store.record_dispatch(&n.id, &plan, vec![]).await.unwrap());
+    // The "crash": the delivery's own write, without the count that follows it.
+    let config = contract::emulator_config().await.unwrap();
+    let key = |sk: String| {
+        std::collections::HashMap::from([
+            ("PK".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(format!("N#{}", n.id))),
+            ("SK".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(sk)),
+        ])
+    };
+    aws_sdk_dynamodb::Client::new(&config)
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(key(format!("D#{}", plan[0].id))))
+        .update_expression("SET #s = :sent")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(
+            ":sent",
+            aws_sdk_dynamodb::types::AttributeValue::S("sent".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let stuck = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(stuck.status, NotificationStatus::Dispatched, "counted as still pending");
+
+    store.recount_pending(&n.id).await.unwrap();
+    let settled = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(settled.status, NotificationStatus::Sent);
+    store.recount_pending(&n.id).await.unwrap();
 }
 
 /// A dispatch that wrote some deliveries and then crashed (before `record_dispatch`

@@ -2,16 +2,16 @@
 //! that feed those payloads to the Lambda handlers (in process on SQLite, or through
 //! `sam local invoke` on the emulator) start from the same state.
 
-use herald_core::domain::{Channel, DeliveryId, NotificationId, Priority};
+use herald_core::domain::{Channel, NotificationId, Priority};
 use herald_core::pipeline::plan::plan_deliveries;
 use herald_core::ports::Store;
 
 /// The notification the dispatch and send payloads name.
 pub const NOTIFICATION: &str = "ntf_01KB0Z6Q8E0000000000000000";
-/// Its deliveries, as the send and SES payloads name them.
-pub const EMAIL: &str = "dlv_01KB0Z6Q8E5V2X4T7N9QWERTYX";
-pub const SMS: &str = "dlv_01KB0Z6Q8E5V2X4T7N9QWERTYV";
-pub const WEBHOOK: &str = "dlv_01KB0Z6Q8E5V2X4T7N9QWERTYW";
+/// Its deliveries, as the send and SES payloads name them (the ids dispatch derives).
+pub const EMAIL: &str = "dlv_01KB0Z6Q8E0000000000000000_0_email";
+pub const SMS: &str = "dlv_01KB0Z6Q8E0000000000000000_0_sms";
+pub const WEBHOOK: &str = "dlv_01KB0Z6Q8E0000000000000000_0_webhook";
 
 /// The notification the payloads name, for app `default`, on every channel, accepted
 /// and waiting for dispatch.
@@ -36,14 +36,8 @@ pub async fn dispatch_named(store: &dyn Store) {
     accept_named(store).await;
     let id = NotificationId::parse(NOTIFICATION).unwrap();
     let n = store.notification(&id).await.unwrap().unwrap();
-    let mut deliveries = plan_deliveries(&n, chrono::Utc::now());
-    for d in &mut deliveries {
-        let id = match d.channel {
-            Channel::Email => EMAIL,
-            Channel::Sms => SMS,
-            Channel::Webhook => WEBHOOK,
-        };
-        d.id = DeliveryId::parse(id).unwrap();
-    }
+    let deliveries = plan_deliveries(&n, chrono::Utc::now());
+    let ids: Vec<String> = deliveries.iter().map(|d| d.id.to_string()).collect();
+    assert_eq!(ids, [EMAIL, SMS, WEBHOOK], "the payloads name the ids dispatch derives");
     assert!(store.record_dispatch(&n.id, &deliveries, vec![]).await.unwrap());
 }

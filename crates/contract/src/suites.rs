@@ -22,8 +22,6 @@ macro_rules! store_contract {
             store_enforces_the_status_machines =>
                 |s, q| $crate::store_enforces_the_status_machines(&s, q.as_ref());
             store_lists_by_app_with_filters => |s, _q| $crate::store_lists_by_app_with_filters(&s);
-            store_finds_stranded_notifications_page_by_page =>
-                |s, _q| $crate::store_finds_stranded_notifications_page_by_page(&s);
             store_keeps_api_keys_hashed_and_settings =>
                 |s, _q| $crate::store_keeps_api_keys_hashed_and_settings(&s);
             templates_keep_immutable_versions =>

@@ -1,6 +1,6 @@
 //! The `track` function: the table's stream (per-day status counters), SES events
-//! through SNS (delivered, bounced, opened, clicked, complained) and the stranded-
-//! notification sweep on a schedule, in one handler that tells them apart.
+//! through SNS (delivered, bounced, opened, clicked, complained), in one handler that
+//! tells them apart.
 
 use herald_aws::lambda::{Backends, handle_track, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -16,7 +16,6 @@ async fn main() -> Result<(), Error> {
             "counted": summary.counted,
             "provider_events": summary.provider_events,
             "unknown": summary.unknown,
-            "requeued": summary.requeued,
         }))
     }))
     .await

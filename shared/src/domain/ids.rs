@@ -4,7 +4,6 @@
 //! glance what kind of object an id names.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Mutex;
 use ulid::{Generator, Ulid};
@@ -77,7 +76,6 @@ macro_rules! prefixed_id {
 }
 
 prefixed_id!(NotificationId, "ntf");
-prefixed_id!(DeliveryId, "dlv");
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("not a valid {expected}_ id")]
@@ -85,22 +83,97 @@ pub struct InvalidId {
     pub expected: &'static str,
 }
 
+/// A delivery's id: `dlv_{notification ULID}_{recipient index}_{channel}`.
+///
+/// Derived, not random: dispatch may run twice for the same notification (a crash or
+/// a queue redelivery) and must then produce the same deliveries, never new ones. It
+/// names its notification, so a store can keep a delivery beside its notification and
+/// find it from the id alone (DynamoDB: one partition per notification), and
+/// deliveries sort by time, then recipient.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DeliveryId {
+    notification: Ulid,
+    recipient_index: u64,
+    channel: String,
+}
+
 impl DeliveryId {
+    pub const PREFIX: &'static str = "dlv";
+
     /// The id of the delivery for one (recipient, channel) pair of a notification.
-    ///
-    /// Derived, not random: dispatch may run twice for the same notification (a crash or
-    /// a queue redelivery) and must then produce the same deliveries, never new ones.
-    /// It keeps the notification's timestamp so deliveries still sort by time.
     pub fn derive(notification: &NotificationId, recipient_index: usize, channel: &str) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(notification.to_string().as_bytes());
-        hasher.update((recipient_index as u64).to_be_bytes());
-        hasher.update(channel.as_bytes());
-        let digest = hasher.finalize();
-        let mut random = [0u8; 16];
-        random.copy_from_slice(&digest[..16]);
-        let random = u128::from_be_bytes(random) & ((1u128 << 80) - 1);
-        Self(Ulid::from_parts(notification.ulid().timestamp_ms(), random))
+        Self {
+            notification: notification.ulid(),
+            recipient_index: recipient_index as u64,
+            channel: channel.to_owned(),
+        }
+    }
+
+    /// An id that names no delivery yet (of a new notification).
+    pub fn new() -> Self {
+        Self::derive(&NotificationId::new(), 0, "email")
+    }
+
+    pub fn notification_id(&self) -> NotificationId {
+        NotificationId(self.notification)
+    }
+
+    /// The notification's ULID: deliveries sort by their notification's time.
+    pub fn ulid(&self) -> Ulid {
+        self.notification
+    }
+
+    pub fn parse(text: &str) -> Result<Self, InvalidId> {
+        let invalid = InvalidId { expected: Self::PREFIX };
+        let body = text.strip_prefix("dlv_").ok_or(invalid.clone())?;
+        let mut parts = body.splitn(3, '_');
+        let (Some(ulid), Some(index), Some(channel)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid);
+        };
+        let canonical_index = !index.is_empty() && (index == "0" || !index.starts_with('0'));
+        let channel_ok = !channel.is_empty()
+            && channel.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !canonical_index || !channel_ok {
+            return Err(invalid);
+        }
+        Ok(Self {
+            notification: Ulid::from_string(ulid).map_err(|_| invalid.clone())?,
+            recipient_index: index.parse().map_err(|_| invalid)?,
+            channel: channel.to_owned(),
+        })
+    }
+}
+
+impl Default for DeliveryId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dlv_{}_{}_{}", self.notification, self.recipient_index, self.channel)
+    }
+}
+
+impl fmt::Debug for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl TryFrom<String> for DeliveryId {
+    type Error = InvalidId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<DeliveryId> for String {
+    fn from(id: DeliveryId) -> String {
+        id.to_string()
     }
 }
 
@@ -138,6 +211,25 @@ mod tests {
         assert_eq!(a, DeliveryId::derive(&n, 0, "email"));
         assert_ne!(a, DeliveryId::derive(&n, 1, "email"));
         assert_ne!(a, DeliveryId::derive(&n, 0, "webhook"));
-        assert_eq!(a.ulid().timestamp_ms(), n.ulid().timestamp_ms());
+        assert_eq!(a.notification_id(), n);
+    }
+
+    #[test]
+    fn delivery_ids_round_trip_and_name_their_notification() {
+        let n = NotificationId::new();
+        let id = DeliveryId::derive(&n, 12, "web_push");
+        let text = id.to_string();
+        assert_eq!(text, format!("dlv_{}_12_web_push", n.ulid()));
+        assert_eq!(DeliveryId::parse(&text).unwrap(), id);
+        assert_eq!(DeliveryId::parse(&text).unwrap().notification_id(), n);
+        for bad in [
+            "dlv_",
+            "dlv_x_0_email",
+            &format!("dlv_{}_01_email", n.ulid()),
+            &format!("dlv_{}_0_", n.ulid()),
+            &format!("dlv_{}_0_E-mail", n.ulid()),
+        ] {
+            assert!(DeliveryId::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use crate::domain::{
     Delivery, DeliveryStatus, Notification, NotificationId, NotificationStatus, Recipient, Routing,
     User,
 };
-use crate::ports::{GroupStore, PreferenceStore, Store, StoreError, UserStore};
+use crate::ports::{GroupStore, LeasedJob, PreferenceStore, Store, StoreError, UserStore};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
@@ -19,8 +19,23 @@ pub enum DispatchOutcome {
         suppressed: usize,
     },
     Expired,
-    /// Canceled, already dispatched, or gone: nothing to do.
+    /// Canceled or already dispatched: nothing to do.
     Skipped,
+    /// No such notification. Where the dispatch message is queued before the
+    /// notification is written (DynamoDB), the write may still be under way, or may
+    /// have failed (the request got no 202): see `retry_missing`.
+    Missing,
+}
+
+/// A message for a `Missing` notification is tried again this many times, this far
+/// apart, then let go: the write it waits for takes milliseconds when it happens.
+pub const MISSING_ATTEMPTS: u32 = 5;
+pub const MISSING_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether (and after how long) to try the dispatch message `job` again.
+pub fn retry_missing(outcome: DispatchOutcome, job: &LeasedJob) -> Option<std::time::Duration> {
+    (outcome == DispatchOutcome::Missing && job.attempts < MISSING_ATTEMPTS)
+        .then_some(MISSING_RETRY_DELAY)
 }
 
 /// Where dispatch looks up users and groups named as recipients, and what they want.
@@ -101,13 +116,8 @@ pub async fn dispatch(
     now: DateTime<Utc>,
 ) -> Result<DispatchOutcome, StoreError> {
     let Some(notification) = store.notification(id).await? else {
-        return Ok(DispatchOutcome::Skipped);
+        return Ok(DispatchOutcome::Missing);
     };
-    if notification.status == NotificationStatus::Dispatched {
-        // A redelivery: a crash may have recorded the fan-out without queueing it.
-        store.requeue_unsent_dispatch(id).await?;
-        return Ok(DispatchOutcome::Skipped);
-    }
     if notification.status != NotificationStatus::Accepted {
         return Ok(DispatchOutcome::Skipped);
     }

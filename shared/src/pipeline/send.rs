@@ -52,6 +52,11 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
         Some(delivery) if !delivery.status.is_settled() => {
             cx.store.notification(&delivery.notification_id).await?.map(|n| (delivery, n))
         }
+        Some(settled) if job.attempts > 1 => {
+            // A redelivery: the run that settled it may have stopped before counting it.
+            cx.store.recount_pending(&settled.notification_id).await?;
+            None
+        }
         _ => None,
     };
     let Some((delivery, notification)) = loaded else {
@@ -59,7 +64,7 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
         return Ok(SendOutcome::Skipped);
     };
     if notification.status == NotificationStatus::Canceled {
-        // A store whose delivery index lags (DynamoDB) may not have canceled it yet.
+        // The cancel may not have reached this delivery yet (it cancels them one by one).
         cx.store
             .transition_delivery(&delivery.id, DeliveryStatus::Canceled, Default::default())
             .await?;

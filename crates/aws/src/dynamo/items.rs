@@ -25,17 +25,25 @@ pub(super) const TTL: &str = "expires_at_epoch";
 /// The sort key of items that are alone in their partition.
 pub(super) const SINGLE: &str = "#";
 
-/// `accepted` notifications are spread over this many GSI2 partitions, so the
-/// stranded-notification index never concentrates intake on one partition.
-pub(super) const ACCEPTED_SHARDS: usize = 8;
-
 pub(super) fn notification_pk(id: &NotificationId) -> String {
     format!("N#{id}")
 }
 
-pub(super) fn delivery_pk(id: &DeliveryId) -> String {
-    format!("D#{id}")
+/// A delivery lives in its notification's partition (its id names the notification):
+/// the notification's deliveries are one consistent query, with no index to write.
+pub(super) fn delivery_key(id: &DeliveryId) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(notification_pk(&id.notification_id()))),
+        (SK.to_owned(), s(delivery_sk(id))),
+    ])
 }
+
+pub(super) fn delivery_sk(id: &DeliveryId) -> String {
+    format!("{DELIVERY_SK_PREFIX}{id}")
+}
+
+/// The sort key prefix of the delivery items in a notification's partition.
+pub(super) const DELIVERY_SK_PREFIX: &str = "D#";
 
 pub(super) fn idempotency_pk(app: &str, key: &str) -> String {
     format!("I#{app}#{key}")
@@ -51,11 +59,6 @@ pub(super) fn setting_pk(name: &str) -> String {
 
 pub(super) fn app_partition(app: &str) -> String {
     format!("APP#{app}")
-}
-
-pub(super) fn accepted_shard(id: &NotificationId, shard: Option<usize>) -> String {
-    let shard = shard.unwrap_or((id.ulid().random() % ACCEPTED_SHARDS as u128) as usize);
-    format!("ACCEPTED#{shard}")
 }
 
 pub(super) fn key(pk: String) -> Item {
@@ -100,9 +103,8 @@ pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> Sto
         ("channels".to_owned(), AttributeValue::L(channels)),
         ("created_at".to_owned(), s(format_time(n.created_at))),
         ("updated_at".to_owned(), s(format_time(n.updated_at))),
-        (GSI1PK.to_owned(), s(app_partition(&n.app_id))),
-        (GSI1SK.to_owned(), s(n.id.to_string())),
-        (GSI2PK.to_owned(), s(accepted_shard(&n.id, None))),
+        // The app's list (GSI2, keys only: status changes never copy into it).
+        (GSI2PK.to_owned(), s(app_partition(&n.app_id))),
         (GSI2SK.to_owned(), s(n.id.to_string())),
         (TTL.to_owned(), ttl(expires)),
         (EVENTS.to_owned(), AttributeValue::L(vec![event_value(None, n.status.as_str(), None)])),
@@ -122,7 +124,7 @@ pub(super) fn decode_notification(item: &Item) -> StoreResult<Notification> {
 
 /// A delivery carries its notification's app, so the stream can count it per app.
 pub(super) fn delivery_item(d: &Delivery, app: &str, expires: DateTime<Utc>) -> StoreResult<Item> {
-    let mut item = key(delivery_pk(&d.id));
+    let mut item = delivery_key(&d.id);
     item.extend([
         ("notification_id".to_owned(), s(d.notification_id.to_string())),
         ("app_id".to_owned(), s(app)),
@@ -133,8 +135,6 @@ pub(super) fn delivery_item(d: &Delivery, app: &str, expires: DateTime<Utc>) -> 
         ("attempts".to_owned(), n(d.attempts as i64)),
         ("created_at".to_owned(), s(format_time(d.created_at))),
         ("updated_at".to_owned(), s(format_time(d.updated_at))),
-        (GSI1PK.to_owned(), s(notification_pk(&d.notification_id))),
-        (GSI1SK.to_owned(), s(format!("D#{:08}#{}", d.recipient_index, d.id))),
         (TTL.to_owned(), ttl(expires)),
         (
             EVENTS.to_owned(),
@@ -166,7 +166,7 @@ pub(super) fn delivery_item(d: &Delivery, app: &str, expires: DateTime<Utc>) -> 
 
 pub(super) fn decode_delivery(item: &Item) -> StoreResult<Delivery> {
     Ok(Delivery {
-        id: DeliveryId::parse(text(item, PK)?.trim_start_matches("D#"))
+        id: DeliveryId::parse(text(item, SK)?.trim_start_matches(DELIVERY_SK_PREFIX))
             .map_err(|_| corrupt("delivery id"))?,
         notification_id: NotificationId::parse(text(item, "notification_id")?)
             .map_err(|_| corrupt("notification id"))?,

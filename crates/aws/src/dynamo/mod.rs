@@ -23,6 +23,12 @@ use chrono::Duration;
 use herald_core::ports::{QueueProducer, StoreError, StoreResult};
 use std::sync::Arc;
 
+/// Keys per BatchGetItem (DynamoDB's maximum) and such requests in flight at once.
+pub(super) const BATCH_GET: usize = 100;
+pub(super) const PARALLEL_BATCHES: usize = 4;
+/// Rounds of asking again for unprocessed keys before giving up.
+pub(super) const UNPROCESSED_ROUNDS: usize = 8;
+
 pub use store::MAX_TRANSACTION_RETRIES;
 
 /// Increments by (app, day) and counter name (`notifications_sent`, `email_delivered`).
@@ -119,13 +125,13 @@ impl DynamoStore {
         let key = |name: &str, kind: KeyType| {
             built(KeySchemaElement::builder().attribute_name(name).key_type(kind).build())
         };
-        let index = |name: &str, pk: &str, sk: &str| -> StoreResult<GlobalSecondaryIndex> {
+        let index = |name: &str, pk: &str, sk: &str, projection: ProjectionType| {
             built(
                 GlobalSecondaryIndex::builder()
                     .index_name(name)
                     .key_schema(key(pk, KeyType::Hash)?)
                     .key_schema(key(sk, KeyType::Range)?)
-                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .projection(Projection::builder().projection_type(projection).build())
                     .build(),
             )
         };
@@ -135,8 +141,20 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key(items::PK, KeyType::Hash)?)
             .key_schema(key(items::SK, KeyType::Range)?)
-            .global_secondary_indexes(index("GSI1", items::GSI1PK, items::GSI1SK)?)
-            .global_secondary_indexes(index("GSI2", items::GSI2PK, items::GSI2SK)?)
+            // Users, templates and categories by app: small records, read whole.
+            .global_secondary_indexes(index(
+                "GSI1",
+                items::GSI1PK,
+                items::GSI1SK,
+                ProjectionType::All,
+            )?)
+            // Notifications by app: keys only, so a status change writes no index.
+            .global_secondary_indexes(index(
+                "GSI2",
+                items::GSI2PK,
+                items::GSI2SK,
+                ProjectionType::KeysOnly,
+            )?)
             .stream_specification(built(
                 StreamSpecification::builder()
                     .stream_enabled(true)

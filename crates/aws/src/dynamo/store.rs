@@ -6,12 +6,15 @@ pub(super) const LIST_READ_BUDGET: usize = 1000;
 
 use super::expr::{Expr, n, s};
 use super::items::*;
-use super::{DailyCounters, DynamoStore, backend, built, sdk_error};
+use super::{
+    BATCH_GET, DailyCounters, DynamoStore, PARALLEL_BATCHES, UNPROCESSED_ROUNDS, backend, built,
+    sdk_error,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use herald_core::auth::ApiKeyRecord;
@@ -82,6 +85,15 @@ fn append_event(
     format!("{events} = list_append(if_not_exists({events}, {empty}), {value})")
 }
 
+/// A settled notification is `sent` if any delivery reached its recipient.
+fn final_status(reached: i64) -> (NotificationStatus, Option<&'static str>) {
+    if reached > 0 {
+        (NotificationStatus::Sent, None)
+    } else {
+        (NotificationStatus::Failed, Some("no delivery reached its recipient"))
+    }
+}
+
 /// A list's `IN (...)` operand for the given statuses.
 fn status_operand<S: std::fmt::Display>(e: &mut Expr, statuses: &[S]) -> String {
     statuses.iter().map(|st| e.value(s(st.to_string()))).collect::<Vec<_>>().join(", ")
@@ -114,9 +126,19 @@ impl DynamoStore {
         condition: Option<&str>,
         e: &Expr,
     ) -> StoreResult<TransactWriteItem> {
+        self.update_key(key(pk), update, condition, e)
+    }
+
+    pub(super) fn update_key(
+        &self,
+        key: Item,
+        update: &str,
+        condition: Option<&str>,
+        e: &Expr,
+    ) -> StoreResult<TransactWriteItem> {
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(pk)))
+            .set_key(Some(key))
             .update_expression(update)
             .set_condition_expression(condition.map(str::to_owned))
             .set_expression_attribute_names(e.names())
@@ -202,11 +224,15 @@ impl DynamoStore {
     }
 
     pub(super) async fn get(&self, pk: String) -> StoreResult<Option<Item>> {
+        self.get_key(key(pk)).await
+    }
+
+    pub(super) async fn get_key(&self, key: Item) -> StoreResult<Option<Item>> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(pk)))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
@@ -214,54 +240,109 @@ impl DynamoStore {
         Ok(output.item)
     }
 
+    /// The items under `keys` that exist (in no particular order), with consistent
+    /// reads, 100 keys a request and a few requests in flight.
+    pub(super) async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
+        let chunks: Vec<Vec<Item>> = keys.chunks(BATCH_GET).map(<[Item]>::to_vec).collect();
+        let found: Vec<Vec<Item>> = futures::stream::iter(chunks)
+            .map(|chunk| self.batch_get_chunk(chunk))
+            .buffered(PARALLEL_BATCHES)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn batch_get_chunk(&self, mut keys: Vec<Item>) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::with_capacity(keys.len());
+        for round in 0..UNPROCESSED_ROUNDS {
+            if keys.is_empty() {
+                return Ok(items);
+            }
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << round)).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .consistent_read(true)
+                .build()
+                .map_err(backend)?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(
+                output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default(),
+            );
+            keys = output
+                .unprocessed_keys
+                .unwrap_or_default()
+                .remove(&self.table)
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if keys.is_empty() {
+            Ok(items)
+        } else {
+            Err(backend(format!("{} reads stayed unprocessed", keys.len())))
+        }
+    }
+
     /// Queries a partition (of the table, or of an index) page by page until `limit`
     /// items pass the filter or the partition is exhausted.
     #[allow(clippy::too_many_arguments)]
-    /// A newest-first index query that reads at most `list_read_budget` items, so a
-    /// filter that matches little costs a bounded read; returns what matched and, when
-    /// it stopped early, the sort key of the last item read.
-    async fn query_bounded(
+    /// A newest-first page of an app's notifications that pass `keep`. The keys come
+    /// from GSI2 (keys only), then the items themselves; a call reads at most
+    /// `list_read_budget` keys, so a filter that matches little costs a bounded read.
+    /// Returns what matched and, when it stopped early, the last id it read.
+    async fn list_app(
         &self,
-        index: &str,
         key_condition: &str,
-        filter: Option<&str>,
         e: &Expr,
         limit: usize,
-    ) -> StoreResult<(Vec<Item>, Option<String>)> {
+        filtered: bool,
+        keep: impl Fn(&Notification) -> bool,
+    ) -> StoreResult<(Vec<Notification>, Option<String>)> {
         let mut found = Vec::new();
         let mut start = None;
         let mut read = 0usize;
         loop {
-            // With a filter, DynamoDB's limit counts items read, not items matched.
-            let budget = self.list_read_budget;
-            let page =
-                if filter.is_some() { budget.saturating_sub(read) } else { limit - found.len() };
+            let wanted = if filtered { self.list_read_budget - read } else { limit - found.len() };
             let output = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(index)
+                .index_name("GSI2")
                 .key_condition_expression(key_condition)
-                .set_filter_expression(filter.map(str::to_owned))
                 .set_expression_attribute_names(e.names())
                 .set_expression_attribute_values(e.values())
                 .scan_index_forward(false)
-                .limit(page.clamp(1, 1000) as i32)
+                .limit(wanted.clamp(1, BATCH_GET) as i32)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            read += output.scanned_count.max(0) as usize;
-            found.extend(output.items.unwrap_or_default());
-            let last = output.last_evaluated_key;
+            let index_items = output.items.unwrap_or_default();
+            read += index_items.len();
+            let keys = index_items.iter().map(|i| key(text(i, PK).unwrap_or_default().to_owned()));
+            let mut page = self
+                .batch_get(keys.collect())
+                .await?
+                .iter()
+                .map(decode_notification)
+                .collect::<StoreResult<Vec<_>>>()?;
+            page.sort_by(|a, b| b.id.cmp(&a.id));
+            found.extend(page.into_iter().filter(|n| keep(n)));
             if found.len() >= limit {
                 found.truncate(limit);
                 return Ok((found, None));
             }
-            match last {
+            match output.last_evaluated_key {
                 None => return Ok((found, None)),
                 Some(last) if read >= self.list_read_budget => {
-                    let at = last.get(GSI1SK).and_then(|v| v.as_s().ok()).cloned();
+                    let at = last.get(GSI2SK).and_then(|v| v.as_s().ok()).cloned();
                     return Ok((found, at));
                 }
                 Some(last) => start = Some(last),
@@ -514,10 +595,6 @@ impl DynamoStore {
         );
         update.push_str(", ");
         update.push_str(&append_event(&mut e, None, next.as_str(), detail));
-        if next != NotificationStatus::Accepted {
-            // Leaving `accepted` takes the notification out of the stranded index.
-            update.push_str(&format!(" REMOVE {}", e.name(GSI2PK)));
-        }
         let mut condition = format!("{status} IN ({predecessors})");
         if let Some(require) = require {
             condition.push_str(" AND ");
@@ -542,51 +619,121 @@ impl DynamoStore {
         {
             return Ok(false);
         }
-        let (next, detail) = if number(&item, "reached") > 0 {
-            (NotificationStatus::Sent, None)
-        } else {
-            (NotificationStatus::Failed, Some("no delivery reached its recipient"))
-        };
+        let (next, detail) = final_status(number(&item, "reached"));
         let mut e = Expr::default();
         let require = format!("{} <= {}", e.name("pending"), e.value(n(0)));
         self.move_notification(id, next, detail, Some(&require), e, "").await
     }
 
-    /// Sends a dispatched notification's outbox unless a previous run already did,
-    /// then marks it sent. Between the two a crash can only repeat jobs, never lose
-    /// them, and send is idempotent per delivery.
-    async fn flush_dispatch_outbox(
+    /// Counts a delivery's change on its notification (`pending` and `reached`
+    /// deltas) and settles the notification when no delivery is left pending: one
+    /// write on the common paths, whether it was the last delivery or not.
+    async fn count_on_notification(
         &self,
         id: &NotificationId,
-        outbox: Vec<Job>,
+        pending: i64,
+        reached: i64,
     ) -> StoreResult<()> {
-        self.queue.enqueue(outbox).await?;
+        if pending == 0 && reached == 0 {
+            return Ok(());
+        }
+        let Some(item) = self.notification_item(id).await? else { return Ok(()) };
+        let (stored_pending, stored_reached) = (number(&item, "pending"), number(&item, "reached"));
+        let dispatched = text(&item, "status")? == NotificationStatus::Dispatched.as_str();
+        if dispatched && pending < 0 && stored_pending + pending == 0 {
+            // The last pending delivery: its counts and the final status in one write,
+            // conditional on the counts read (else it raced, and adds below).
+            let total = stored_reached + reached;
+            let (next, detail) = final_status(total);
+            let mut e = Expr::default();
+            let require = format!(
+                "{} = {} AND {} = {}",
+                e.name("pending"),
+                e.value(n(stored_pending)),
+                e.name("reached"),
+                e.value(n(stored_reached))
+            );
+            let counters = format!(
+                ", {} = {}, {} = {}",
+                e.name("pending"),
+                e.value(n(0)),
+                e.name("reached"),
+                e.value(n(total))
+            );
+            if self.move_notification(id, next, detail, Some(&require), e, &counters).await? {
+                return Ok(());
+            }
+        }
         let mut e = Expr::default();
-        let update =
-            format!("SET {} = {}", e.name("outbox_sent"), e.value(AttributeValue::Bool(true)));
-        self.client
+        let update = format!(
+            "ADD {} {}, {} {}",
+            e.name("pending"),
+            e.value(n(pending)),
+            e.name("reached"),
+            e.value(n(reached))
+        );
+        let condition = format!("attribute_exists({})", e.name(PK));
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(notification_pk(id))))
             .update_expression(update)
+            .condition_expression(condition)
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
-            .await
-            .map_err(sdk_error)?;
+            .await;
+        let updated = match result {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(sdk_error(e)),
+        };
+        let still_dispatched =
+            text(&updated, "status").is_ok_and(|st| st == NotificationStatus::Dispatched.as_str());
+        if still_dispatched && number(&updated, "pending") <= 0 {
+            self.settle(id).await?;
+        }
         Ok(())
     }
 
+    /// What an idempotency key already in its window says about a request with it.
+    async fn earlier_claim(
+        &self,
+        app: &str,
+        claim: &IdempotencyClaim,
+    ) -> StoreResult<Option<AcceptOutcome>> {
+        let Some(earlier) = self.get(idempotency_pk(app, &claim.key)).await? else {
+            return Ok(None);
+        };
+        if text(&earlier, "created_at")? < format_time(Utc::now() - IDEMPOTENCY_WINDOW).as_str() {
+            return Ok(None);
+        }
+        if text(&earlier, "body_hash")? != claim.body_hash {
+            return Ok(Some(AcceptOutcome::KeyReused));
+        }
+        let id = NotificationId::parse(text(&earlier, "notification_id")?)
+            .map_err(|_| herald_core::ports::StoreError::Corrupt("idempotency record".into()))?;
+        Ok(Some(AcceptOutcome::Replayed(id)))
+    }
+
+    /// The notification's deliveries: the rest of its partition, read consistently.
     async fn delivery_items(&self, notification: &NotificationId) -> StoreResult<Vec<Item>> {
         let mut e = Expr::default();
         let condition = format!(
             "{} = {} AND begins_with({}, {})",
-            e.name(GSI1PK),
+            e.name(PK),
             e.value(s(notification_pk(notification))),
-            e.name(GSI1SK),
-            e.value(s("D#"))
+            e.name(SK),
+            e.value(s(DELIVERY_SK_PREFIX))
         );
-        self.query(Some("GSI1"), &condition, None, &e, true, None).await
+        self.query(None, &condition, None, &e, true, None).await
     }
 }
 
@@ -598,6 +745,17 @@ impl Store for DynamoStore {
         claim: Option<&IdempotencyClaim>,
         outbox: Vec<Job>,
     ) -> StoreResult<AcceptOutcome> {
+        // A repeat of an earlier request is answered before anything is queued.
+        if let Some(claim) = claim
+            && let Some(earlier) = self.earlier_claim(&notification.app_id, claim).await?
+        {
+            return Ok(earlier);
+        }
+        // The dispatch message goes first: a crash after it leaves a message for a
+        // notification that was never written (dispatch lets it go after a few tries,
+        // and the caller got no 202), never a notification without a message. So no
+        // sweep and no index of accepted notifications is needed.
+        self.queue.enqueue(outbox).await?;
         let mut attempt = 0;
         loop {
             let mut writes = Vec::new();
@@ -626,20 +784,12 @@ impl Store for DynamoStore {
             );
             match self.commit(writes).await {
                 Ok(()) => break,
+                // Lost a race for the key: the winner's message is the one that counts
+                // (this request's goes unanswered, see above).
                 Err(TxError::ConditionFailed(failed)) if claim.is_some() && failed[0] => {
                     let claim = claim.expect("checked above");
-                    let pk = idempotency_pk(&notification.app_id, &claim.key);
-                    match self.get(pk).await? {
-                        Some(earlier) if text(&earlier, "body_hash")? == claim.body_hash => {
-                            let id = NotificationId::parse(text(&earlier, "notification_id")?)
-                                .map_err(|_| {
-                                    herald_core::ports::StoreError::Corrupt(
-                                        "idempotency record".into(),
-                                    )
-                                })?;
-                            return Ok(AcceptOutcome::Replayed(id));
-                        }
-                        Some(_) => return Ok(AcceptOutcome::KeyReused),
+                    match self.earlier_claim(&notification.app_id, claim).await? {
+                        Some(earlier) => return Ok(earlier),
                         // Purged in between: try again.
                         None if attempt < MAX_TRANSACTION_RETRIES => attempt += 1,
                         None => {
@@ -652,9 +802,6 @@ impl Store for DynamoStore {
                 Err(e) => return Err(tx_store_error(e)),
             }
         }
-        // The outbox goes out after the write; a crash in between leaves the
-        // notification `accepted`, which the stranded sweep re-queues.
-        self.queue.enqueue(outbox).await?;
         Ok(AcceptOutcome::Created)
     }
 
@@ -671,9 +818,9 @@ impl Store for DynamoStore {
         // Ids sort by time: the time window and the cursor are a key range.
         let (lowest, highest) = filter.id_range();
         let mut key_condition =
-            format!("{} = {}", e.name(GSI1PK), e.value(s(app_partition(app_id))));
+            format!("{} = {}", e.name(GSI2PK), e.value(s(app_partition(app_id))));
         // Named only when used: DynamoDB refuses an unused attribute name.
-        let sk = if lowest.is_some() || highest.is_some() { e.name(GSI1SK) } else { String::new() };
+        let sk = if lowest.is_some() || highest.is_some() { e.name(GSI2SK) } else { String::new() };
         match (&lowest, &highest) {
             (Some(lo), Some(hi)) => key_condition.push_str(&format!(
                 " AND {sk} BETWEEN {} AND {}",
@@ -684,82 +831,38 @@ impl Store for DynamoStore {
             (None, Some(hi)) => key_condition.push_str(&format!(" AND {sk} < {}", e.value(s(hi)))),
             (None, None) => {}
         }
-        let mut filters = Vec::new();
-        if let Some(status) = filter.status {
-            filters.push(format!("{} = {}", e.name("status"), e.value(s(status.as_str()))));
-        }
-        if let Some(priority) = filter.priority {
-            filters.push(format!("{} = {}", e.name("priority"), e.value(s(priority.as_str()))));
-        }
-        if let Some(channel) = filter.channel {
-            filters.push(format!(
-                "contains({}, {})",
-                e.name("channels"),
-                e.value(s(channel.as_str()))
-            ));
-        }
-        if let Some(category) = &filter.category {
-            filters.push(format!("{} = {}", e.name("category"), e.value(s(category))));
-        }
-        if let Some(after) = filter.created_after {
-            filters.push(format!("{} >= {}", e.name("created_at"), e.value(s(format_time(after)))));
-        }
-        if let Some(before) = filter.created_before {
-            filters.push(format!("{} < {}", e.name("created_at"), e.value(s(format_time(before)))));
-        }
-        let filter_text = (!filters.is_empty()).then(|| filters.join(" AND "));
-        let (found, stopped_at) = self
-            .query_bounded("GSI1", &key_condition, filter_text.as_deref(), &e, filter.limit)
-            .await?;
+        let filtered = filter.status.is_some()
+            || filter.priority.is_some()
+            || filter.channel.is_some()
+            || filter.category.is_some()
+            || filter.created_after.is_some()
+            || filter.created_before.is_some();
         // BETWEEN includes its upper end, which the range excludes.
-        let items = found
-            .iter()
-            .filter(|item| lowest.is_none() || text(item, GSI1SK).ok() != highest.as_deref())
-            .map(decode_notification)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let keep = |n: &Notification| {
+            (lowest.is_none() || Some(n.id.to_string()) != highest)
+                && filter.status.is_none_or(|st| n.status == st)
+                && filter.priority.is_none_or(|p| n.priority == p)
+                && filter.channel.is_none_or(|c| n.channels.contains(&c))
+                && filter.category.as_ref().is_none_or(|c| n.category.as_ref() == Some(c))
+                && filter.created_after.is_none_or(|t| n.created_at >= t)
+                && filter.created_before.is_none_or(|t| n.created_at < t)
+        };
+        let (items, stopped_at) =
+            self.list_app(&key_condition, &e, filter.limit, filtered, keep).await?;
         let resume_before = stopped_at
             .filter(|_| items.len() < filter.limit)
             .and_then(|id| NotificationId::parse(&id).ok());
         Ok(NotificationList { items, resume_before })
     }
 
+    /// None: the dispatch message is queued before the notification is written.
     async fn stranded_notifications(
         &self,
-        before: DateTime<Utc>,
-        after: Option<&NotificationId>,
-        limit: usize,
+        _before: DateTime<Utc>,
+        _after: Option<&NotificationId>,
+        _limit: usize,
     ) -> StoreResult<Vec<Notification>> {
-        // Ids sort by creation time, so "created before" is a key range.
-        let upper = format!(
-            "{}_{}",
-            NotificationId::PREFIX,
-            ulid::Ulid::from_parts(before.timestamp_millis().max(0) as u64, 0)
-        );
-        let lower = after.map(|id| id.to_string()).unwrap_or_else(|| "ntf_".to_owned());
-        let mut found = Vec::new();
-        for shard in 0..ACCEPTED_SHARDS {
-            let mut e = Expr::default();
-            let condition = format!(
-                "{} = {} AND {} BETWEEN {} AND {}",
-                e.name(GSI2PK),
-                e.value(s(accepted_shard(&NotificationId::new(), Some(shard)))),
-                e.name(GSI2SK),
-                e.value(s(&lower)),
-                e.value(s(&upper))
-            );
-            let items =
-                self.query(Some("GSI2"), &condition, None, &e, true, Some(limit + 1)).await?;
-            for item in &items {
-                let notification = decode_notification(item)?;
-                let is_after = after.is_none_or(|a| notification.id > *a);
-                if is_after && notification.status == NotificationStatus::Accepted {
-                    found.push(notification);
-                }
-            }
-        }
-        found.sort_by(|a, b| a.id.cmp(&b.id));
-        found.truncate(limit);
-        Ok(found)
+        Ok(Vec::new())
     }
 
     async fn transition_notification(
@@ -776,8 +879,8 @@ impl Store for DynamoStore {
             } else {
                 DeliveryStatus::Expired
             };
-            // The index may lag a just-written delivery; send also checks the
-            // notification's status, so such a delivery is canceled there instead.
+            // A delivery written after this read (a fallback) is canceled by send,
+            // which checks the notification's status first.
             for item in self.delivery_items(id).await? {
                 let delivery = decode_delivery(&item)?;
                 if delivery.status == DeliveryStatus::Queued {
@@ -809,6 +912,11 @@ impl Store for DynamoStore {
         self.queue.enqueue(outbox).await
     }
 
+    /// Writes the deliveries, queues their sends, then marks the notification
+    /// `dispatched`. A crash before the mark leaves it `accepted`, so the redelivered
+    /// dispatch message runs this again: the rows already written stand and their
+    /// sends are queued again (send is idempotent per delivery). Once marked, the
+    /// sends are on the queue: the mark is the outbox's receipt, with no write of its own.
     async fn record_dispatch(
         &self,
         id: &NotificationId,
@@ -819,7 +927,6 @@ impl Store for DynamoStore {
             return Ok(false);
         };
         if text(&item, "status")? != NotificationStatus::Accepted.as_str() {
-            // Dispatched already: `requeue_unsent_dispatch` repairs a lost outbox.
             return Ok(false);
         }
         let mut outbox = outbox;
@@ -827,6 +934,7 @@ impl Store for DynamoStore {
         let priority = decode_notification(&item)?.priority;
         let statuses =
             self.reconcile_with_stored(deliveries, &existed, priority, &mut outbox).await?;
+        self.queue.enqueue(outbox).await?;
         let pending = statuses.iter().filter(|s| !s.is_settled()).count();
         let reached = statuses.iter().filter(|s| s.reached_recipient()).count();
         let mut e = Expr::default();
@@ -840,37 +948,15 @@ impl Store for DynamoStore {
         let moved = self
             .move_notification(id, NotificationStatus::Dispatched, None, None, e, &counters)
             .await?;
-        if !moved {
-            return Ok(false);
-        }
-        if pending == 0 {
+        if moved && pending == 0 {
             // Every delivery was settled at creation (all suppressed, say).
             self.settle(id).await?;
         }
-        self.flush_dispatch_outbox(id, outbox).await?;
-        Ok(true)
-    }
-
-    async fn requeue_unsent_dispatch(&self, id: &NotificationId) -> StoreResult<()> {
-        let Some(item) = self.notification_item(id).await? else { return Ok(()) };
-        let dispatched = text(&item, "status")? == NotificationStatus::Dispatched.as_str();
-        if !dispatched || item.contains_key("outbox_sent") {
-            return Ok(());
-        }
-        // The crash was at least a visibility timeout ago, so the index has the rows.
-        let priority = decode_notification(&item)?.priority;
-        let jobs = self
-            .deliveries(id)
-            .await?
-            .iter()
-            .filter(|d| d.status == DeliveryStatus::Queued)
-            .map(|d| herald_core::pipeline::delivery_job(d, priority, Utc::now()))
-            .collect();
-        self.flush_dispatch_outbox(id, jobs).await
+        Ok(moved)
     }
 
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
-        self.get(delivery_pk(id)).await?.as_ref().map(decode_delivery).transpose()
+        self.get_key(delivery_key(id)).await?.as_ref().map(decode_delivery).transpose()
     }
 
     async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>> {
@@ -893,7 +979,7 @@ impl Store for DynamoStore {
         outcome: DeliveryOutcome,
     ) -> StoreResult<bool> {
         let mut attempt = 0;
-        let notification = loop {
+        let current = loop {
             let Some(current) = self.delivery(id).await? else {
                 return Ok(false);
             };
@@ -929,36 +1015,78 @@ impl Store for DynamoStore {
                 update.push_str(&format!(" REMOVE {}", e.name("reason")));
             }
             let condition = format!("{status} = {}", e.value(s(current.status.as_str())));
-            let mut writes = vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?];
-            let pending = -i64::from(!current.status.is_settled() && next.is_settled());
-            let reached =
-                i64::from(next.reached_recipient()) - i64::from(current.status.reached_recipient());
-            if pending != 0 || reached != 0 {
-                let mut c = Expr::default();
-                let update = format!(
-                    "ADD {} {}, {} {}",
-                    c.name("pending"),
-                    c.value(n(pending)),
-                    c.name("reached"),
-                    c.value(n(reached))
-                );
-                writes.push(self.update(
-                    notification_pk(&current.notification_id),
-                    &update,
-                    None,
-                    &c,
-                )?);
-            }
+            let writes = vec![self.update_key(delivery_key(id), &update, Some(&condition), &e)?];
             match self.commit(writes).await {
-                Ok(()) => break current.notification_id,
+                Ok(()) => break current,
                 Err(TxError::ConditionFailed(_)) if attempt < MAX_TRANSACTION_RETRIES => {
                     attempt += 1
                 }
                 Err(e) => return Err(tx_store_error(e)),
             }
         };
-        self.settle(&notification).await?;
+        // Counted in a write of its own, not a transaction (which costs each item
+        // twice): a crash in between is repaired by `recount_pending` when the send
+        // message comes back.
+        let pending = -i64::from(!current.status.is_settled() && next.is_settled());
+        let reached =
+            i64::from(next.reached_recipient()) - i64::from(current.status.reached_recipient());
+        self.count_on_notification(&current.notification_id, pending, reached).await?;
         Ok(true)
+    }
+
+    async fn recount_pending(&self, id: &NotificationId) -> StoreResult<()> {
+        for _ in 0..MAX_TRANSACTION_RETRIES {
+            let Some(item) = self.notification_item(id).await? else { return Ok(()) };
+            if text(&item, "status")? != NotificationStatus::Dispatched.as_str() {
+                return Ok(());
+            }
+            let statuses: Vec<DeliveryStatus> = self
+                .delivery_items(id)
+                .await?
+                .iter()
+                .map(|item| decode_delivery(item).map(|d| d.status))
+                .collect::<StoreResult<_>>()?;
+            let pending = statuses.iter().filter(|s| !s.is_settled()).count() as i64;
+            let reached = statuses.iter().filter(|s| s.reached_recipient()).count() as i64;
+            let (stored_pending, stored_reached) =
+                (number(&item, "pending"), number(&item, "reached"));
+            if (pending, reached) != (stored_pending, stored_reached) {
+                // Conditional on the counts read, so a concurrent count is not lost.
+                let mut e = Expr::default();
+                let update = format!(
+                    "SET {} = {}, {} = {}",
+                    e.name("pending"),
+                    e.value(n(pending)),
+                    e.name("reached"),
+                    e.value(n(reached))
+                );
+                let condition = format!(
+                    "{} = {} AND {} = {}",
+                    e.name("pending"),
+                    e.value(n(stored_pending)),
+                    e.name("reached"),
+                    e.value(n(stored_reached))
+                );
+                match self
+                    .commit(vec![self.update(
+                        notification_pk(id),
+                        &update,
+                        Some(&condition),
+                        &e,
+                    )?])
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(TxError::ConditionFailed(_)) => continue,
+                    Err(TxError::Store(e)) => return Err(e),
+                }
+            }
+            if pending == 0 {
+                self.settle(id).await?;
+            }
+            return Ok(());
+        }
+        Err(herald_core::ports::StoreError::Conflict("the counts kept changing".into()))
     }
 
     async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str) -> StoreResult<()> {
@@ -974,7 +1102,9 @@ impl Store for DynamoStore {
             append_event(&mut e, Some(id), "attempt_failed", Some(error))
         );
         let condition = format!("attribute_exists({})", e.name(PK));
-        match self.commit(vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?]).await
+        match self
+            .commit(vec![self.update_key(delivery_key(id), &update, Some(&condition), &e)?])
+            .await
         {
             Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
             Err(TxError::Store(e)) => Err(e),
@@ -998,7 +1128,9 @@ impl Store for DynamoStore {
         );
         let condition =
             format!("{} = {}", e.name("status"), e.value(s(DeliveryStatus::Queued.as_str())));
-        match self.commit(vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?]).await
+        match self
+            .commit(vec![self.update_key(delivery_key(id), &update, Some(&condition), &e)?])
+            .await
         {
             Ok(()) => Ok(true),
             Err(TxError::ConditionFailed(_)) => Ok(false),
@@ -1015,7 +1147,9 @@ impl Store for DynamoStore {
         let mut e = Expr::default();
         let update = format!("SET {}", append_event(&mut e, Some(id), event, detail));
         let condition = format!("attribute_exists({})", e.name(PK));
-        match self.commit(vec![self.update(delivery_pk(id), &update, Some(&condition), &e)?]).await
+        match self
+            .commit(vec![self.update_key(delivery_key(id), &update, Some(&condition), &e)?])
+            .await
         {
             Ok(()) => Ok(true),
             Err(TxError::ConditionFailed(_)) => Ok(false),

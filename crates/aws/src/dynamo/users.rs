@@ -4,9 +4,8 @@
 
 use super::expr::{Expr, s};
 use super::items::{GSI1PK, GSI1SK, Item, key, number, optional_text, text};
-use super::{DynamoStore, backend, sdk_error};
+use super::{BATCH_GET, DynamoStore, PARALLEL_BATCHES, sdk_error};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
 use aws_sdk_dynamodb::types::ReturnValue;
 use futures::{StreamExt, TryStreamExt};
 use herald_core::domain::{User, UserProfile};
@@ -52,51 +51,10 @@ impl DynamoStore {
     }
 }
 
-/// Keys per BatchGetItem (DynamoDB's maximum) and such requests in flight at once.
-const BATCH_GET: usize = 100;
-const PARALLEL_BATCHES: usize = 4;
-/// Rounds of asking again for unprocessed keys before giving up.
-const UNPROCESSED_ROUNDS: usize = 8;
-
 impl DynamoStore {
     async fn batch_get_users(&self, app_id: &str, ids: Vec<String>) -> StoreResult<Vec<User>> {
-        let mut keys: Vec<Item> = ids.iter().map(|id| key(user_pk(app_id, id))).collect();
-        let mut users = Vec::with_capacity(keys.len());
-        for round in 0..UNPROCESSED_ROUNDS {
-            if keys.is_empty() {
-                return Ok(users);
-            }
-            if round > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
-            }
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut keys)))
-                .consistent_read(true)
-                .build()
-                .map_err(backend)?;
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default()
-            {
-                users.push(decode_user(&item)?);
-            }
-            keys = output
-                .unprocessed_keys
-                .unwrap_or_default()
-                .remove(&self.table)
-                .map(|k| k.keys)
-                .unwrap_or_default();
-        }
-        if keys.is_empty() {
-            Ok(users)
-        } else {
-            Err(backend(format!("{} user reads stayed unprocessed", keys.len())))
-        }
+        let keys: Vec<Item> = ids.iter().map(|id| key(user_pk(app_id, id))).collect();
+        self.batch_get(keys).await?.iter().map(decode_user).collect()
     }
 }
 

@@ -8,7 +8,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use futures::StreamExt;
 use herald_core::domain::NotificationId;
 use herald_core::integrations::IntegrationRouter;
-use herald_core::pipeline::dispatch::{Directory, dispatch};
+use herald_core::pipeline::dispatch::{Directory, dispatch, retry_missing};
 use herald_core::pipeline::personalize::Personalizer;
 use herald_core::pipeline::retry::RetryPolicy;
 use herald_core::pipeline::send::{SendContext, send};
@@ -143,7 +143,11 @@ pub async fn handle_dispatch_batch(stages: &Stages<'_>, event: SqsEvent) -> SqsB
         let Ok(id) = NotificationId::parse(&job.payload) else {
             return queue.dead_letter(&job, "the message is not a notification id").await;
         };
-        dispatch(stages.store, stages.directory, &id, chrono::Utc::now()).await.map(|_| ())
+        let outcome = dispatch(stages.store, stages.directory, &id, chrono::Utc::now()).await?;
+        match retry_missing(outcome, &job) {
+            Some(delay) => queue.retry(&job, delay, "no such notification yet").await,
+            None => Ok(()),
+        }
     })
     .await
 }

@@ -173,11 +173,7 @@ impl Backends {
 
     /// The ports `track` works with.
     pub fn tracking(&self) -> Tracking<'_> {
-        Tracking {
-            store: self.store.as_ref(),
-            queue: self.queue.as_ref(),
-            counters: self.store.as_ref(),
-        }
+        Tracking { store: self.store.as_ref(), counters: self.store.as_ref() }
     }
 
     /// Where dispatch and fallback look up users, groups and preferences.

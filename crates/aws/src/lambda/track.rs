@@ -3,17 +3,16 @@
 //!   per-app, per-day counter (`notifications_sent`, `email_delivered`, …);
 //! - SES events through SNS: `Delivery` and permanent `Bounce` settle the delivery;
 //!   opens, clicks, complaints and the rest go on its timeline;
-//! - a schedule (`{"herald": "sweep-stranded"}`, every few minutes): notifications left
-//!   `accepted` without a dispatch message (the api's SQS send failed after its write)
-//!   are queued again. Dispatch is idempotent, so a false alarm costs nothing.
+//!
+//! No sweep for stranded notifications: on DynamoDB the api queues the dispatch
+//! message before it writes the notification, so none is left without one.
 
 use super::LambdaError;
 use crate::dynamo::{DailyCounters, DynamoStore};
 use async_trait::async_trait;
 use herald_core::channels::Feedback;
 use herald_core::channels::email::ses_events;
-use herald_core::pipeline::intake::requeue_stranded;
-use herald_core::ports::{DeliveryOutcome, QueueProducer, Store, StoreResult};
+use herald_core::ports::{DeliveryOutcome, Store, StoreResult};
 use serde_json::Value;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -24,13 +23,7 @@ pub struct TrackSummary {
     pub provider_events: usize,
     /// SES events for deliveries Herald does not know (another sender's mail).
     pub unknown: usize,
-    /// Stranded notifications queued again by a sweep.
-    pub requeued: usize,
 }
-
-/// How old an `accepted` notification must be before a sweep takes it for stranded:
-/// well past the api's write-then-send, so the sweep never races a live request.
-const STRANDED_AFTER_SECONDS: i64 = 120;
 
 fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(value, |v, key| v.get(key))?.as_str()
@@ -53,7 +46,6 @@ impl StreamCounters for DynamoStore {
 /// What `track` works with: ports only, so its events also run against SQLite in tests.
 pub struct Tracking<'a> {
     pub store: &'a dyn Store,
-    pub queue: &'a dyn QueueProducer,
     pub counters: &'a dyn StreamCounters,
 }
 
@@ -62,12 +54,6 @@ pub async fn handle_track(
     event: Value,
 ) -> Result<TrackSummary, LambdaError> {
     let mut summary = TrackSummary::default();
-    if text(&event, &["herald"]) == Some("sweep-stranded") {
-        let age = event["older_than_seconds"].as_i64().unwrap_or(STRANDED_AFTER_SECONDS);
-        let before = chrono::Utc::now() - chrono::Duration::seconds(age);
-        summary.requeued = requeue_stranded(tracking.store, tracking.queue, before).await?;
-        return Ok(summary);
-    }
     let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut counters = DailyCounters::new();
     let (mut first, mut last) = (None, None);
@@ -101,19 +87,20 @@ pub async fn handle_track(
 /// delivery's status changed.
 fn status_change(record: &Value) -> Option<((String, String), String)> {
     let change = record.get("dynamodb")?;
-    if text(change, &["Keys", "SK", "S"]) != Some("#") {
-        return None;
-    }
+    let pk = text(change, &["Keys", "PK", "S"])?;
+    let sk = text(change, &["Keys", "SK", "S"])?;
     let new_status = text(change, &["NewImage", "status", "S"])?;
     if text(change, &["OldImage", "status", "S"]) == Some(new_status) {
         return None;
     }
     let day = text(change, &["NewImage", "updated_at", "S"])?.get(..10)?.to_owned();
     let app = text(change, &["NewImage", "app_id", "S"])?.to_owned();
-    let pk = text(change, &["Keys", "PK", "S"])?;
-    let counter = if pk.starts_with("N#") {
+    // A notification is `N#{id}` / `#`; its deliveries share its partition (`D#{id}`).
+    let counter = if !pk.starts_with("N#") {
+        return None;
+    } else if sk == "#" {
         format!("notifications_{new_status}")
-    } else if pk.starts_with("D#") {
+    } else if sk.starts_with("D#") {
         format!("{}_{new_status}", text(change, &["NewImage", "channel", "S"])?)
     } else {
         return None;
