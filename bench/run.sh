@@ -27,7 +27,7 @@ SINK_PORT=18481
 start_herald() {
   rm -rf "$WORK/data"
   HERALD_ADDR=127.0.0.1:$HERALD_PORT HERALD_DATA_DIR="$WORK/data" HERALD_ADMIN_KEY=$HERALD_KEY \
-    HERALD_WEBHOOK_SECRET=$SECRET HERALD_LOG=warn "$BIN/herald" serve >"$WORK/herald.log" 2>&1 &
+    HERALD_WEBHOOK_SECRET=$SECRET HERALD_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8 HERALD_LOG=warn "$BIN/herald" serve >"$WORK/herald.log" 2>&1 &
   HERALD_PID=$!
   PIDS+=("$HERALD_PID")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HERALD_PORT/healthz" >/dev/null && return; sleep 0.1; done

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Mixed load, all on loopback, each phase bounded in time:
+#   1. Herald: wrk posts webhook notifications for N seconds while Herald delivers them
+#      to nginx at the same time; intake (accepted/s, latency) and end to end
+#      (deliveries/s from wrk's start to the last delivery nginx logged);
+#   2. Apprise: bench/apprise_send.py sends to the same nginx with Apprise's JSON
+#      notifier for the same N seconds, counted the same way.
+# nginx (one worker, answers 200) counts deliveries in its access log, so neither side
+# counts its own. The receiver does no signature checks, unlike bench/run.sh's.
+# usage: bench/mixed.sh [seconds, default 10] [connections, default 64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN="${1:-10}"
+CONNECTIONS="${2:-64}"
+APPRISE_VERSION=2.2.0
+VENV="$HOME/.cache/herald-py/apprise"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "needs nginx (apt-get install nginx-light)"; exit 1; }
+python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "needs python3-venv (apt-get install python3-venv)"; exit 1; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --locked -p herald-cli --bin herald >&2
+BIN="$CARGO_TARGET_DIR/release"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+HERALD_PORT=18490
+NGINX_PORT=18491
+export HERALD_KEY="hk_bench_admin_key_0123456789abcdef"
+
+# nginx: every path of its own under $WORK, one worker; `return` answers a POST
+# (a static file would be a 405). The log keeps each delivery's time, path and
+# webhook-id (Herald's delivery id, the same on a retry; "-" for Apprise).
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  log_format bench '\$msec \$uri \$status \$http_webhook_id';
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    access_log $WORK/nginx/access.log bench;
+    location / { return 200 "ok"; }
+  }
+}
+EOF
+"$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
+PIDS+=("$!")
+for _ in $(seq 50); do curl -sf -X POST "http://127.0.0.1:$NGINX_PORT/ready" >/dev/null && break; sleep 0.1; done
+curl -sf -X POST "http://127.0.0.1:$NGINX_PORT/ready" >/dev/null || { echo "nginx did not start"; cat "$WORK/nginx/error.log"; exit 1; }
+
+# From nginx's log: requests to a path, distinct webhook-ids among them, the last one's time.
+delivered() { awk -v p="$1" '$2 == p && $3 == 200 { n++ } END { print n + 0 }' "$WORK/nginx/access.log"; }
+distinct() { awk -v p="$1" '$2 == p && $3 == 200 && !seen[$4]++ { n++ } END { print n + 0 }' "$WORK/nginx/access.log"; }
+last_delivery() { awk -v p="$1" '$2 == p && $3 == 200 { t = $1 } END { print t }' "$WORK/nginx/access.log"; }
+# Waits (at most 300 s) until nginx has logged $2 requests to path $1, then while more
+# still come: wrk does not count the requests in flight at its deadline (up to one per
+# connection), which Herald accepted all the same.
+wait_for() {
+  local n=0 prev
+  for _ in $(seq 600); do n=$(delivered "$1"); [ "$n" -ge "$2" ] && break; sleep 0.5; done
+  for _ in $(seq 20); do prev=$n; sleep 1; n=$(delivered "$1"); [ "$n" -eq "$prev" ] && break; done
+}
+rate() { python3 -c "import sys; n,a,b=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'{n/(b-a):.0f} {b-a:.2f}')" "$@"; }
+
+echo "== Herald: webhooks to nginx, $CONNECTIONS connections, ${SECONDS_PER_RUN}s of sends, delivering meanwhile"
+# Loopback targets are refused unless allowed (docs/security.md, SSRF).
+HERALD_ADDR=127.0.0.1:$HERALD_PORT HERALD_DATA_DIR="$WORK/data" HERALD_ADMIN_KEY=$HERALD_KEY \
+  HERALD_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8 HERALD_LOG=warn "$BIN/herald" serve >"$WORK/herald.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HERALD_PORT/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$HERALD_PORT/healthz" >/dev/null || { echo "herald did not start"; cat "$WORK/herald.log"; exit 1; }
+
+export BODY="{\"to\":[{\"webhook\":{\"url\":\"http://127.0.0.1:$NGINX_PORT/herald\"}}],\"channels\":[\"webhook\"],\"content\":{\"webhook\":{\"order\":42}}}"
+start=$(date +%s.%N)
+result=$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s bench/send.lua "http://127.0.0.1:$HERALD_PORT/v1/notifications" | grep RESULT)
+echo "$result"
+# wrk counts every answer; only 202s were accepted.
+accepted=$(( $(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result") - $(sed -E 's/.*non2xx=([0-9]+).*/\1/' <<<"$result") ))
+wrk_seconds=$(sed -E 's/.*seconds=([0-9.]+).*/\1/' <<<"$result")
+echo "intake: $accepted accepted, $(python3 -c "print(f'{$accepted/$wrk_seconds:.0f}')") accepted/s; latency ms p50/p90/p99/max: $(sed -E 's/.*p50_ms=([0-9.]+) p90_ms=([0-9.]+) p99_ms=([0-9.]+) max_ms=([0-9.]+).*/\1 \2 \3 \4/' <<<"$result")"
+[ "$accepted" -gt 0 ] || { echo "herald accepted nothing; its log:"; tail -n 20 "$WORK/herald.log"; exit 1; }
+wait_for /herald "$accepted"
+herald_n=$(distinct /herald)
+[ "$herald_n" -gt 0 ] || { echo "nginx got no webhook from herald; its log:"; tail -n 20 "$WORK/herald.log"; exit 1; }
+read -r herald_rate herald_s < <(rate "$herald_n" "$start" "$(last_delivery /herald)")
+echo "herald end to end: $herald_n deliveries ($(delivered /herald) requests) of $accepted accepted as wrk counted, in ${herald_s}s from wrk's start: $herald_rate deliveries/s"
+[ "$herald_n" -ge "$accepted" ] || echo "WARNING: not all accepted notifications were delivered within 300 s"
+errors=$(grep -ciE 'error|warn' "$WORK/herald.log" || true)
+[ "$errors" -eq 0 ] || { echo "herald logged $errors warnings or errors, the first:"; grep -iE 'error|warn' "$WORK/herald.log" | head -n 5; }
+kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+
+echo "== Apprise $APPRISE_VERSION: JSON notifier to nginx, ${SECONDS_PER_RUN}s of sends"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -c "import apprise, sys; sys.exit(apprise.__version__ != '$APPRISE_VERSION')" 2>/dev/null ||
+  "$VENV/bin/pip" install -q "apprise==$APPRISE_VERSION"
+result=$("$VENV/bin/python" bench/apprise_send.py "json://127.0.0.1:$NGINX_PORT/apprise" "$SECONDS_PER_RUN" | grep RESULT)
+echo "$result"
+sent=$(sed -E 's/.*sent=([0-9]+).*/\1/' <<<"$result")
+wait_for /apprise "$sent"
+apprise_n=$(delivered /apprise)
+[ "$apprise_n" -gt 0 ] || { echo "nginx got nothing from apprise"; exit 1; }
+read -r apprise_rate apprise_s < <(rate "$apprise_n" "$(sed -E 's/.*start=([0-9.]+).*/\1/' <<<"$result")" "$(last_delivery /apprise)")
+echo "apprise: $apprise_n delivered in ${apprise_s}s: $apprise_rate deliveries/s"
+
+python3 -c "import sys; h,a=int(sys.argv[1]),int(sys.argv[2]); print(f'SUMMARY herald={h} deliveries/s apprise={a} deliveries/s ratio={h/a:.1f}x')" "$herald_rate" "$apprise_rate"
