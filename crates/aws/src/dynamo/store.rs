@@ -85,6 +85,18 @@ fn append_event(
     format!("{events} = list_append(if_not_exists({events}, {empty}), {value})")
 }
 
+/// `pending = …` and `reached = …` joined by `separator` (`", "` to set them,
+/// `" AND "` to require them).
+fn counts(e: &mut Expr, pending: i64, reached: i64, separator: &str) -> String {
+    format!(
+        "{} = {}{separator}{} = {}",
+        e.name("pending"),
+        e.value(n(pending)),
+        e.name("reached"),
+        e.value(n(reached))
+    )
+}
+
 /// A settled notification is `sent` if any delivery reached its recipient.
 fn final_status(reached: i64) -> (NotificationStatus, Option<&'static str>) {
     if reached > 0 {
@@ -646,20 +658,8 @@ impl DynamoStore {
             let total = stored_reached + reached;
             let (next, detail) = final_status(total);
             let mut e = Expr::default();
-            let require = format!(
-                "{} = {} AND {} = {}",
-                e.name("pending"),
-                e.value(n(stored_pending)),
-                e.name("reached"),
-                e.value(n(stored_reached))
-            );
-            let counters = format!(
-                ", {} = {}, {} = {}",
-                e.name("pending"),
-                e.value(n(0)),
-                e.name("reached"),
-                e.value(n(total))
-            );
+            let require = counts(&mut e, stored_pending, stored_reached, " AND ");
+            let counters = format!(", {}", counts(&mut e, 0, total, ", "));
             if self.move_notification(id, next, detail, Some(&require), e, &counters).await? {
                 return Ok(());
             }
@@ -938,13 +938,7 @@ impl Store for DynamoStore {
         let pending = statuses.iter().filter(|s| !s.is_settled()).count();
         let reached = statuses.iter().filter(|s| s.reached_recipient()).count();
         let mut e = Expr::default();
-        let counters = format!(
-            ", {} = {}, {} = {}",
-            e.name("pending"),
-            e.value(n(pending as i64)),
-            e.name("reached"),
-            e.value(n(reached as i64))
-        );
+        let counters = format!(", {}", counts(&mut e, pending as i64, reached as i64, ", "));
         let moved = self
             .move_notification(id, NotificationStatus::Dispatched, None, None, e, &counters)
             .await?;
@@ -1053,20 +1047,8 @@ impl Store for DynamoStore {
             if (pending, reached) != (stored_pending, stored_reached) {
                 // Conditional on the counts read, so a concurrent count is not lost.
                 let mut e = Expr::default();
-                let update = format!(
-                    "SET {} = {}, {} = {}",
-                    e.name("pending"),
-                    e.value(n(pending)),
-                    e.name("reached"),
-                    e.value(n(reached))
-                );
-                let condition = format!(
-                    "{} = {} AND {} = {}",
-                    e.name("pending"),
-                    e.value(n(stored_pending)),
-                    e.name("reached"),
-                    e.value(n(stored_reached))
-                );
+                let update = format!("SET {}", counts(&mut e, pending, reached, ", "));
+                let condition = counts(&mut e, stored_pending, stored_reached, " AND ");
                 match self
                     .commit(vec![self.update(
                         notification_pk(id),
