@@ -8,6 +8,8 @@
 # nginx (one worker, answers 200) counts deliveries in its access log, so neither side
 # counts its own. The receiver does no signature checks, unlike bench/run.sh's.
 # usage: bench/mixed.sh [seconds, default 10] [connections, default 64]
+# Profiling: BENCH_PROFILE=profiling builds with symbols, and PERF_DATA=/tmp/perf.data
+# records Herald's phase with `perf record --call-graph dwarf` (docs/performance.md, "Where the time goes").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${1:-10}"
@@ -20,8 +22,11 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "needs nginx (ap
 python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "needs python3-venv (apt-get install python3-venv)"; exit 1; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --locked -p herald-cli --bin herald >&2
-BIN="$CARGO_TARGET_DIR/release"
+PROFILE="${BENCH_PROFILE:-release}"
+cargo build --profile "$PROFILE" --locked -p herald-cli --bin herald >&2
+BIN="$CARGO_TARGET_DIR/$PROFILE"
+PERF=()
+[ -z "${PERF_DATA:-}" ] || PERF=(perf record -F 499 --call-graph dwarf,16384 -o "$PERF_DATA" --)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -76,7 +81,7 @@ rate() { python3 -c "import sys; n,a,b=int(sys.argv[1]),float(sys.argv[2]),float
 echo "== Herald: webhooks to nginx, $CONNECTIONS connections, ${SECONDS_PER_RUN}s of sends, delivering meanwhile"
 # Loopback targets are refused unless allowed (docs/security.md, SSRF).
 HERALD_ADDR=127.0.0.1:$HERALD_PORT HERALD_DATA_DIR="$WORK/data" HERALD_ADMIN_KEY=$HERALD_KEY \
-  HERALD_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8 HERALD_LOG=warn "$BIN/herald" serve >"$WORK/herald.log" 2>&1 &
+  HERALD_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8 HERALD_LOG=warn "${PERF[@]}" "$BIN/herald" serve >"$WORK/herald.log" 2>&1 &
 PIDS+=("$!")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HERALD_PORT/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$HERALD_PORT/healthz" >/dev/null || { echo "herald did not start"; cat "$WORK/herald.log"; exit 1; }
@@ -98,7 +103,7 @@ echo "herald end to end: $herald_n deliveries ($(delivered /herald) requests) of
 [ "$herald_n" -ge "$accepted" ] || echo "WARNING: not all accepted notifications were delivered within 300 s"
 errors=$(grep -ciE 'error|warn' "$WORK/herald.log" || true)
 [ "$errors" -eq 0 ] || { echo "herald logged $errors warnings or errors, the first:"; grep -iE 'error|warn' "$WORK/herald.log" | head -n 5; }
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+kill -INT "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 
 echo "== Apprise $APPRISE_VERSION: JSON notifier to nginx, ${SECONDS_PER_RUN}s of sends"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
