@@ -128,6 +128,13 @@ impl HeldJobs for SqliteBackend {
     }
 }
 
+/// Leases up to ?5 due jobs of queue ?3 until ?1 under token ?2 (?4 is now). Strict
+/// priority: the inner query walks the index lane by lane.
+const LEASE: &str = "UPDATE jobs SET visible_at = ?1, attempts = attempts + 1, lease_token = ?2
+     WHERE id IN (SELECT id FROM jobs WHERE queue = ?3 AND visible_at <= ?4
+                  ORDER BY priority, visible_at, id LIMIT ?5)
+     RETURNING id, priority, payload, attempts";
+
 #[async_trait]
 impl QueueConsumer for SqliteBackend {
     async fn lease(
@@ -140,15 +147,7 @@ impl QueueConsumer for SqliteBackend {
         self.writer()
             .run(move |conn| {
                 let token = new_token();
-                // Strict priority: the inner query walks the index lane by lane.
-                let mut statement = conn
-                    .prepare_cached(
-                        "UPDATE jobs SET visible_at = ?1, attempts = attempts + 1, lease_token = ?2
-                     WHERE id IN (SELECT id FROM jobs WHERE queue = ?3 AND visible_at <= ?4
-                                  ORDER BY priority, visible_at, id LIMIT ?5)
-                     RETURNING id, priority, payload, attempts",
-                    )
-                    .db()?;
+                let mut statement = conn.prepare_cached(LEASE).db()?;
                 let rows = statement
                     .query_map(
                         params![
@@ -220,5 +219,28 @@ impl QueueStats for SqliteBackend {
             rows.collect::<rusqlite::Result<Vec<_>>>().db()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, StatementStatus, params};
+
+    /// A statement SQLite must re-prepare for new bound values costs a parse and a plan
+    /// on every call; the lease runs thousands of times a second (docs/performance.md).
+    #[test]
+    fn the_lease_statement_is_prepared_once_whatever_its_parameters() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::configure(&conn).unwrap();
+        conn.execute_batch(include_str!("schema.sql")).unwrap();
+        for now in [1_000_i64, 2_000, 3_000] {
+            let mut lease = conn.prepare_cached(super::LEASE).unwrap();
+            let rows = lease
+                .query_map(params![now + 60_000, format!("t{now}"), "dispatch", now, 8], |_| Ok(()))
+                .unwrap();
+            assert_eq!(rows.count(), 0);
+        }
+        let lease = conn.prepare_cached(super::LEASE).unwrap();
+        assert_eq!(lease.get_status(StatementStatus::RePrepare), 0);
     }
 }
