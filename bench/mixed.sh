@@ -10,6 +10,7 @@
 # usage: bench/mixed.sh [seconds, default 10] [connections, default 64]
 # Profiling: BENCH_PROFILE=profiling builds with symbols, and PERF_DATA=/tmp/perf.data
 # records Herald's phase with `perf record --call-graph dwarf` (docs/performance.md, "Where the time goes").
+# BENCH_ONLY_HERALD=1 skips the Apprise phase (for comparing two Herald builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${1:-10}"
@@ -97,6 +98,13 @@ echo "intake: $accepted accepted, $(python3 -c "print(f'{$accepted/$wrk_seconds:
 [ "$accepted" -gt 0 ] || { echo "herald accepted nothing; its log:"; tail -n 20 "$WORK/herald.log"; exit 1; }
 wait_for /herald "$accepted"
 herald_n=$(distinct /herald)
+# CPU per delivery is steadier than a rate on a shared 2-core machine: Herald's user +
+# system time, and its SQLite writer thread's alone (the one thread every write goes through).
+herald_pid=$(pgrep -n -f "$BIN/herald serve")
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "$1"; }
+writer_stat=$(grep -l '^herald-sqlite-w' /proc/"$herald_pid"/task/*/comm | head -n 1 | sed 's/comm$/stat/')
+python3 -c "import sys; n,c,w=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'herald cpu: {c:.1f} s in all, {1e6*c/n:.0f} us per delivery; writer thread {w:.1f} s, {1e6*w/n:.0f} us per delivery')" \
+  "$herald_n" "$(cpu_seconds /proc/"$herald_pid"/stat)" "$(cpu_seconds "$writer_stat")"
 [ "$herald_n" -gt 0 ] || { echo "nginx got no webhook from herald; its log:"; tail -n 20 "$WORK/herald.log"; exit 1; }
 read -r herald_rate herald_s < <(rate "$herald_n" "$start" "$(last_delivery /herald)")
 echo "herald end to end: $herald_n deliveries ($(delivered /herald) requests) of $accepted accepted as wrk counted, in ${herald_s}s from wrk's start: $herald_rate deliveries/s"
@@ -104,6 +112,8 @@ echo "herald end to end: $herald_n deliveries ($(delivered /herald) requests) of
 errors=$(grep -ciE 'error|warn' "$WORK/herald.log" || true)
 [ "$errors" -eq 0 ] || { echo "herald logged $errors warnings or errors, the first:"; grep -iE 'error|warn' "$WORK/herald.log" | head -n 5; }
 kill -INT "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+
+[ -z "${BENCH_ONLY_HERALD:-}" ] || exit 0
 
 echo "== Apprise $APPRISE_VERSION: JSON notifier to nginx, ${SECONDS_PER_RUN}s of sends"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
