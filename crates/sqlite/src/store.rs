@@ -701,7 +701,7 @@ impl SettingStore for SqliteBackend {
                     .db()?;
                 conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")
                     .db()?
-                    .query_row([name], |r| r.get(0))
+                    .query_row([&name], |r| r.get(0))
                     .db()
             })
             .await
