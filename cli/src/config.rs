@@ -70,7 +70,7 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
     #[arg(long, env = "HERALD_MAX_RECIPIENTS", default_value_t = 1000)]
     pub max_recipients: usize,
-    #[arg(long, env = "HERALD_DISPATCH_WORKERS", default_value_t = 4)]
+    #[arg(long, env = "HERALD_DISPATCH_WORKERS", default_value_t = 16)]
     pub dispatch_workers: usize,
     /// Worker tasks per channel; each sends up to 8 deliveries at once.
     #[arg(long, env = "HERALD_SEND_WORKERS", default_value_t = 16)]

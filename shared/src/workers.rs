@@ -28,7 +28,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            dispatch_workers: 4,
+            dispatch_workers: 16,
             send_workers: 16,
             batch: 8,
             visibility: Duration::from_secs(60),

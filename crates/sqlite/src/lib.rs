@@ -56,7 +56,7 @@ impl SqliteBackend {
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: Writer::start(conn),
+                writer: Writer::start(conn, open_connection(path)?)?,
                 readers: Mutex::new(Vec::new()),
                 wakeups,
                 clock,

@@ -20,6 +20,15 @@ use tokio::sync::oneshot;
 /// The most writes folded into one transaction; bounds the latency of the first one.
 const MAX_BATCH: usize = 128;
 
+/// WAL pages past which the writer checkpoints itself, as a backstop: a checkpoint
+/// thread normally keeps up (see `checkpoint`), and SQLite's default of 1,000 pages
+/// made every few commits stop the writer for a checkpoint.
+const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// The checkpoint thread's pause after each checkpoint, so that a page written many
+/// times over is copied once per pause, not once per commit.
+const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A write waiting in the writer thread, with its caller's answer.
 trait Op: Send {
     /// Runs the write (again, if it ran before); true if it succeeded.
@@ -62,13 +71,21 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(connection: Connection) -> Self {
+    /// Starts the writer thread on `connection` and a checkpoint thread on
+    /// `checkpointer`, a second connection to the same file.
+    pub fn start(connection: Connection, checkpointer: Connection) -> Result<Self, StoreError> {
+        connection.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES).db()?;
         let (ops, inbox) = mpsc::channel::<Box<dyn Op>>();
+        let (committed, commits) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("herald-sqlite-writer".into())
-            .spawn(move || run(connection, inbox))
+            .spawn(move || run(connection, inbox, committed))
             .expect("spawn the SQLite writer thread");
-        Self { ops }
+        std::thread::Builder::new()
+            .name("herald-sqlite-checkpoint".into())
+            .spawn(move || checkpoint(checkpointer, commits))
+            .expect("spawn the SQLite checkpoint thread");
+        Ok(Self { ops })
     }
 
     /// Runs `write` in the writer thread and returns its result once committed. `write`
@@ -116,7 +133,18 @@ fn begin(conn: &Connection) {
     }
 }
 
-fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Op>>) {
+/// Copies committed pages from the WAL into the database file off the writer thread.
+/// A passive checkpoint never blocks the writer; it ends when the writer does.
+fn checkpoint(conn: Connection, commits: mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; the writer's own will run");
+        }
+        std::thread::sleep(CHECKPOINT_PAUSE);
+    }
+}
+
+fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Op>>, committed: mpsc::SyncSender<()>) {
     let mut batch: Vec<Box<dyn Op>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = inbox.recv() {
         begin(&conn);
@@ -144,6 +172,8 @@ fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Op>>) {
         for op in batch.drain(..) {
             op.finish(commit.clone());
         }
+        // Full means a checkpoint is already due.
+        let _ = committed.try_send(());
     }
 }
 
@@ -174,7 +204,7 @@ mod tests {
     async fn a_failing_write_undoes_nothing_of_the_others_in_its_transaction() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (x INTEGER UNIQUE)").unwrap();
-        let writer = Writer::start(conn);
+        let writer = Writer::start(conn, Connection::open_in_memory().unwrap()).unwrap();
         // The first write holds the writer until the other three wait behind it, so all
         // four share one transaction.
         let (open, gate) = mpsc::channel::<()>();
