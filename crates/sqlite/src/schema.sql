@@ -26,7 +26,10 @@ CREATE TABLE IF NOT EXISTS notifications (
     body       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notifications_by_app ON notifications (app_id, id);
-CREATE INDEX IF NOT EXISTS notifications_by_status ON notifications (status, created_at);
+-- Notifications not yet dispatched, for the stranded sweep. Partial, so that a
+-- notification leaves it once and later status changes do not write it.
+DROP INDEX IF EXISTS notifications_by_status;
+CREATE INDEX IF NOT EXISTS notifications_accepted ON notifications (id) WHERE status = 'accepted';
 -- One index per documented list filter, each ending in id so a page reads in order.
 CREATE INDEX IF NOT EXISTS notifications_by_app_status ON notifications (app_id, status, id);
 CREATE INDEX IF NOT EXISTS notifications_by_app_priority ON notifications (app_id, priority, id);
@@ -66,7 +69,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     user                TEXT,
     deliver_after       TEXT
 );
-CREATE INDEX IF NOT EXISTS deliveries_by_notification ON deliveries (notification_id);
+-- (notification_id, status) serves lookups by notification alone too.
+DROP INDEX IF EXISTS deliveries_by_notification;
 CREATE INDEX IF NOT EXISTS deliveries_by_notification_status ON deliveries (notification_id, status);
 
 CREATE TABLE IF NOT EXISTS events (
