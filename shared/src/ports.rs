@@ -16,7 +16,7 @@ use std::time::Duration;
 /// What went wrong in a backend, in the classes the hosts act on: a job whose store
 /// is `Unavailable` is tried again later; one that meets a `Corrupt` record goes to the
 /// dead letters at once, since no retry will make the record readable.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Another write changed what this one was conditional on.
     #[error("conflict: {0}")]
@@ -50,6 +50,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// How long an idempotency key is honoured, on every backend.
 pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// One notification for `Store::accept_many`, with what `Store::accept` takes.
+#[derive(Debug)]
+pub struct Acceptance {
+    pub notification: Notification,
+    pub claim: Option<IdempotencyClaim>,
+    pub outbox: Vec<Job>,
+}
 
 /// An idempotency key together with a hash of the request body it was first used with.
 #[derive(Debug, Clone)]
@@ -172,6 +180,22 @@ pub trait Store: KeyStore + SettingStore {
         claim: Option<&IdempotencyClaim>,
         outbox: Vec<Job>,
     ) -> StoreResult<AcceptOutcome>;
+
+    /// `accept` for many notifications (the batch endpoint), at most `in_flight` at
+    /// once; one result per item, in order. A backend whose queue is apart (SQS)
+    /// overrides it to send every outbox in as few queue calls as it can.
+    async fn accept_many(
+        &self,
+        items: Vec<Acceptance>,
+        in_flight: usize,
+    ) -> Vec<StoreResult<AcceptOutcome>> {
+        use futures::StreamExt;
+        futures::stream::iter(items)
+            .map(|a| async move { self.accept(&a.notification, a.claim.as_ref(), a.outbox).await })
+            .buffered(in_flight.max(1))
+            .collect()
+            .await
+    }
 
     async fn notification(&self, id: &NotificationId) -> StoreResult<Option<Notification>>;
     /// One page, newest first. A backend that reads a bounded number of records per

@@ -24,6 +24,10 @@ const KEY: &str = "hk_example_admin_key_0123456789abcdef";
 /// delivery, `dispatched`, the delivery's `sent`, the notification's `sent`. A change
 /// that writes more fails here.
 const WRITE_UNITS_PER_EMAIL: u64 = 6;
+/// SendMessageBatch calls for a batch of 100 emails: the api queues the 100 dispatch
+/// messages ten to a call, and dispatch queues each notification's send message (one
+/// call per notification: it must be queued before the notification is `dispatched`).
+const SQS_SENDS_PER_100_BATCHED: u64 = 10 + 100;
 const REGION: &str = "us-east-1";
 
 fn events_file(path: &str) -> String {
@@ -280,6 +284,8 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     assert_eq!(drain(&sqs, &email_queue, &backends, Stage::Send).await, 100);
     let units = proxy.write_units();
     report("100 emails, one batch request", 100, units, &proxy.counts());
+    let sends = proxy.counts().get("sqs:SendMessageBatch").copied().unwrap_or(0);
+    assert!(sends <= SQS_SENDS_PER_100_BATCHED, "{sends} SendMessageBatch calls for 100 emails");
     assert!(
         units <= 100 * WRITE_UNITS_PER_EMAIL,
         "100 emails cost {units} write units; the budget is {WRITE_UNITS_PER_EMAIL} each"

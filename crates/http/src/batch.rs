@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use futures::StreamExt;
-use herald_core::domain::{NotificationId, NotificationStatus};
+use herald_core::domain::{Notification, NotificationId, NotificationStatus};
 use herald_core::pipeline::intake::{self, Accepted};
 use herald_core::ports::IdempotencyClaim;
 use serde::{Deserialize, Serialize};
@@ -122,25 +122,48 @@ pub async fn send_batch(
         return Err(Problem::invalid(errors));
     }
     let (state, app) = (&state, caller.app_id());
-    let items: Vec<BatchResult> =
-        futures::stream::iter(items.into_iter().enumerate())
-            .map(|(index, item)| async move {
-                BatchResult::of(index, accept_item(state, app, item).await)
-            })
-            .buffered(state.limits.batch_in_flight.max(1))
+    let in_flight = state.limits.batch_in_flight.max(1);
+    // Each item is checked on its own, then the valid ones are accepted together, so
+    // that a backend can queue their messages in as few calls as it can.
+    let prepared: Vec<ApiResult<(Notification, Option<IdempotencyClaim>)>> =
+        futures::stream::iter(items)
+            .map(|item| async move { prepare_item(state, app, item).await })
+            .buffered(in_flight)
             .collect()
             .await;
+    let mut valid = Vec::new();
+    let mut results: Vec<Option<ApiResult<Accepted>>> = Vec::with_capacity(prepared.len());
+    for item in prepared {
+        match item {
+            Ok(item) => {
+                valid.push(item);
+                results.push(None);
+            }
+            Err(problem) => results.push(Some(Err(problem))),
+        }
+    }
+    let mut outcomes = intake::accept_many(&*state.store, valid, in_flight).await.into_iter();
+    let items: Vec<BatchResult> = results
+        .into_iter()
+        .enumerate()
+        .map(|(index, result)| {
+            let result = result.unwrap_or_else(|| {
+                outcomes.next().expect("one outcome per valid item").map_err(intake_problem)
+            });
+            BatchResult::of(index, result)
+        })
+        .collect();
     let accepted = items.iter().filter(|r| r.problem.is_none()).count();
     Ok(Json(BatchResponse { accepted, rejected: items.len() - accepted, items }))
 }
 
-/// One item, as `POST /v1/notifications` takes one body; problems name fields from the
-/// item's root.
-async fn accept_item(
+/// One item checked as `POST /v1/notifications` checks its body, ready to accept;
+/// problems name fields from the item's root.
+async fn prepare_item(
     state: &AppState,
     app: &str,
     mut item: Map<String, Value>,
-) -> ApiResult<Accepted> {
+) -> ApiResult<(Notification, Option<IdempotencyClaim>)> {
     let claim = match item.remove("idempotency_key") {
         None | Some(Value::Null) => None,
         Some(Value::String(key)) => {
@@ -154,6 +177,5 @@ async fn accept_item(
     };
     let mut request: SendRequest = from_value(Value::Object(item))?;
     let content = content_of(state, app, &mut request).await?;
-    let notification = validated(request, content, app, state)?;
-    intake::accept(&*state.store, notification, claim.as_ref()).await.map_err(intake_problem)
+    Ok((validated(request, content, app, state)?, claim))
 }

@@ -2,7 +2,7 @@
 
 use super::dispatch_job;
 use crate::domain::{Notification, NotificationId, NotificationStatus};
-use crate::ports::{AcceptOutcome, IdempotencyClaim, QueueProducer, Store, StoreError};
+use crate::ports::{AcceptOutcome, Acceptance, IdempotencyClaim, QueueProducer, Store, StoreError};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +27,35 @@ pub async fn accept(
     claim: Option<&IdempotencyClaim>,
 ) -> Result<Accepted, IntakeError> {
     let outbox = vec![dispatch_job(&notification.id, notification.priority)];
-    match store.accept(&notification, claim, outbox).await? {
-        AcceptOutcome::Created => Ok(Accepted {
-            id: notification.id,
-            status: NotificationStatus::Accepted,
-            replayed: false,
-        }),
+    let outcome = store.accept(&notification, claim, outbox).await?;
+    accepted(notification.id, outcome)
+}
+
+/// `accept` for many notifications (the batch endpoint), at most `in_flight` at once;
+/// one result per item, in order.
+pub async fn accept_many(
+    store: &dyn Store,
+    items: Vec<(Notification, Option<IdempotencyClaim>)>,
+    in_flight: usize,
+) -> Vec<Result<Accepted, IntakeError>> {
+    let ids: Vec<NotificationId> = items.iter().map(|(n, _)| n.id.clone()).collect();
+    let acceptances = items
+        .into_iter()
+        .map(|(notification, claim)| Acceptance {
+            outbox: vec![dispatch_job(&notification.id, notification.priority)],
+            notification,
+            claim,
+        })
+        .collect();
+    let outcomes = store.accept_many(acceptances, in_flight).await;
+    ids.into_iter().zip(outcomes).map(|(id, outcome)| accepted(id, outcome?)).collect()
+}
+
+fn accepted(id: NotificationId, outcome: AcceptOutcome) -> Result<Accepted, IntakeError> {
+    match outcome {
+        AcceptOutcome::Created => {
+            Ok(Accepted { id, status: NotificationStatus::Accepted, replayed: false })
+        }
         // The first response said `accepted`; a repeat says the same.
         AcceptOutcome::Replayed(id) => {
             Ok(Accepted { id, status: NotificationStatus::Accepted, replayed: true })

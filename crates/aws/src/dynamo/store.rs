@@ -23,8 +23,8 @@ use herald_core::domain::{
     TimelineEvent,
 };
 use herald_core::ports::{
-    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, KeyStore,
-    NotificationFilter, NotificationList, SettingStore, Store, StoreResult,
+    AcceptOutcome, Acceptance, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job,
+    KeyStore, NotificationFilter, NotificationList, SettingStore, Store, StoreResult,
 };
 use herald_core::time::format_time;
 use std::collections::{HashMap, HashSet};
@@ -737,25 +737,14 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
-impl Store for DynamoStore {
-    async fn accept(
+impl DynamoStore {
+    /// Writes a new notification and its idempotency key: the half of `accept` after
+    /// its messages are queued.
+    async fn write_accepted(
         &self,
         notification: &Notification,
         claim: Option<&IdempotencyClaim>,
-        outbox: Vec<Job>,
     ) -> StoreResult<AcceptOutcome> {
-        // A repeat of an earlier request is answered before anything is queued.
-        if let Some(claim) = claim
-            && let Some(earlier) = self.earlier_claim(&notification.app_id, claim).await?
-        {
-            return Ok(earlier);
-        }
-        // The dispatch message goes first: a crash after it leaves a message for a
-        // notification that was never written (dispatch lets it go after a few tries,
-        // and the caller got no 202), never a notification without a message. So no
-        // sweep and no index of accepted notifications is needed.
-        self.queue.enqueue(outbox).await?;
         let mut attempt = 0;
         loop {
             let mut writes = Vec::new();
@@ -803,6 +792,77 @@ impl Store for DynamoStore {
             }
         }
         Ok(AcceptOutcome::Created)
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn accept(
+        &self,
+        notification: &Notification,
+        claim: Option<&IdempotencyClaim>,
+        outbox: Vec<Job>,
+    ) -> StoreResult<AcceptOutcome> {
+        // A repeat of an earlier request is answered before anything is queued.
+        if let Some(claim) = claim
+            && let Some(earlier) = self.earlier_claim(&notification.app_id, claim).await?
+        {
+            return Ok(earlier);
+        }
+        // The dispatch message goes first: a crash after it leaves a message for a
+        // notification that was never written (dispatch lets it go after a few tries,
+        // and the caller got no 202), never a notification without a message. So no
+        // sweep and no index of accepted notifications is needed.
+        self.queue.enqueue(outbox).await?;
+        self.write_accepted(notification, claim).await
+    }
+
+    async fn accept_many(
+        &self,
+        mut items: Vec<Acceptance>,
+        in_flight: usize,
+    ) -> Vec<StoreResult<AcceptOutcome>> {
+        let in_flight = in_flight.max(1);
+        // As `accept`, item by item, except that the messages of every new notification
+        // go out together first: SendMessageBatch takes ten, so a batch of 100 costs
+        // 10 SQS calls, not 100.
+        let earlier: Vec<StoreResult<Option<AcceptOutcome>>> =
+            futures::stream::iter(0..items.len())
+                .map(|i| {
+                    let a = &items[i];
+                    async move {
+                        match &a.claim {
+                            Some(claim) => self.earlier_claim(&a.notification.app_id, claim).await,
+                            None => Ok(None),
+                        }
+                    }
+                })
+                .buffered(in_flight)
+                .collect()
+                .await;
+        let mut results: Vec<Option<StoreResult<AcceptOutcome>>> =
+            earlier.into_iter().map(|e| e.transpose()).collect();
+        let fresh: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
+        let outbox: Vec<Job> =
+            fresh.iter().flat_map(|&i| std::mem::take(&mut items[i].outbox)).collect();
+        match self.queue.enqueue(outbox).await {
+            Err(e) => fresh.iter().for_each(|&i| results[i] = Some(Err(e.clone()))),
+            Ok(()) => {
+                let written: Vec<(usize, StoreResult<AcceptOutcome>)> =
+                    futures::stream::iter(fresh.clone())
+                        .map(|i| {
+                            let a = &items[i];
+                            async move {
+                                (i, self.write_accepted(&a.notification, a.claim.as_ref()).await)
+                            }
+                        })
+                        .buffered(in_flight)
+                        .collect()
+                        .await;
+                written.into_iter().for_each(|(i, r)| results[i] = Some(r));
+            }
+        }
+        results.into_iter().map(|r| r.expect("every item has its result")).collect()
     }
 
     async fn notification(&self, id: &NotificationId) -> StoreResult<Option<Notification>> {
