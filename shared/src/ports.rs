@@ -334,6 +334,12 @@ pub trait HeldJobs: Send + Sync + 'static {
     async fn ack(&self, jobs: &[LeasedJob]) -> StoreResult<()>;
     /// Makes the job visible again after `delay`.
     async fn retry(&self, job: &LeasedJob, delay: Duration, error: &str) -> StoreResult<()>;
+    /// Makes the job visible again after `delay` without counting this lease as one of
+    /// its attempts (a send paced to a window limit was not tried). Backends that cannot
+    /// uncount a lease retry it.
+    async fn defer(&self, job: &LeasedJob, delay: Duration, why: &str) -> StoreResult<()> {
+        self.retry(job, delay, why).await
+    }
     /// Moves the job to the dead-letter store.
     async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()>;
 }

@@ -3,6 +3,7 @@
 //! SMTP server).
 
 pub mod aws_proxy;
+pub mod dingtalk;
 pub mod emulator;
 pub mod herald;
 pub mod smtp;

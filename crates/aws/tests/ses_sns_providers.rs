@@ -27,7 +27,7 @@ fn message(address: Address, priority: Priority) -> OutboundMessage {
                 html: Some("<p>On its way.</p>".into()),
             }),
             sms: Some(SmsContent { text: format!("Code {}", ulid::Ulid::new()) }),
-            webhook: None,
+            ..Default::default()
         },
         // SES takes the RFC 8058 pair as message headers.
         unsubscribe_url: Some("https://herald.example.com/v1/unsubscribe/t.s".into()),

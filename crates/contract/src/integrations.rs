@@ -34,6 +34,7 @@ fn integration(id: &str, name: &str, priority: i32, enabled: bool, sealed: Strin
         enabled,
         priority,
         rate_limit_per_second: None,
+        window_limit: None,
         secret_hints: Default::default(),
         sealed,
         revision: 1,

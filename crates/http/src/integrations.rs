@@ -15,7 +15,8 @@ use herald_core::domain::{Priority, Recipient};
 use herald_core::integrations::catalog::{self, FieldError, ProviderSpec};
 use herald_core::integrations::router::Route;
 use herald_core::integrations::{
-    Integration, IntegrationView, MAX_PER_APP, SecretValues, VaultError, new_id, secret_hint,
+    Integration, IntegrationView, MAX_PER_APP, SecretValues, VaultError, WindowLimit, new_id,
+    secret_hint,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -49,6 +50,10 @@ pub struct CreateIntegration {
     pub priority: i32,
     #[serde(default)]
     pub rate_limit_per_second: Option<u32>,
+    /// At most `max` sends in any window of `window_seconds`, shared by every sender
+    /// (a chat robot's documented limit when left out).
+    #[serde(default)]
+    pub window_limit: Option<WindowLimit>,
 }
 
 fn enabled() -> bool {
@@ -70,6 +75,8 @@ pub struct UpdateIntegration {
     pub priority: Option<i32>,
     /// 0 removes the limit.
     pub rate_limit_per_second: Option<u32>,
+    /// Replaces the window limit.
+    pub window_limit: Option<WindowLimit>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -138,6 +145,15 @@ fn vault_problem(error: VaultError) -> Problem {
         "Secrets unavailable",
         error.to_string(),
     )
+}
+
+fn check_window(window: Option<&WindowLimit>) -> Result<(), Problem> {
+    match window.map(WindowLimit::check) {
+        Some(Err(message)) => {
+            Err(field_problem(FieldError { path: "window_limit".into(), message }))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn field_problem(error: FieldError) -> Problem {
@@ -227,6 +243,7 @@ pub async fn create(
     catalog::check_fields("secrets", spec.secrets, &request.secrets, false)
         .map_err(field_problem)?;
     check_host(&request.config)?;
+    check_window(request.window_limit.as_ref())?;
     let secrets = secret_values(&request.secrets)?;
     let app = caller.app_id().to_owned();
     let id = new_id();
@@ -241,6 +258,7 @@ pub async fn create(
         enabled: request.enabled,
         priority: request.priority,
         rate_limit_per_second: request.rate_limit_per_second.filter(|n| *n > 0),
+        window_limit: request.window_limit,
         secret_hints: hints(&secrets),
         sealed,
         revision: 1,
@@ -362,6 +380,10 @@ pub async fn update(
             integration.priority = request.priority.unwrap_or(integration.priority);
             if let Some(limit) = request.rate_limit_per_second {
                 integration.rate_limit_per_second = (limit > 0).then_some(limit);
+            }
+            check_window(request.window_limit.as_ref())?;
+            if let Some(window) = request.window_limit {
+                integration.window_limit = Some(window);
             }
             integration.revision += 1;
             integration.updated_at = Utc::now().trunc_subsecs(3);

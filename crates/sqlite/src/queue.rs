@@ -70,6 +70,37 @@ impl QueueProducer for SqliteBackend {
     }
 }
 
+impl SqliteBackend {
+    /// Gives a leased job back, visible after `delay`, with `uncount` taken off its
+    /// attempts (1 when this lease was not an attempt).
+    async fn release(
+        &self,
+        job: &LeasedJob,
+        delay: Duration,
+        error: &str,
+        uncount: u32,
+    ) -> StoreResult<()> {
+        let (id, token, error) = (job.id, job.lease_token.clone(), error.to_owned());
+        let queue = job.queue;
+        let now = self.now_ms();
+        self.writer()
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE jobs SET visible_at = ?1, lease_token = NULL, last_error = ?2,
+                            attempts = max(attempts - ?5, 0)
+                     WHERE id = ?3 AND lease_token = ?4",
+                )
+                .db()?
+                .execute(params![now + delay.as_millis() as i64, error, id, token, uncount])
+                .db()?;
+                Ok(())
+            })
+            .await?;
+        self.wakeup(queue).notify_waiters();
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl HeldJobs for SqliteBackend {
     async fn ack(&self, jobs: &[LeasedJob]) -> StoreResult<()> {
@@ -88,23 +119,11 @@ impl HeldJobs for SqliteBackend {
     }
 
     async fn retry(&self, job: &LeasedJob, delay: Duration, error: &str) -> StoreResult<()> {
-        let (id, token, error) = (job.id, job.lease_token.clone(), error.to_owned());
-        let queue = job.queue;
-        let now = self.now_ms();
-        self.writer()
-            .run(move |conn| {
-                conn.prepare_cached(
-                    "UPDATE jobs SET visible_at = ?1, lease_token = NULL, last_error = ?2
-                     WHERE id = ?3 AND lease_token = ?4",
-                )
-                .db()?
-                .execute(params![now + delay.as_millis() as i64, error, id, token])
-                .db()?;
-                Ok(())
-            })
-            .await?;
-        self.wakeup(queue).notify_waiters();
-        Ok(())
+        self.release(job, delay, error, 0).await
+    }
+
+    async fn defer(&self, job: &LeasedJob, delay: Duration, why: &str) -> StoreResult<()> {
+        self.release(job, delay, why, 1).await
     }
 
     async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()> {

@@ -12,6 +12,8 @@ pub struct HostProviders {
     pub log: Arc<LogProvider>,
     pub webhook_timeout: Duration,
     pub networks: NetworkPolicy,
+    /// Vendors' access tokens, shared by every provider this host builds.
+    pub tokens: super::chat::tokens::TokenCache,
     /// The SDK configuration SES and SNS clients are built from (AWS hosts only).
     #[cfg(feature = "aws")]
     pub aws: Option<aws_config::SdkConfig>,
@@ -23,6 +25,7 @@ impl HostProviders {
             log,
             webhook_timeout,
             networks,
+            tokens: Default::default(),
             #[cfg(feature = "aws")]
             aws: None,
         }

@@ -4,6 +4,8 @@
 //! (`Channel`, `Content`, `TemplateParts`, `Recipient`, `Address`). Adding a channel:
 //! docs/design.md, "Adding a channel".
 
+pub mod chat;
+pub mod dingtalk;
 pub mod email;
 mod factory;
 mod log;
@@ -13,6 +15,7 @@ mod unit;
 pub mod webhook;
 
 pub use self::log::{LogProvider, LoggedMessage};
+pub use chat::{ChatContent, ChatTarget};
 #[cfg(feature = "aws")]
 pub use email::SesProvider;
 pub use email::{DELIVERY_TAG, EmailAddress, EmailContent};
@@ -41,6 +44,11 @@ registry::channel_registry! {
         content: WebhookData,
         to: webhook: WebhookTarget,
         address: Webhook,
+    },
+    Dingtalk(dingtalk) => dingtalk::DingTalk {
+        content: ChatContent,
+        to: dingtalk: ChatTarget,
+        address: Dingtalk,
     },
 }
 
@@ -144,6 +152,11 @@ pub trait Provider: Send + Sync + 'static {
     async fn refresh_credentials(&self) {}
     /// The vendor's documented send rate, when it has one and the integration sets none.
     fn rate_limit_per_second(&self) -> Option<u32> {
+        None
+    }
+    /// The vendor's documented limit per window (a robot's 20 a minute), which Herald
+    /// paces sends to, when the integration sets none.
+    fn window_limit(&self) -> Option<crate::integrations::WindowLimit> {
         None
     }
 }

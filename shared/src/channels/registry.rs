@@ -376,6 +376,15 @@ macro_rules! channel_registry {
                 }
             }
 
+            /// The integration the address names (a chat group robot), if any.
+            pub fn robot(&self) -> Option<&str> {
+                match self {
+                    $(Address::$address(a) =>
+                        <$unit as crate::channels::ChannelUnit>::robot(a),)+
+                    Address::User(_) => None,
+                }
+            }
+
             /// The channel the address is on (none for a user without one).
             pub fn channel(&self) -> Option<Channel> {
                 match self {

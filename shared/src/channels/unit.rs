@@ -51,6 +51,12 @@ pub trait ChannelUnit: 'static {
     /// A form of the address safe for logs.
     fn redact(address: &Self::Address) -> String;
 
+    /// The integration an address names, when it names one (a chat group robot): the
+    /// send goes through that integration only.
+    fn robot(_address: &Self::Address) -> Option<&str> {
+        None
+    }
+
     /// What `POST /v1/integrations/{id}/test` sends when the request gives no content.
     fn test_content() -> Self::Content;
 

@@ -3,7 +3,7 @@
 //! itself (an `smtp` integration saved on AWS fails over at send time, with a reason).
 
 use crate::domain::Channel;
-use FieldKind::{Mailbox, OneOf, Port, SigningSecret};
+use FieldKind::{Integer, Mailbox, OneOf, Port, SigningSecret, Url};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -21,6 +21,10 @@ pub enum FieldKind {
     OneOf(&'static [&'static str]),
     /// A Standard Webhooks signing secret (`whsec_` and base64 of 24 to 64 bytes).
     SigningSecret,
+    /// An http(s) URL on a network the installation permits (a vendor's API host).
+    Url,
+    /// A whole number (a vendor's agent or app id).
+    Integer,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -55,6 +59,9 @@ pub struct ProviderSpec {
     pub id: &'static str,
     pub channel: Channel,
     pub about: &'static str,
+    /// A group robot: recipients name the integration (`{"robot": "<name>"}`); other
+    /// providers reach users by their ids.
+    pub robot: bool,
     pub config: &'static [FieldSpec],
     pub secrets: &'static [FieldSpec],
 }
@@ -64,6 +71,7 @@ const LOG: ProviderSpec = ProviderSpec {
     id: "log",
     channel: Channel::Email,
     about: "Records what would be sent (GET /v1/log-messages); any channel.",
+    robot: false,
     config: &[],
     secrets: &[],
 };
@@ -136,6 +144,8 @@ fn check_kind(kind: FieldKind, value: &Value) -> Result<(), String> {
             };
         }
         (Port, _) => return Err("must be a number".into()),
+        (Integer, Value::Number(n)) if n.is_i64() => return Ok(()),
+        (Integer, _) => return Err("must be a whole number".into()),
         (_, Value::String(text)) => text,
         _ => return Err("must be a string".into()),
     };
@@ -148,8 +158,21 @@ fn check_kind(kind: FieldKind, value: &Value) -> Result<(), String> {
         }
         Mailbox if !looks_like_mailbox(text) => Err("must be an email address".into()),
         SigningSecret => crate::channels::WebhookSecret::parse(text).map(|_| ()),
+        Url => check_url(text),
         _ => Ok(()),
     }
+}
+
+/// An http(s) URL that the network policy lets Herald reach.
+fn check_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|_| "must be a URL".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if !crate::net::permits_url(text) {
+        return Err(crate::net::REFUSED.into());
+    }
+    Ok(())
 }
 
 /// `a@b.c` or `Name <a@b.c>`; the SMTP and SES providers parse it fully.

@@ -4,6 +4,7 @@
 //! installation's default provider, configured from the environment.
 
 pub mod catalog;
+pub mod pacing;
 pub mod router;
 pub mod vault;
 
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 pub use catalog::{FieldError, ProviderSpec, providers};
+pub use pacing::{LocalPacer, Pacer, WindowLimit};
 pub use router::{IntegrationRouter, ProviderFactory, Route};
 pub use vault::{LocalVault, SecretValues, SecretVault, VaultError};
 
@@ -35,6 +37,10 @@ pub struct Integration {
     /// At most this many sends a second through this integration, per process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_second: Option<u32>,
+    /// At most this many sends in any window, across every sender (a robot's 20 a
+    /// minute); the provider's documented limit when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_limit: Option<WindowLimit>,
     /// Each secret field's hint: its last four characters for long values, else empty.
     pub secret_hints: BTreeMap<String, String>,
     pub sealed: String,
@@ -62,6 +68,8 @@ pub struct IntegrationView {
     pub priority: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_limit: Option<WindowLimit>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -78,6 +86,7 @@ impl From<&Integration> for IntegrationView {
             enabled: i.enabled,
             priority: i.priority,
             rate_limit_per_second: i.rate_limit_per_second,
+            window_limit: i.window_limit,
             created_at: i.created_at,
             updated_at: i.updated_at,
         }

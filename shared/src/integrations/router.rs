@@ -1,8 +1,10 @@
 //! Which providers a send may use, in order: the app's enabled integrations of the
 //! channel by priority, or the installation's default provider when it has none.
 //! Providers are built once per integration revision (secrets opened once), and each
-//! integration's rate limit is one GCRA limiter per process.
+//! integration's rate limit is one GCRA limiter per process. A window limit (a chat
+//! robot's 20 a minute) is shared by every sender through the pacer (see `pacing`).
 
+use super::pacing::{LocalPacer, Pacer, WindowLimit};
 use super::vault::{SecretValues, SecretVault};
 use super::{Integration, IntegrationSet};
 use crate::channels::{Provider, Providers};
@@ -39,6 +41,8 @@ pub struct Route {
     /// The provider, or why it could not be built (the send fails over past it).
     pub provider: Result<Arc<dyn Provider>, String>,
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// The window the integration's sends are paced to, with the pacer's key.
+    pub window: Option<(String, WindowLimit)>,
 }
 
 impl Route {
@@ -70,6 +74,7 @@ struct Built {
     revision: u64,
     provider: Result<Arc<dyn Provider>, String>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    window: Option<WindowLimit>,
 }
 
 pub struct IntegrationRouter {
@@ -77,6 +82,7 @@ pub struct IntegrationRouter {
     vault: Arc<dyn SecretVault>,
     factory: Arc<dyn ProviderFactory>,
     defaults: Providers,
+    pacer: Arc<dyn Pacer>,
     /// How long an app's integrations are read from memory before the store again.
     set_ttl: Duration,
     sets: Mutex<HashMap<String, (Instant, Arc<IntegrationSet>)>>,
@@ -95,6 +101,7 @@ impl IntegrationRouter {
             vault,
             factory,
             defaults,
+            pacer: Arc::new(LocalPacer::default()),
             set_ttl: Duration::ZERO,
             sets: Mutex::default(),
             built: Mutex::default(),
@@ -118,6 +125,21 @@ impl IntegrationRouter {
     pub fn with_set_ttl(mut self, ttl: Duration) -> Self {
         self.set_ttl = ttl;
         self
+    }
+
+    /// Shares window limits through `pacer` (the store, when senders are many
+    /// processes) instead of this process's memory.
+    pub fn with_pacer(mut self, pacer: Arc<dyn Pacer>) -> Self {
+        self.pacer = pacer;
+        self
+    }
+
+    /// Takes a send slot on the route's window limit, or says how long until one frees.
+    pub async fn pace(&self, route: &Route) -> StoreResult<Result<(), Duration>> {
+        match &route.window {
+            Some((key, limit)) => self.pacer.acquire(key, *limit).await,
+            None => Ok(Ok(())),
+        }
     }
 
     pub fn defaults(&self) -> &Providers {
@@ -150,13 +172,44 @@ impl IntegrationRouter {
         Ok(set)
     }
 
-    /// The routes for a send of `app` on `channel`, in the order to try them.
-    pub async fn routes(&self, app: &str, channel: Channel) -> StoreResult<Vec<Route>> {
+    /// The routes for a send of `app` on `channel`, in the order to try them. A send to
+    /// a group robot (`robot`) goes through the integration of that name only; any
+    /// other skips robots.
+    pub async fn routes(
+        &self,
+        app: &str,
+        channel: Channel,
+        robot: Option<&str>,
+    ) -> StoreResult<Vec<Route>> {
         let set = self.set_of(app).await?;
-        let integrations = set.for_channel(channel);
+        let is_robot = |i: &Integration| super::catalog::spec(&i.provider).is_some_and(|s| s.robot);
+        let integrations: Vec<&Integration> = set
+            .for_channel(channel)
+            .into_iter()
+            .filter(|i| match robot {
+                Some(name) => i.name == name && is_robot(i),
+                None => !is_robot(i),
+            })
+            .collect();
+        if let Some(name) = robot
+            && integrations.is_empty()
+        {
+            let why = format!("the app has no enabled {channel} robot integration named '{name}'");
+            return Ok(vec![Route {
+                integration: None,
+                provider: Err(why),
+                limiter: None,
+                window: None,
+            }]);
+        }
         if integrations.is_empty() {
             let provider = self.defaults.for_channel(channel);
-            return Ok(vec![Route { integration: None, provider: Ok(provider), limiter: None }]);
+            return Ok(vec![Route {
+                integration: None,
+                provider: Ok(provider),
+                limiter: None,
+                window: None,
+            }]);
         }
         let mut routes = Vec::with_capacity(integrations.len());
         for integration in integrations {
@@ -175,6 +228,7 @@ impl IntegrationRouter {
             }),
             provider: built.provider.clone(),
             limiter: built.limiter.clone(),
+            window: built.window.map(|limit| (format!("{app}/{}", integration.id), limit)),
         }
     }
 
@@ -197,7 +251,10 @@ impl IntegrationRouter {
         let limiter = per_second
             .and_then(NonZeroU32::new)
             .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
-        let built = Arc::new(Built { revision: integration.revision, provider, limiter });
+        let window = integration
+            .window_limit
+            .or_else(|| provider.as_ref().ok().and_then(|p| p.window_limit()));
+        let built = Arc::new(Built { revision: integration.revision, provider, limiter, window });
         if cacheable {
             self.built.lock().expect("provider cache").insert(key, built.clone());
         }
@@ -247,6 +304,7 @@ mod tests {
             enabled,
             priority,
             rate_limit_per_second: limit,
+            window_limit: None,
             secret_hints: Default::default(),
             sealed: vault.seal("app", id, &SecretValues::new()).await.unwrap(),
             revision: 1,
@@ -275,7 +333,7 @@ mod tests {
             integration(&vault, "int_a", 1, true, Some(1)).await,
         ];
         let router = router(items, vault).await;
-        let routes = router.routes("app", Channel::Email).await.unwrap();
+        let routes = router.routes("app", Channel::Email, None).await.unwrap();
         let ids: Vec<&str> =
             routes.iter().map(|r| r.integration.as_ref().unwrap().id.as_str()).collect();
         assert_eq!(ids, ["int_a", "int_b"]);
@@ -285,7 +343,7 @@ mod tests {
         assert!(limiter.check().is_err());
         assert!(routes[1].limiter.is_none());
         // No integration on SMS: the installation's default provider.
-        let sms = router.routes("app", Channel::Sms).await.unwrap();
+        let sms = router.routes("app", Channel::Sms, None).await.unwrap();
         assert!(sms.len() == 1 && sms[0].integration.is_none());
     }
 
@@ -295,7 +353,7 @@ mod tests {
         let mut broken = integration(&vault, "int_x", 0, true, None).await;
         broken.sealed = "aes256gcm:AAAA".into();
         let router = router(vec![broken], LocalVault::new([2; 32])).await;
-        let routes = router.routes("app", Channel::Email).await.unwrap();
+        let routes = router.routes("app", Channel::Email, None).await.unwrap();
         let why = routes[0].provider.as_ref().err().expect("unavailable");
         assert!(why.contains("cannot be opened"), "{why}");
     }

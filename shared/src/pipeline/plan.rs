@@ -263,10 +263,7 @@ mod tests {
     fn email_only() -> Recipient {
         Recipient {
             email: Some(EmailAddress::parse("ann@example.com").unwrap()),
-            phone: None,
-            webhook: None,
-            user_id: None,
-            group: None,
+            ..Default::default()
         }
     }
 

@@ -24,6 +24,9 @@ pub enum SendOutcome {
     Retrying,
     /// Not due yet (quiet hours): the message comes back when it is.
     Deferred,
+    /// The integration's window limit is reached: the message comes back when a slot
+    /// frees, without counting as an attempt.
+    Paced,
     Failed,
     DeadLettered,
 }
@@ -98,7 +101,7 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
         }
     }
     let outcome = attempt(cx, job, &delivery, job_integration, &notification).await?;
-    if !matches!(outcome, SendOutcome::Retrying | SendOutcome::DeadLettered) {
+    if !matches!(outcome, SendOutcome::Retrying | SendOutcome::DeadLettered | SendOutcome::Paced) {
         cx.queue.ack(std::slice::from_ref(job)).await?;
     }
     Ok(outcome)
@@ -121,7 +124,8 @@ async fn attempt(
         cx.store.transition_delivery(&delivery.id, DeliveryStatus::Expired, outcome).await?;
         return Ok(SendOutcome::Expired);
     }
-    let routes = cx.router.routes(&notification.app_id, delivery.channel).await?;
+    let robot = delivery.address.robot();
+    let routes = cx.router.routes(&notification.app_id, delivery.channel, robot).await?;
     let Some(position) = route_to_use(cx, delivery, job_integration, &routes).await? else {
         return Ok(SendOutcome::Skipped); // A message from before a failover.
     };
@@ -147,6 +151,11 @@ async fn attempt(
     };
     let result = match &route.provider {
         Ok(provider) => {
+            if let Err(wait) = cx.router.pace(route).await? {
+                let wait = wait + paced_lag(notification.priority);
+                cx.queue.defer(job, wait, "paced: the integration's window limit").await?;
+                return Ok(SendOutcome::Paced);
+            }
             route.until_ready().await;
             send_refreshing_once(provider.as_ref(), &message).await
         }
@@ -198,6 +207,17 @@ async fn attempt(
         return Ok(SendOutcome::DeadLettered);
     }
     Ok(SendOutcome::Failed)
+}
+
+/// How much later than the freed slot a paced message comes back, by priority: when
+/// a slot frees, the waiting high-priority messages are first in line for it.
+fn paced_lag(priority: crate::domain::Priority) -> std::time::Duration {
+    use crate::domain::Priority;
+    std::time::Duration::from_millis(match priority {
+        Priority::High => 0,
+        Priority::Medium => 60,
+        Priority::Low => 150,
+    })
 }
 
 /// Which of `routes` this message sends through, or None for a message that a

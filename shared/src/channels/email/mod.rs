@@ -137,6 +137,7 @@ const PROVIDERS: &[ProviderSpec] = &[
         id: "smtp",
         channel: super::Channel::Email,
         about: "Email over SMTP (herald serve).",
+        robot: false,
         config: &[
             required("host", Text, "The SMTP server's host name."),
             optional("port", Port, "Default 587 (starttls), 465 (tls) or 25 (none)."),
@@ -150,6 +151,7 @@ const PROVIDERS: &[ProviderSpec] = &[
         id: "ses",
         channel: super::Channel::Email,
         about: "Email through Amazon SES v2 with the send function's role (AWS).",
+        robot: false,
         config: &[
             required("from", Mailbox, "A verified sender."),
             optional("configuration_set", Text, "Where SES publishes delivery events."),

@@ -97,6 +97,7 @@ const PROVIDERS: &[ProviderSpec] = &[ProviderSpec {
     id: "sns",
     channel: super::Channel::Sms,
     about: "SMS through Amazon SNS with the send function's role (AWS).",
+    robot: false,
     config: &[optional("sender_id", Text, "Alphanumeric sender id, where allowed.")],
     secrets: &[],
 }];

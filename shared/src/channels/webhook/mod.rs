@@ -141,6 +141,7 @@ const PROVIDERS: &[ProviderSpec] = &[ProviderSpec {
     id: "webhook",
     channel: super::Channel::Webhook,
     about: "Standard Webhooks: signed HTTPS POSTs.",
+    robot: false,
     config: &[],
     secrets: &[required("signing_secret", SigningSecret, "Signs each payload.")],
 }];

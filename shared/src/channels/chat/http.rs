@@ -1,0 +1,86 @@
+//! The HTTP side every chat and SMS vendor shares: a client that reaches only the
+//! networks the installation permits (an app's manager sets `base_url`, so it gets the
+//! same checks as webhook URLs), the vendor's base URL, and transport errors mapped to
+//! the classes the send stage acts on, without the URL (it may carry a key).
+
+use crate::channels::ProviderError;
+use crate::net::{GuardedResolver, NetworkPolicy, REFUSED, was_refused};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A client for one vendor integration.
+pub fn client(policy: &NetworkPolicy, timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .dns_resolver(GuardedResolver::new(policy.clone()))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("build a vendor HTTP client")
+}
+
+/// The integration's `base_url` (without a trailing slash), or the vendor's host.
+pub fn base_url(
+    config: &serde_json::Map<String, Value>,
+    default: &str,
+    policy: &NetworkPolicy,
+) -> Result<String, String> {
+    let base = config.get("base_url").and_then(Value::as_str).unwrap_or(default);
+    let url = url::Url::parse(base).map_err(|_| "config.base_url is not a URL".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("config.base_url must be http or https".into());
+    }
+    // A literal address never reaches the resolver: check it here.
+    policy.check_url(&url).map_err(|_| format!("config.base_url: {REFUSED}"))?;
+    Ok(base.trim_end_matches('/').to_owned())
+}
+
+/// A transport failure: refused by policy for good, anything else worth a retry.
+pub fn transport(vendor: &str, error: reqwest::Error) -> ProviderError {
+    if was_refused(&error) {
+        return ProviderError::Permanent(REFUSED.into());
+    }
+    let kind = if error.is_timeout() { "timed out" } else { "could not connect" };
+    ProviderError::transient(format!("{vendor} {kind}"))
+}
+
+/// A `Retry-After` in seconds, capped at an hour.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 =
+        headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds.min(3600)))
+}
+
+/// Reads a vendor's JSON answer; a 5xx or 429 without one is transient, any other
+/// non-JSON answer permanent.
+pub async fn json(vendor: &str, response: reqwest::Response) -> Result<Value, ProviderError> {
+    let status = response.status();
+    let retry = retry_after(response.headers());
+    let body = response.bytes().await.map_err(|e| transport(vendor, e))?;
+    if status.is_server_error() || status.as_u16() == 429 {
+        return Err(ProviderError::Transient {
+            message: format!("{vendor} answered {status}"),
+            retry_after: retry,
+        });
+    }
+    serde_json::from_slice(&body)
+        .map_err(|_| ProviderError::Permanent(format!("{vendor} answered {status} without JSON")))
+}
+
+/// The number in a JSON field that vendors send as a number or a string.
+pub fn code(body: &Value, field: &str) -> Option<i64> {
+    match body.get(field)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// `vendor error CODE: message`, as a delivery records a vendor's refusal.
+pub fn vendor_error(vendor: &str, code: impl std::fmt::Display, message: Option<&str>) -> String {
+    match message.filter(|m| !m.is_empty()) {
+        Some(message) => format!("{vendor} error {code}: {message}"),
+        None => format!("{vendor} error {code}"),
+    }
+}
