@@ -7,7 +7,9 @@ pub mod dingtalk;
 pub mod emulator;
 pub mod herald;
 pub mod smtp;
+pub mod vendor_fake;
 pub mod webhook;
+pub mod wecom;
 pub mod write_units;
 
 pub use herald::Herald;

@@ -1,17 +1,72 @@
-//! Chat channels end to end on a real `herald serve`, each against a loopback fake of
-//! the vendor written from its documentation (`herald_tests::dingtalk`): templated
-//! sends to users by their chat identity, signed robot messages, one token refresh on
-//! an expired-token answer, pacing a burst to a robot's limit, and vendor errors on
+//! Chat channels end to end on a real `herald serve`, each vendor against a loopback
+//! fake written from its documentation (`herald_tests::<vendor>`): a templated message
+//! to a user by their chat identity with exactly one token refresh when the vendor
+//! calls the token expired, a burst of 100 to a robot paced to its limit with none
+//! dropped, a high-priority message overtaking waiting low ones, and vendor errors on
 //! the delivery.
 
 use herald_tests::Herald;
-use herald_tests::dingtalk::{self, DingTalkFake, Scripted};
 use herald_tests::herald::ADMIN_KEY;
+use herald_tests::vendor_fake::{Fake, Scripted};
+use herald_tests::{dingtalk, wecom};
 use serde_json::{Value, json};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 const LOOPBACK: (&str, &str) = ("HERALD_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8");
 const WAIT: Duration = Duration::from_secs(30);
+
+type Start = fn(usize, Duration) -> Pin<Box<dyn Future<Output = Fake> + Send>>;
+
+/// One vendor under test: its fake and how an app integrates it.
+struct Vendor {
+    channel: &'static str,
+    start: Start,
+    /// The robot integration's provider, config and secrets.
+    robot: fn(&Fake) -> Value,
+    /// The app integration's provider, config and secrets.
+    app: fn(&Fake) -> Value,
+    /// The vendor's code for an expired token, and one it documents as permanent.
+    expired: i64,
+    permanent: i64,
+    /// The text of a robot's text message as the fake received it.
+    robot_text: fn(&Value) -> &str,
+}
+
+const DINGTALK: Vendor = Vendor {
+    channel: "dingtalk",
+    start: |max, window| Box::pin(dingtalk::start(max, window)),
+    robot: |fake| {
+        json!({"provider": "dingtalk_robot", "config": {"base_url": fake.base_url},
+               "secrets": {"access_token": dingtalk::ROBOT_TOKEN, "secret": dingtalk::ROBOT_SECRET}})
+    },
+    app: |fake| {
+        json!({"provider": "dingtalk_work",
+               "config": {"base_url": fake.base_url, "agent_id": 2_000_123},
+               "secrets": {"app_key": dingtalk::APP_KEY, "app_secret": dingtalk::APP_SECRET}})
+    },
+    expired: 42001,
+    permanent: 400013,
+    robot_text: |body| body["text"]["content"].as_str().unwrap_or_default(),
+};
+
+const WECOM: Vendor = Vendor {
+    channel: "wecom",
+    start: |max, window| Box::pin(wecom::start(max, window)),
+    robot: |fake| {
+        json!({"provider": "wecom_robot", "config": {"base_url": fake.base_url},
+               "secrets": {"key": wecom::ROBOT_KEY}})
+    },
+    app: |fake| {
+        json!({"provider": "wecom_app",
+               "config": {"base_url": fake.base_url, "corp_id": wecom::CORP_ID, "agent_id": 1_000_002},
+               "secrets": {"corp_secret": wecom::CORP_SECRET}})
+    },
+    expired: 42001,
+    permanent: 44004,
+    robot_text: |body| body["text"]["content"].as_str().unwrap_or_default(),
+};
 
 async fn post(herald: &Herald, path: &str, body: Value) -> (u16, Value) {
     let response = herald.post(ADMIN_KEY, path, &body).await;
@@ -19,120 +74,85 @@ async fn post(herald: &Herald, path: &str, body: Value) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn integrate(herald: &Herald, body: Value) {
+async fn integrate(herald: &Herald, vendor: &Vendor, name: &str, mut body: Value) {
+    body["channel"] = json!(vendor.channel);
+    body["name"] = json!(name);
     let (status, created) = post(herald, "/v1/integrations", body).await;
     assert_eq!(status, 201, "{created}");
 }
 
-async fn dingtalk_robot(herald: &Herald, fake: &DingTalkFake, window: Option<Value>) {
-    let mut body = json!({
-        "channel": "dingtalk", "provider": "dingtalk_robot", "name": "ops",
-        "config": {"base_url": fake.base_url},
-        "secrets": {"access_token": dingtalk::ROBOT_TOKEN, "secret": dingtalk::ROBOT_SECRET},
-    });
-    if let Some(window) = window {
-        body["window_limit"] = window;
-    }
-    integrate(herald, body).await;
-}
-
-async fn dingtalk_work(herald: &Herald, fake: &DingTalkFake) {
-    integrate(
-        herald,
-        json!({
-            "channel": "dingtalk", "provider": "dingtalk_work", "name": "hr-app",
-            "config": {"base_url": fake.base_url, "agent_id": 2_000_123},
-            "secrets": {"app_key": dingtalk::APP_KEY, "app_secret": dingtalk::APP_SECRET},
-        }),
-    )
-    .await;
+async fn put_user(herald: &Herald, id: &str, profile: Value) {
+    let response = herald
+        .client
+        .put(herald.url(&format!("/v1/users/{id}")))
+        .bearer_auth(ADMIN_KEY)
+        .json(&profile)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
 }
 
 fn deliveries(notification: &Value) -> &Vec<Value> {
     notification["deliveries"].as_array().expect("deliveries")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dingtalk_work_notice_from_a_template_with_one_token_refresh() {
-    let fake = DingTalkFake::start(20, Duration::from_secs(60)).await;
+fn to_robot(vendor: &Vendor, robot: &str, priority: &str, text: &str) -> Value {
+    json!({"to": [{vendor.channel: {"robot": robot}}], "channels": [vendor.channel],
+           "priority": priority, "content": {vendor.channel: {"text": text}}})
+}
+
+/// Sends a templated markdown message to a user by their identity, then again after
+/// the vendor calls the token expired; returns the two bodies the fake received.
+async fn app_message_with_one_token_refresh(vendor: &Vendor, user_id: &str) -> Vec<Value> {
+    let fake = (vendor.start)(20, Duration::from_secs(60)).await;
     let herald = Herald::start(&[LOOPBACK]).await;
-    dingtalk_work(&herald, &fake).await;
-    let (status, user) = async {
-        let response = herald
-            .client
-            .put(herald.url("/v1/users/ann"))
-            .bearer_auth(ADMIN_KEY)
-            .json(&json!({"chat": {"dingtalk": "manager4521"}, "locale": "zh-CN"}))
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-    .await;
-    assert!(status == 200 || status == 201, "{user}");
+    integrate(&herald, vendor, "app", (vendor.app)(&fake)).await;
+    put_user(&herald, "ann", json!({"chat": {vendor.channel: user_id}, "locale": "zh-CN"})).await;
     let template = json!({
         "id": "leave-approved", "name": "Leave approved",
-        "locales": {"default": {"dingtalk": {"markdown": {
+        "locales": {"default": {vendor.channel: {"markdown": {
             "title": "请假已批准",
             "text": "### {{ name }} 的请假已批准\n\n{{ days }} 天"
         }}}}
     });
     let (status, created) = post(&herald, "/v1/templates", template).await;
     assert_eq!(status, 201, "{created}");
-
-    // The first send fetches a token; the fake then calls it expired once.
     let send = |days: u32| {
-        json!({"to": [{"user_id": "ann"}], "channels": ["dingtalk"],
+        json!({"to": [{"user_id": "ann"}], "channels": [vendor.channel],
                "template": {"id": "leave-approved", "data": {"name": "Ann", "days": days}}})
     };
     let first = herald.send(ADMIN_KEY, &send(3)).await;
     let first = herald.wait_final(ADMIN_KEY, &first, WAIT).await;
     assert_eq!(first["status"], "sent", "{first:#}");
-    fake.script([Scripted::Code(42001)]);
+    fake.script([Scripted::Code(vendor.expired)]);
     let second = herald.send(ADMIN_KEY, &send(5)).await;
     let second = herald.wait_final(ADMIN_KEY, &second, WAIT).await;
     assert_eq!(second["status"], "sent", "{second:#}");
     let delivery = &deliveries(&second)[0];
     assert_eq!(delivery["attempts"], 1, "the refresh is not a retry: {delivery:#}");
     assert_eq!(fake.tokens_issued(), 2, "one token, then exactly one refresh");
-
-    let received = fake.received();
-    assert_eq!(received.len(), 2, "{:?}", fake.rejected());
-    let body = &received[1].body;
-    assert_eq!(body["agent_id"], 2_000_123);
-    assert_eq!(body["userid_list"], "manager4521");
-    assert_eq!(body["msg"]["msgtype"], "markdown");
-    assert_eq!(body["msg"]["markdown"]["title"], "请假已批准");
-    assert_eq!(body["msg"]["markdown"]["text"], "### Ann 的请假已批准\n\n5 天");
     assert!(fake.rejected().is_empty(), "{:?}", fake.rejected());
+    fake.received().into_iter().map(|r| r.body).collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_burst_to_a_robot_is_paced_to_its_window_and_nothing_is_dropped() {
-    // The robot takes 20 in any second here (20 a minute on DingTalk, scaled down).
+/// 100 messages to one robot that takes 20 a second (20 a minute, scaled down): all
+/// delivered, none past the limit in any window, none retried.
+async fn burst_paced_to_the_robots_window(vendor: &Vendor) {
     let window = Duration::from_secs(1);
-    let fake = DingTalkFake::start(20, window).await;
+    let fake = (vendor.start)(20, window).await;
     let herald = Herald::start(&[LOOPBACK]).await;
-    dingtalk_robot(&herald, &fake, Some(json!({"max": 20, "window_seconds": 1}))).await;
+    let mut robot = (vendor.robot)(&fake);
+    robot["window_limit"] = json!({"max": 20, "window_seconds": 1});
+    integrate(&herald, vendor, "ops", robot).await;
     let items: Vec<Value> = (0..100)
-        .map(|i| {
-            json!({"to": [{"dingtalk": {"robot": "ops"}}], "channels": ["dingtalk"],
-                   "priority": "low",
-                   "content": {"dingtalk": {"text": format!("disk full on node {i}"),
-                                            "mentions": {"mobiles": ["13800000000"]}}}})
-        })
+        .map(|i| to_robot(vendor, "ops", "low", &format!("disk full on node {i}")))
         .collect();
     let started = Instant::now();
     let (status, batch) = post(&herald, "/v1/notifications/batch", json!({"items": items})).await;
     assert_eq!(status, 200, "{batch}");
-    let ids: Vec<String> = batch["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["id"].as_str().expect("accepted").to_owned())
-        .collect();
-    for id in &ids {
-        let n = herald.wait_final(ADMIN_KEY, id, WAIT).await;
+    for item in batch["items"].as_array().unwrap() {
+        let n = herald.wait_final(ADMIN_KEY, item["id"].as_str().expect("accepted"), WAIT).await;
         assert_eq!(n["status"], "sent", "{n:#}");
         assert_eq!(deliveries(&n)[0]["attempts"], 1, "pacing is not an attempt: {n:#}");
     }
@@ -145,68 +165,131 @@ async fn a_burst_to_a_robot_is_paced_to_its_window_and_nothing_is_dropped() {
     }
     // Five windows' worth: at least four whole windows passed.
     assert!(started.elapsed() >= 4 * window);
-    let body = &received[0].body;
-    assert_eq!(body["msgtype"], "text");
+    let mut texts: Vec<&str> = received.iter().map(|r| (vendor.robot_text)(&r.body)).collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 100, "each message once");
+}
+
+/// A permanent code fails the delivery with the vendor's code; a 5xx is retried; a
+/// robot the app does not have fails saying so.
+async fn vendor_errors_on_the_delivery(vendor: &Vendor) {
+    let fake = (vendor.start)(20, Duration::from_secs(60)).await;
+    let herald = Herald::start(&[LOOPBACK]).await;
+    integrate(&herald, vendor, "ops", (vendor.robot)(&fake)).await;
+    fake.script([Scripted::Code(vendor.permanent)]);
+    let failed = herald.send(ADMIN_KEY, &to_robot(vendor, "ops", "high", "one")).await;
+    let failed = herald.wait_final(ADMIN_KEY, &failed, WAIT).await;
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    let reason = deliveries(&failed)[0]["reason"].as_str().unwrap_or_default().to_owned();
+    let code = format!("{} error {}", vendor.channel, vendor.permanent);
+    assert!(reason.contains(&code), "{reason}");
+    fake.script([Scripted::Status(503)]);
+    let retried = herald.send(ADMIN_KEY, &to_robot(vendor, "ops", "high", "two")).await;
+    let retried = herald.wait_final(ADMIN_KEY, &retried, WAIT).await;
+    assert_eq!(retried["status"], "sent", "{retried:#}");
+    assert_eq!(deliveries(&retried)[0]["attempts"], 2);
+    let unknown = herald.send(ADMIN_KEY, &to_robot(vendor, "nobody", "high", "three")).await;
+    let n = herald.wait_final(ADMIN_KEY, &unknown, WAIT).await;
+    assert_eq!(n["status"], "failed");
+    let reason = deliveries(&n)[0]["reason"].as_str().unwrap_or_default().to_owned();
+    let expected = format!("no enabled {} robot integration named 'nobody'", vendor.channel);
+    assert!(reason.contains(&expected), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dingtalk_work_notice_from_a_template() {
+    let bodies = app_message_with_one_token_refresh(&DINGTALK, "manager4521").await;
+    let body = &bodies[1];
+    assert_eq!(body["agent_id"], 2_000_123);
+    assert_eq!(body["userid_list"], "manager4521");
+    assert_eq!(body["msg"]["msgtype"], "markdown");
+    assert_eq!(body["msg"]["markdown"]["title"], "请假已批准");
+    assert_eq!(body["msg"]["markdown"]["text"], "### Ann 的请假已批准\n\n5 天");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dingtalk_robot_burst_is_paced() {
+    burst_paced_to_the_robots_window(&DINGTALK).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dingtalk_errors() {
+    vendor_errors_on_the_delivery(&DINGTALK).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dingtalk_robot_signs_cards_and_mentions() {
+    let fake = dingtalk::start(20, Duration::from_secs(60)).await;
+    let herald = Herald::start(&[LOOPBACK]).await;
+    integrate(&herald, &DINGTALK, "ops", (DINGTALK.robot)(&fake)).await;
+    let card = json!({"to": [{"dingtalk": {"robot": "ops"}}], "channels": ["dingtalk"],
+        "content": {"dingtalk": {"card": {"title": "Deploy", "text": "**v2** is out",
+                                          "url": "https://example.com/d"},
+                                 "mentions": {"mobiles": ["13800000000"], "all": false}}}});
+    let id = herald.send(ADMIN_KEY, &card).await;
+    assert_eq!(herald.wait_final(ADMIN_KEY, &id, WAIT).await["status"], "sent");
+    let body = &fake.received()[0].body;
+    assert_eq!(body["msgtype"], "actionCard");
+    assert_eq!(body["actionCard"]["singleURL"], "https://example.com/d");
+    assert_eq!(body["actionCard"]["singleTitle"], "Details");
     assert_eq!(body["at"]["atMobiles"], json!(["13800000000"]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_high_priority_message_overtakes_low_ones_waiting_for_the_robot() {
-    let fake = DingTalkFake::start(5, Duration::from_secs(1)).await;
+    let fake = dingtalk::start(5, Duration::from_secs(1)).await;
     let herald = Herald::start(&[LOOPBACK]).await;
-    dingtalk_robot(&herald, &fake, Some(json!({"max": 5, "window_seconds": 1}))).await;
-    let message = |priority: &str, text: &str| {
-        json!({"to": [{"dingtalk": {"robot": "ops"}}], "channels": ["dingtalk"],
-               "priority": priority, "content": {"dingtalk": {"text": text}}})
-    };
-    let items: Vec<Value> = (0..15).map(|i| message("low", &format!("low {i}"))).collect();
+    let mut robot = (DINGTALK.robot)(&fake);
+    robot["window_limit"] = json!({"max": 5, "window_seconds": 1});
+    integrate(&herald, &DINGTALK, "ops", robot).await;
+    let items: Vec<Value> =
+        (0..15).map(|i| to_robot(&DINGTALK, "ops", "low", &format!("low {i}"))).collect();
     let (status, _) = post(&herald, "/v1/notifications/batch", json!({"items": items})).await;
     assert_eq!(status, 200);
-    // Wait until the first window's five are out, then send the urgent one.
+    // Once the first window's five are out, the urgent one is sent.
     assert!(herald_tests::eventually(WAIT, || async { fake.received().len() >= 5 }).await);
-    let urgent = herald.send(ADMIN_KEY, &message("high", "urgent")).await;
+    let urgent = herald.send(ADMIN_KEY, &to_robot(&DINGTALK, "ops", "high", "urgent")).await;
     herald.wait_final(ADMIN_KEY, &urgent, WAIT).await;
     assert!(herald_tests::eventually(WAIT, || async { fake.received().len() == 16 }).await);
-    let order: Vec<String> = fake
-        .received()
-        .iter()
-        .map(|r| r.body["text"]["content"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let order: Vec<String> =
+        fake.received().iter().map(|r| (DINGTALK.robot_text)(&r.body).to_owned()).collect();
     let at = order.iter().position(|t| t == "urgent").unwrap();
     assert!(at <= 10, "the urgent message went out {at}th: {order:?}");
     assert_eq!(fake.violations(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn vendor_errors_fail_the_delivery_with_the_vendors_code() {
-    let fake = DingTalkFake::start(20, Duration::from_secs(60)).await;
+async fn wecom_app_message_from_a_template() {
+    let bodies = app_message_with_one_token_refresh(&WECOM, "zhangsan").await;
+    let body = &bodies[1];
+    assert_eq!(body["agentid"], 1_000_002);
+    assert_eq!(body["touser"], "zhangsan");
+    assert_eq!(body["msgtype"], "markdown");
+    assert_eq!(body["markdown"]["content"], "**请假已批准**\n### Ann 的请假已批准\n\n5 天");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wecom_robot_burst_is_paced() {
+    burst_paced_to_the_robots_window(&WECOM).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wecom_errors() {
+    vendor_errors_on_the_delivery(&WECOM).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wecom_member_the_app_cannot_reach_fails_as_an_invalid_address() {
+    let fake = wecom::start(20, Duration::from_secs(60)).await;
     let herald = Herald::start(&[LOOPBACK]).await;
-    dingtalk_robot(&herald, &fake, None).await;
-    let message = json!({"to": [{"dingtalk": {"robot": "ops"}}], "channels": ["dingtalk"],
-                         "content": {"dingtalk": {"card": {"title": "Deploy", "text": "**v2** is out",
-                                                           "url": "https://example.com/d"}}}});
-    // A permanent refusal: failed, with DingTalk's code on the delivery.
-    fake.script([Scripted::Code(400013)]);
-    let failed = herald.send(ADMIN_KEY, &message).await;
-    let failed = herald.wait_final(ADMIN_KEY, &failed, WAIT).await;
-    assert_eq!(failed["status"], "failed", "{failed:#}");
-    let reason = deliveries(&failed)[0]["reason"].as_str().unwrap_or_default().to_owned();
-    assert!(reason.contains("dingtalk error 400013"), "{reason}");
-    // A 5xx is retried and then goes through.
-    fake.script([Scripted::Status(503)]);
-    let retried = herald.send(ADMIN_KEY, &message).await;
-    let retried = herald.wait_final(ADMIN_KEY, &retried, WAIT).await;
-    assert_eq!(retried["status"], "sent", "{retried:#}");
-    assert_eq!(deliveries(&retried)[0]["attempts"], 2);
-    let card = &fake.received()[0].body;
-    assert_eq!(card["msgtype"], "actionCard");
-    assert_eq!(card["actionCard"]["singleURL"], "https://example.com/d");
-    // A robot the app does not have: failed, saying so.
-    let mut unknown = message.clone();
-    unknown["to"] = json!([{"dingtalk": {"robot": "nobody"}}]);
-    let id = herald.send(ADMIN_KEY, &unknown).await;
+    integrate(&herald, &WECOM, "app", (WECOM.app)(&fake)).await;
+    let send = json!({"to": [{"wecom": {"id": wecom::UNKNOWN_MEMBER}}], "channels": ["wecom"],
+        "content": {"wecom": {"card": {"title": "Payslip", "text": "December", "url": "https://example.com/p"}}}});
+    let id = herald.send(ADMIN_KEY, &send).await;
     let n = herald.wait_final(ADMIN_KEY, &id, WAIT).await;
-    assert_eq!(n["status"], "failed");
+    assert_eq!(n["status"], "failed", "{n:#}");
     let reason = deliveries(&n)[0]["reason"].as_str().unwrap_or_default().to_owned();
-    assert!(reason.contains("no enabled dingtalk robot integration named 'nobody'"), "{reason}");
+    assert!(reason.contains("invaliduser"), "{reason}");
+    assert!(fake.rejected().is_empty(), "{:?}", fake.rejected());
 }

@@ -13,6 +13,7 @@ mod registry;
 pub mod sms;
 mod unit;
 pub mod webhook;
+pub mod wecom;
 
 pub use self::log::{LogProvider, LoggedMessage};
 pub use chat::{ChatContent, ChatTarget};
@@ -50,10 +51,15 @@ registry::channel_registry! {
         to: dingtalk: ChatTarget,
         address: Dingtalk,
     },
+    Wecom(wecom) => wecom::WeCom {
+        content: ChatContent,
+        to: wecom: ChatTarget,
+        address: Wecom,
+    },
 }
 
 /// The text of a test send when the request gives none.
-const TEST_TEXT: &str = "This is a test message from Herald.";
+pub(crate) const TEST_TEXT: &str = "This is a test message from Herald.";
 
 fn not_on_this_host(provider: &str) -> String {
     format!("provider '{provider}' is not available on this host")

@@ -47,6 +47,9 @@ pub struct ChatIds {
     pub qq: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wechat: Option<String>,
+    /// A Slack member id (`U…`); Slack sends it to the member's DMs with the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<String>,
 }
 
 /// What a caller writes: everything but the id and the times.
@@ -177,6 +180,7 @@ pub fn validate_user(id: &str, profile: &UserProfile) -> Vec<(String, String)> {
         ("feishu", &profile.chat.feishu),
         ("qq", &profile.chat.qq),
         ("wechat", &profile.chat.wechat),
+        ("slack", &profile.chat.slack),
     ] {
         if value.as_ref().is_some_and(|v| v.is_empty() || v.len() > 128) {
             bad(&format!("chat.{name}"), "1 to 128 characters");

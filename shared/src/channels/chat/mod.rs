@@ -105,6 +105,54 @@ impl TemplateText for ChatContent {
     }
 }
 
+/// The `ChannelUnit` items every chat channel shares: its content and target types,
+/// robots named by the target, the user's identity from `chat.<field>` of their
+/// profile, and the test message. The vendor's unit adds validation, providers and
+/// `build`.
+macro_rules! chat_unit_items {
+    ($field:ident) => {
+        type Content = $crate::channels::chat::ChatContent;
+        type Target = $crate::channels::chat::ChatTarget;
+        type Address = $crate::channels::chat::ChatTarget;
+
+        fn check_target(
+            target: &$crate::channels::chat::ChatTarget,
+            path: &str,
+            report: $crate::channels::Report<'_>,
+        ) {
+            target.check(path, report);
+        }
+
+        fn address(
+            target: &$crate::channels::chat::ChatTarget,
+        ) -> $crate::channels::chat::ChatTarget {
+            target.clone()
+        }
+
+        fn robot(address: &$crate::channels::chat::ChatTarget) -> Option<&str> {
+            address.robot()
+        }
+
+        fn from_profile(
+            profile: &$crate::domain::UserProfile,
+        ) -> Option<$crate::channels::chat::ChatTarget> {
+            profile.chat.$field.clone().map($crate::channels::chat::ChatTarget::Id)
+        }
+
+        fn redact(address: &$crate::channels::chat::ChatTarget) -> String {
+            address.redacted()
+        }
+
+        fn test_content() -> $crate::channels::chat::ChatContent {
+            $crate::channels::chat::ChatContent {
+                text: Some($crate::channels::TEST_TEXT.into()),
+                ..Default::default()
+            }
+        }
+    };
+}
+pub(crate) use chat_unit_items;
+
 /// A vendor's size limits, in bytes of UTF-8 as the vendors count them.
 pub struct Limits {
     pub text: usize,

@@ -7,10 +7,9 @@ mod work;
 
 pub use robot::robot_signature;
 
-use super::chat::{self, ChatContent, ChatTarget, Limits};
+use super::chat::{self, ChatContent, Limits};
 use super::unit::{ChannelUnit, Report};
 use super::{HostProviders, Provider};
-use crate::domain::UserProfile;
 use crate::integrations::catalog::{FieldKind::*, optional, required};
 use crate::integrations::{Integration, ProviderSpec, SecretValues};
 use std::sync::Arc;
@@ -24,39 +23,13 @@ const LIMITS: Limits = Limits { text: 20_000, markdown: 20_000 };
 pub struct DingTalk;
 
 impl ChannelUnit for DingTalk {
-    type Content = ChatContent;
-    type Target = ChatTarget;
-    type Address = ChatTarget;
+    chat::chat_unit_items!(dingtalk);
 
     fn validate(content: &ChatContent, path: &str, report: Report<'_>) {
         chat::validate(content, path, &LIMITS, report);
         if content.markdown.as_ref().is_some_and(|m| m.title.trim().is_empty()) {
             report(format!("{path}.markdown.title"), "DingTalk needs a title".into());
         }
-    }
-
-    fn check_target(target: &ChatTarget, path: &str, report: Report<'_>) {
-        target.check(path, report);
-    }
-
-    fn address(target: &ChatTarget) -> ChatTarget {
-        target.clone()
-    }
-
-    fn robot(address: &ChatTarget) -> Option<&str> {
-        address.robot()
-    }
-
-    fn from_profile(profile: &UserProfile) -> Option<ChatTarget> {
-        profile.chat.dingtalk.clone().map(ChatTarget::Id)
-    }
-
-    fn redact(address: &ChatTarget) -> String {
-        address.redacted()
-    }
-
-    fn test_content() -> ChatContent {
-        ChatContent { text: Some(super::TEST_TEXT.into()), ..Default::default() }
     }
 
     fn providers() -> &'static [ProviderSpec] {
