@@ -10,7 +10,7 @@
 //! - `POST /topapi/message/corpconversation/asyncsend_v2?access_token`: a valid token
 //!   (else 42001), an integer `agent_id`, a `userid_list` string and a `msg`.
 
-use crate::vendor_fake::{Fake, Shared, now_ms, text_within};
+use crate::vendor_fake::{Fake, Scripted, Shared, now_ms, status_response, text_within};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -50,7 +50,11 @@ fn reject(shared: &Shared, why: String, code: i64) -> Response {
 }
 
 fn scripted(shared: &Shared) -> Option<Response> {
-    shared.scripted(EXPIRED).map(|s| s.map(|code| answer(code, "scripted")).unwrap_or_else(|r| r))
+    Some(match shared.scripted(EXPIRED)? {
+        Scripted::Code(code) => answer(code, "scripted"),
+        Scripted::Named(name) => answer(-1, name),
+        Scripted::Status(status) => status_response(status),
+    })
 }
 
 /// What DingTalk documents for a message body (robot and work notice field names).

@@ -5,7 +5,9 @@
 pub mod aws_proxy;
 pub mod dingtalk;
 pub mod emulator;
+pub mod feishu;
 pub mod herald;
+pub mod slack;
 pub mod smtp;
 pub mod vendor_fake;
 pub mod webhook;

@@ -17,8 +17,15 @@ pub enum Scripted {
     /// The vendor's error code, in its own JSON shape; an expired-token code also
     /// invalidates the current access token, as an expiry would.
     Code(i64),
+    /// A vendor's named error (Slack's `error` strings).
+    Named(&'static str),
     /// This HTTP status with no JSON body.
     Status(u16),
+}
+
+/// The response to a scripted HTTP status.
+pub fn status_response(status: u16) -> Response {
+    (StatusCode::from_u16(status).unwrap(), "scripted").into_response()
 }
 
 #[derive(Debug, Clone)]
@@ -58,21 +65,14 @@ impl Shared {
         self.record.lock().unwrap().rejected.push(why.into());
     }
 
-    /// The next scripted answer: Ok(code) for a vendor code (the caller shapes it),
-    /// Err(response) for an HTTP status.
-    pub fn scripted(&self, expired_code: i64) -> Option<Result<i64, Response>> {
+    /// The next scripted answer; an `expired_code` also invalidates the current token.
+    pub fn scripted(&self, expired_code: i64) -> Option<Scripted> {
         let mut record = self.record.lock().unwrap();
-        match record.script.pop_front()? {
-            Scripted::Code(code) => {
-                if code == expired_code {
-                    record.valid_token = None;
-                }
-                Some(Ok(code))
-            }
-            Scripted::Status(status) => {
-                Some(Err((StatusCode::from_u16(status).unwrap(), "scripted").into_response()))
-            }
+        let next = record.script.pop_front()?;
+        if matches!(next, Scripted::Code(code) if code == expired_code) {
+            record.valid_token = None;
         }
+        Some(next)
     }
 
     /// Issues a new access token, which replaces the last.

@@ -8,7 +8,7 @@
 //!   integer `agentid`, `msgtype` text, markdown or textcard. A member listed in
 //!   `UNKNOWN_MEMBER` comes back in `invaliduser` with errcode 0, as WeCom does.
 
-use crate::vendor_fake::{Fake, Shared, text_within};
+use crate::vendor_fake::{Fake, Scripted, Shared, status_response, text_within};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -43,7 +43,11 @@ fn reject(shared: &Shared, why: String, code: i64) -> Response {
 }
 
 fn scripted(shared: &Shared) -> Option<Response> {
-    shared.scripted(EXPIRED).map(|s| s.map(|code| answer(code, "scripted")).unwrap_or_else(|r| r))
+    Some(match shared.scripted(EXPIRED)? {
+        Scripted::Code(code) => answer(code, "scripted"),
+        Scripted::Named(name) => answer(-1, name),
+        Scripted::Status(status) => status_response(status),
+    })
 }
 
 fn check_message(msg: &Value, app: bool) -> Result<(), String> {

@@ -8,7 +8,7 @@
 use herald_tests::Herald;
 use herald_tests::herald::ADMIN_KEY;
 use herald_tests::vendor_fake::{Fake, Scripted};
-use herald_tests::{dingtalk, wecom};
+use herald_tests::{dingtalk, feishu, slack, wecom};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::pin::Pin;
@@ -27,9 +27,11 @@ struct Vendor {
     robot: fn(&Fake) -> Value,
     /// The app integration's provider, config and secrets.
     app: fn(&Fake) -> Value,
-    /// The vendor's code for an expired token, and one it documents as permanent.
+    /// The vendor's code for an expired token; an answer it documents as permanent,
+    /// and how the delivery's reason names it.
     expired: i64,
-    permanent: i64,
+    permanent: Scripted,
+    permanent_reason: &'static str,
     /// The text of a robot's text message as the fake received it.
     robot_text: fn(&Value) -> &str,
 }
@@ -47,7 +49,8 @@ const DINGTALK: Vendor = Vendor {
                "secrets": {"app_key": dingtalk::APP_KEY, "app_secret": dingtalk::APP_SECRET}})
     },
     expired: 42001,
-    permanent: 400013,
+    permanent: Scripted::Code(400013),
+    permanent_reason: "dingtalk error 400013",
     robot_text: |body| body["text"]["content"].as_str().unwrap_or_default(),
 };
 
@@ -64,8 +67,44 @@ const WECOM: Vendor = Vendor {
                "secrets": {"corp_secret": wecom::CORP_SECRET}})
     },
     expired: 42001,
-    permanent: 44004,
+    permanent: Scripted::Code(44004),
+    permanent_reason: "wecom error 44004",
     robot_text: |body| body["text"]["content"].as_str().unwrap_or_default(),
+};
+
+const FEISHU: Vendor = Vendor {
+    channel: "feishu",
+    start: |max, window| Box::pin(feishu::start(max, window)),
+    robot: |fake| {
+        json!({"provider": "feishu_bot", "config": {"base_url": fake.base_url},
+               "secrets": {"hook_token": feishu::HOOK_TOKEN, "secret": feishu::BOT_SECRET}})
+    },
+    app: |fake| {
+        json!({"provider": "feishu_app", "config": {"base_url": fake.base_url, "domain": "lark"},
+               "secrets": {"app_id": feishu::APP_ID, "app_secret": feishu::APP_SECRET}})
+    },
+    expired: 99991663,
+    permanent: Scripted::Code(9499),
+    permanent_reason: "feishu error 9499",
+    robot_text: |body| body["content"]["text"].as_str().unwrap_or_default(),
+};
+
+/// Slack has no token exchange (`app` is the bot-token API, `expired` unused).
+const SLACK: Vendor = Vendor {
+    channel: "slack",
+    start: |max, window| Box::pin(slack::start(max, window)),
+    robot: |fake| {
+        json!({"provider": "slack_webhook",
+               "secrets": {"url": format!("{}{}", fake.base_url, slack::WEBHOOK_PATH)}})
+    },
+    app: |fake| {
+        json!({"provider": "slack_api", "config": {"base_url": fake.base_url},
+               "secrets": {"bot_token": slack::BOT_TOKEN}})
+    },
+    expired: 0,
+    permanent: Scripted::Named("invalid_payload"),
+    permanent_reason: "slack error invalid_payload",
+    robot_text: |body| body["text"].as_str().unwrap_or_default(),
 };
 
 async fn post(herald: &Herald, path: &str, body: Value) -> (u16, Value) {
@@ -177,13 +216,12 @@ async fn vendor_errors_on_the_delivery(vendor: &Vendor) {
     let fake = (vendor.start)(20, Duration::from_secs(60)).await;
     let herald = Herald::start(&[LOOPBACK]).await;
     integrate(&herald, vendor, "ops", (vendor.robot)(&fake)).await;
-    fake.script([Scripted::Code(vendor.permanent)]);
+    fake.script([vendor.permanent.clone()]);
     let failed = herald.send(ADMIN_KEY, &to_robot(vendor, "ops", "high", "one")).await;
     let failed = herald.wait_final(ADMIN_KEY, &failed, WAIT).await;
     assert_eq!(failed["status"], "failed", "{failed:#}");
     let reason = deliveries(&failed)[0]["reason"].as_str().unwrap_or_default().to_owned();
-    let code = format!("{} error {}", vendor.channel, vendor.permanent);
-    assert!(reason.contains(&code), "{reason}");
+    assert!(reason.contains(vendor.permanent_reason), "{reason}");
     fake.script([Scripted::Status(503)]);
     let retried = herald.send(ADMIN_KEY, &to_robot(vendor, "ops", "high", "two")).await;
     let retried = herald.wait_final(ADMIN_KEY, &retried, WAIT).await;
@@ -291,5 +329,76 @@ async fn wecom_member_the_app_cannot_reach_fails_as_an_invalid_address() {
     assert_eq!(n["status"], "failed", "{n:#}");
     let reason = deliveries(&n)[0]["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("invaliduser"), "{reason}");
+    assert!(fake.rejected().is_empty(), "{:?}", fake.rejected());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feishu_app_message_from_a_template() {
+    let bodies =
+        app_message_with_one_token_refresh(&FEISHU, "ou_7d8a6e6df7621556ce0d21922b676706").await;
+    let body = &bodies[1];
+    assert_eq!(body["receive_id"], "ou_7d8a6e6df7621556ce0d21922b676706");
+    assert_eq!(body["msg_type"], "interactive");
+    let card: Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
+    assert_eq!(card["header"]["title"]["content"], "请假已批准");
+    assert_eq!(card["elements"][0]["content"], "### Ann 的请假已批准\n\n5 天");
+    assert!(body["uuid"].as_str().is_some_and(|u| u.starts_with("dlv_")), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feishu_bot_burst_is_paced() {
+    burst_paced_to_the_robots_window(&FEISHU).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feishu_errors() {
+    vendor_errors_on_the_delivery(&FEISHU).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_webhook_burst_is_paced() {
+    burst_paced_to_the_robots_window(&SLACK).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_errors() {
+    vendor_errors_on_the_delivery(&SLACK).await;
+}
+
+/// A templated card to a member by their Slack id through chat.postMessage, with the
+/// template's values escaped for mrkdwn; a 429 is retried after its Retry-After.
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_api_message_from_a_template() {
+    let fake = slack::start(20, Duration::from_secs(60)).await;
+    let herald = Herald::start(&[LOOPBACK]).await;
+    integrate(&herald, &SLACK, "workspace", (SLACK.app)(&fake)).await;
+    put_user(&herald, "ann", json!({"chat": {"slack": "U0123ABCD"}})).await;
+    let template = json!({
+        "id": "deploy", "name": "Deploy",
+        "locales": {"default": {"slack": {"card": {
+            "title": "Deploy {{ version }}",
+            "text": "*{{ service }}* is live",
+            "url": "https://example.com/deploys/{{ version }}",
+            "button": "Open"
+        }}}}
+    });
+    let (status, created) = post(&herald, "/v1/templates", template).await;
+    assert_eq!(status, 201, "{created}");
+    fake.script([Scripted::Status(429)]);
+    let id = herald
+        .send(
+            ADMIN_KEY,
+            &json!({"to": [{"user_id": "ann"}], "channels": ["slack"],
+                    "template": {"id": "deploy", "data": {"version": "v2", "service": "a<b>&c"}}}),
+        )
+        .await;
+    let n = herald.wait_final(ADMIN_KEY, &id, WAIT).await;
+    assert_eq!(n["status"], "sent", "{n:#}");
+    assert_eq!(deliveries(&n)[0]["attempts"], 2);
+    let body = &fake.received()[0].body;
+    assert_eq!(body["channel"], "U0123ABCD");
+    assert_eq!(body["blocks"][0]["text"]["text"], "Deploy v2");
+    assert_eq!(body["blocks"][1]["text"]["text"], "*a&lt;b&gt;&amp;c* is live");
+    assert_eq!(body["blocks"][1]["accessory"]["url"], "https://example.com/deploys/v2");
     assert!(fake.rejected().is_empty(), "{:?}", fake.rejected());
 }

@@ -8,8 +8,10 @@ pub mod chat;
 pub mod dingtalk;
 pub mod email;
 mod factory;
+pub mod feishu;
 mod log;
 mod registry;
+pub mod slack;
 pub mod sms;
 mod unit;
 pub mod webhook;
@@ -55,6 +57,16 @@ registry::channel_registry! {
         content: ChatContent,
         to: wecom: ChatTarget,
         address: Wecom,
+    },
+    Feishu(feishu) => feishu::Feishu {
+        content: ChatContent,
+        to: feishu: ChatTarget,
+        address: Feishu,
+    },
+    Slack(slack) => slack::Slack {
+        content: ChatContent,
+        to: slack: ChatTarget,
+        address: Slack,
     },
 }
 

@@ -85,6 +85,19 @@ impl Default for Renderer {
     }
 }
 
+/// How a part escapes what it prints: email HTML as HTML; Slack's text, markdown and
+/// card text as mrkdwn (`&`, `<`, `>`). Other chat vendors' markdown takes values as
+/// they are: none of them documents an escape its renderer honours.
+fn escape_for(part: &str) -> AutoEscape {
+    if part.ends_with(".html") {
+        AutoEscape::Html
+    } else if matches!(part, "slack.text" | "slack.markdown.text" | "slack.card.text") {
+        AutoEscape::Custom(sandbox::MRKDWN)
+    } else {
+        AutoEscape::None
+    }
+}
+
 /// The context variable that carries the recipient to the filters.
 const RECIPIENT: &str = "__herald_recipient";
 
@@ -94,9 +107,7 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
     // Only a part named `*.html` (email html) escapes what it prints.
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None }
-    });
+    env.set_auto_escape_callback(escape_for);
     env.add_filter("number", |state: &State, value: f64, decimals: Option<usize>| {
         number(value, decimals, &locale_of(state))
     });
@@ -223,7 +234,7 @@ impl Renderer {
                 variable: variable.clone(),
             });
         }
-        let escape = if part.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None };
+        let escape = escape_for(part);
         let budget = Budget::start(self.max_part_bytes);
         // A bug in a filter must cost this render, not the process or the connection.
         let result = catch_unwind(AssertUnwindSafe(|| {

@@ -205,8 +205,23 @@ fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Value, 
     native(Native::Slice, value, bounds)
 }
 
+/// The auto-escape of parts Slack reads as mrkdwn.
+pub const MRKDWN: &str = "mrkdwn";
+
 /// Writes what a template emits, output and captures alike, charged first.
 fn emit(out: &mut minijinja::Output, state: &State, value: &Value) -> Result<(), Error> {
+    if let AutoEscape::Custom(MRKDWN) = state.auto_escape() {
+        // Slack's mrkdwn: `&`, `<` and `>` are markup (links, mentions); a value is
+        // text. At most five bytes out per byte in.
+        let text = text_of(value)?;
+        if value.is_safe() {
+            return out.write_str(&text).map_err(|_| over_budget());
+        }
+        charge(text.len().saturating_mul(4))?;
+        return out
+            .write_str(&crate::channels::slack::escape_mrkdwn(&text))
+            .map_err(|_| over_budget());
+    }
     let len = display_len(value)?;
     let escapes = !matches!(state.auto_escape(), AutoEscape::None) && !value.is_safe();
     if escapes && value.as_str().is_some() {
