@@ -34,12 +34,13 @@ const KEY: &str = "hk_example_admin_key_0123456789abcdef";
 /// The account moto names queues under.
 const ACCOUNT: &str = "123456789012";
 /// Each function of template.yaml and the binary it runs.
-const FUNCTIONS: [(&str, &str); 6] = [
+const FUNCTIONS: [(&str, &str); 7] = [
     ("ApiFunction", "api"),
     ("DispatchFunction", "dispatch"),
     ("SendEmailFunction", "send"),
     ("SendSmsFunction", "send"),
     ("SendWebhookFunction", "send"),
+    ("SendChatFunction", "send"),
     ("TrackFunction", "track"),
 ];
 
