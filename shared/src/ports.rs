@@ -320,6 +320,20 @@ pub struct LeasedJob {
     pub lease_token: String,
 }
 
+impl LeasedJob {
+    /// A new job carrying the same work, due after `delay` (a queue that cannot take
+    /// a lease off a job's attempts puts this back instead).
+    pub fn copy_after(&self, delay: Duration) -> Job {
+        Job {
+            queue: self.queue,
+            priority: self.priority,
+            dedup_key: None,
+            payload: self.payload.clone(),
+            delay,
+        }
+    }
+}
+
 /// The producer side of a queue: what intake and the transactional outbox need.
 #[async_trait]
 pub trait QueueProducer: Send + Sync + 'static {

@@ -286,6 +286,14 @@ impl HeldJobs for SqsQueue {
         Ok(())
     }
 
+    /// A copy goes back on the queue and this message is deleted: SQS cannot take a
+    /// receive off a message's count, and a copy starts from zero. (SQS delays at most
+    /// 15 minutes; a longer wait is deferred again when the copy comes back.)
+    async fn defer(&self, job: &LeasedJob, delay: Duration, _why: &str) -> StoreResult<()> {
+        self.enqueue(vec![job.copy_after(delay)]).await?;
+        self.ack(std::slice::from_ref(job)).await
+    }
+
     async fn retry(&self, job: &LeasedJob, delay: Duration, _error: &str) -> StoreResult<()> {
         self.client
             .change_message_visibility()

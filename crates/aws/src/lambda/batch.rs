@@ -80,6 +80,11 @@ impl HeldJobs for BatchQueue {
     async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()> {
         self.sqs.dead_letter(job, error).await
     }
+    /// A copy waits on the queue (with no receives counted); Lambda deletes this
+    /// message as handled.
+    async fn defer(&self, job: &LeasedJob, delay: Duration, _why: &str) -> StoreResult<()> {
+        self.sqs.enqueue(vec![job.copy_after(delay)]).await
+    }
 }
 
 /// Why a message of a batch stays on its queue.

@@ -96,21 +96,28 @@ impl Backends {
             IntegrationRouter::new(
                 store.clone(),
                 secret_vault(&config),
-                Arc::new(provider_factory(&config, providers.log())),
+                Arc::new(provider_factory(&config, providers.log(), &store)),
                 providers,
             )
-            .with_set_ttl(Duration::from_secs(cache.unwrap_or(30))),
+            .with_set_ttl(Duration::from_secs(cache.unwrap_or(30)))
+            // Window limits hold across every instance: the pacing log is in the table.
+            .with_pacer(store.clone()),
         );
         Ok(Self { store, queue, router, retry, personalizer, config })
     }
 }
 
 /// Builds an app's providers from its integrations; with `senders`, also SES and SNS
-/// integrations on this SDK configuration.
-fn provider_factory(_config: &aws_config::SdkConfig, log: Arc<LogProvider>) -> HostProviders {
-    #[allow(unused_mut)]
+/// integrations on this SDK configuration. Vendors' access tokens are shared by every
+/// instance through the table.
+fn provider_factory(
+    _config: &aws_config::SdkConfig,
+    log: Arc<LogProvider>,
+    store: &Arc<DynamoStore>,
+) -> HostProviders {
     let mut factory =
         HostProviders::new(log, Duration::from_secs(10), herald_core::net::policy().clone());
+    factory.tokens = herald_core::channels::chat::tokens::TokenCache::shared(store.clone());
     #[cfg(feature = "senders")]
     {
         factory.aws = Some(_config.clone());

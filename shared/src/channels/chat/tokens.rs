@@ -3,8 +3,16 @@
 //! a token for a key (the others wait for its result), a token is replaced five minutes
 //! before it expires, and a token the vendor called expired is dropped only if it is
 //! still the cached one, so that a burst of expired-token answers costs one refresh.
+//!
+//! Where senders are many processes (Lambda instances), the cache sits over a
+//! `TokenStore` (one store item per key): an instance reads the token there before
+//! fetching one, and only the instance that takes the refresh lease fetches; the
+//! others read its token once it is saved. Vendors such as WeChat invalidate older
+//! tokens when a new one is issued, so instances must not each fetch their own.
 
 use crate::channels::ProviderError;
+use crate::ports::StoreResult;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,6 +38,29 @@ impl AccessToken {
     }
 }
 
+/// Access tokens shared by every process of an installation.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    async fn load_token(&self, key: &str) -> StoreResult<Option<AccessToken>>;
+    /// Saves the token and releases the refresh lease.
+    async fn save_token(&self, key: &str, token: &AccessToken) -> StoreResult<()>;
+    /// Takes the right to fetch a token for `key` until `until`; false while another
+    /// caller holds it.
+    async fn lease_token_refresh(&self, key: &str, until: DateTime<Utc>) -> StoreResult<bool>;
+    /// Drops the stored token if it is still `value`.
+    async fn expire_token(&self, key: &str, value: &str) -> StoreResult<()>;
+}
+
+/// How long a refresh lease lasts: longer than a token request takes.
+const LEASE: chrono::Duration = chrono::Duration::seconds(20);
+/// How often, and how many times, a caller without the lease looks for the new token.
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const LOOKS: u32 = 100;
+
+fn store_error(e: crate::ports::StoreError) -> ProviderError {
+    ProviderError::transient(format!("token store: {e}"))
+}
+
 #[derive(Default)]
 struct Slot {
     token: Option<AccessToken>,
@@ -37,13 +68,46 @@ struct Slot {
     fetches: u64,
 }
 
-/// The process's tokens, by key (`<app>/<integration id>/<revision>`).
+/// The process's tokens, by key (`<integration id>/<revision>`), over the shared
+/// store if there is one.
 #[derive(Default, Clone)]
 pub struct TokenCache {
     slots: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>>,
+    shared: Option<Arc<dyn TokenStore>>,
 }
 
 impl TokenCache {
+    /// A cache whose tokens are shared through `store` with other processes.
+    pub fn shared(store: Arc<dyn TokenStore>) -> Self {
+        Self { slots: Arc::default(), shared: Some(store) }
+    }
+
+    /// A fresh token from the shared store, or one this caller fetched under the lease.
+    async fn from_store<F, Fut>(
+        store: &dyn TokenStore,
+        key: &str,
+        fetch: F,
+    ) -> Result<(AccessToken, bool), ProviderError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, ProviderError>>,
+    {
+        for _ in 0..LOOKS {
+            if let Some(token) = store.load_token(key).await.map_err(store_error)?
+                && token.fresh(Utc::now())
+            {
+                return Ok((token, false));
+            }
+            if store.lease_token_refresh(key, Utc::now() + LEASE).await.map_err(store_error)? {
+                let token = fetch().await?;
+                store.save_token(key, &token).await.map_err(store_error)?;
+                return Ok((token, true));
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+        Err(ProviderError::transient("another sender kept the token refresh lease"))
+    }
+
     fn slot(&self, key: &str) -> Arc<tokio::sync::Mutex<Slot>> {
         self.slots.lock().expect("token slots").entry(key.to_owned()).or_default().clone()
     }
@@ -61,8 +125,17 @@ impl TokenCache {
         {
             return Ok(token.value.clone());
         }
-        let token = fetch().await?;
-        slot.fetches += 1;
+        let token = match &self.shared {
+            Some(store) => {
+                let (token, fetched) = Self::from_store(store.as_ref(), key, fetch).await?;
+                slot.fetches += u64::from(fetched);
+                token
+            }
+            None => {
+                slot.fetches += 1;
+                fetch().await?
+            }
+        };
         let value = token.value.clone();
         slot.token = Some(token);
         Ok(value)
@@ -75,9 +148,14 @@ impl TokenCache {
         if slot.token.as_ref().is_some_and(|t| t.value == value) {
             slot.token = None;
         }
+        if let Some(store) = &self.shared
+            && let Err(e) = store.expire_token(key, value).await
+        {
+            tracing::warn!(error = %e, "could not drop an expired token from the store");
+        }
     }
 
-    /// How many tokens were fetched for `key`.
+    /// How many tokens this process fetched for `key`.
     pub async fn fetches(&self, key: &str) -> u64 {
         self.slot(key).lock().await.fetches
     }
