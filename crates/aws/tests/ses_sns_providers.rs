@@ -26,7 +26,10 @@ fn message(address: Address, priority: Priority) -> OutboundMessage {
                 text: Some("On its way.".into()),
                 html: Some("<p>On its way.</p>".into()),
             }),
-            sms: Some(SmsContent { text: format!("Code {}", ulid::Ulid::new()) }),
+            sms: Some(SmsContent {
+                text: format!("Code {}", ulid::Ulid::new()),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         // SES takes the RFC 8058 pair as message headers.

@@ -10,11 +10,13 @@ pub mod email;
 mod factory;
 pub mod feishu;
 mod log;
+pub mod qq;
 mod registry;
 pub mod slack;
 pub mod sms;
 mod unit;
 pub mod webhook;
+pub mod wechat;
 pub mod wecom;
 
 pub use self::log::{LogProvider, LoggedMessage};
@@ -31,6 +33,7 @@ pub use sms::{PhoneNumber, SmsContent};
 pub use sms::{SnsSmsProvider, sms_type};
 pub use unit::{ChannelUnit, Feedback, JsonShape, Report};
 pub use webhook::{WebhookData, WebhookProvider, WebhookSecret, WebhookTarget, sign_payload};
+pub use wechat::WechatContent;
 
 registry::channel_registry! {
     Email(email) => email::Email {
@@ -67,6 +70,16 @@ registry::channel_registry! {
         content: ChatContent,
         to: slack: ChatTarget,
         address: Slack,
+    },
+    Wechat(wechat) => wechat::Wechat {
+        content: WechatContent,
+        to: wechat: ChatTarget,
+        address: Wechat,
+    },
+    Qq(qq) => qq::Qq {
+        content: ChatContent,
+        to: qq: ChatTarget,
+        address: Qq,
     },
 }
 

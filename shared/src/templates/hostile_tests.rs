@@ -10,7 +10,10 @@ use serde_json::json;
 const LIMIT: usize = 64 * 1024;
 
 fn sms(text: &str) -> TemplateParts {
-    TemplateParts { sms: Some(SmsContent { text: text.into() }), ..Default::default() }
+    TemplateParts {
+        sms: Some(SmsContent { text: text.into(), ..Default::default() }),
+        ..Default::default()
+    }
 }
 
 fn render(renderer: &Renderer, text: &str) -> Result<String, TemplateError> {

@@ -110,7 +110,7 @@ fn new_text_under_an_old_name_renders_the_new_text() {
     let renderer = Renderer::new();
     let first = renderer.render(&order_template(), &data(), &Recipient::default()).unwrap();
     let mut changed = order_template();
-    changed.sms = Some(SmsContent { text: "changed".into() });
+    changed.sms = Some(SmsContent { text: "changed".into(), ..Default::default() });
     let second = renderer.render(&changed, &data(), &Recipient::default()).unwrap();
     assert!(first.sms.unwrap().text.starts_with("Order A-1001 shipped"));
     assert_eq!(second.sms.unwrap().text, "changed");
