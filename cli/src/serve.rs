@@ -56,8 +56,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let vault = LocalVault::from_env_or_file(settings.master_key.as_deref(), data_dir)
         .map_err(anyhow::Error::msg)
         .context("integration secrets")?;
-    let factory =
+    let mut factory =
         HostProviders::new(providers.log(), settings.webhook_timeout, settings.networks.clone());
+    factory.public_url = Some(public_url.clone());
     let integrations = Arc::new(
         IntegrationRouter::new(
             stores.integrations.clone(),

@@ -74,6 +74,11 @@ impl UnsubscribeLinks {
         Self { public_url, store, key: OnceCell::new() }
     }
 
+    /// Herald's public URL, without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     async fn key(&self) -> Result<&[u8], StoreError> {
         let key = self
             .key

@@ -7,10 +7,12 @@ pub mod dingtalk;
 pub mod emulator;
 pub mod feishu;
 pub mod herald;
+pub mod onebot;
 pub mod slack;
 pub mod smtp;
 pub mod vendor_fake;
 pub mod webhook;
+pub mod wechat_oa;
 pub mod wecom;
 pub mod write_units;
 

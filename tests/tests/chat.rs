@@ -8,7 +8,7 @@
 use herald_tests::Herald;
 use herald_tests::herald::ADMIN_KEY;
 use herald_tests::vendor_fake::{Fake, Scripted};
-use herald_tests::{dingtalk, feishu, slack, wecom};
+use herald_tests::{dingtalk, feishu, onebot, slack, wechat_oa, wecom};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::pin::Pin;
@@ -401,4 +401,88 @@ async fn slack_api_message_from_a_template() {
     assert_eq!(body["blocks"][1]["text"]["text"], "*a&lt;b&gt;&amp;c* is live");
     assert_eq!(body["blocks"][1]["accessory"]["url"], "https://example.com/deploys/v2");
     assert!(fake.rejected().is_empty(), "{:?}", fake.rejected());
+}
+
+/// A templated WeChat template message to a follower by openid; WeChat then calls the
+/// token invalid once: one new token, one send. A user who does not follow the
+/// account fails with WeChat's code; the legacy token call is never made.
+#[tokio::test(flavor = "multi_thread")]
+async fn wechat_template_message_from_a_template() {
+    let fake = wechat_oa::start().await;
+    let herald = Herald::start(&[LOOPBACK]).await;
+    let integration = json!({"channel": "wechat", "provider": "wechat_oa", "name": "service",
+        "config": {"base_url": fake.base_url, "app_id": wechat_oa::APP_ID},
+        "secrets": {"app_secret": wechat_oa::APP_SECRET, "callback_token": wechat_oa::CALLBACK_TOKEN}});
+    let (status, created) = post(&herald, "/v1/integrations", integration).await;
+    assert_eq!(status, 201, "{created}");
+    put_user(&herald, "ann", json!({"chat": {"wechat": "oAnn_0123456789abcdefghijkl"}})).await;
+    put_user(&herald, "bob", json!({"chat": {"wechat": wechat_oa::NOT_FOLLOWING}})).await;
+    let template = json!({
+        "id": "shipped", "name": "Shipped",
+        "locales": {"default": {"wechat": {
+            "template_id": wechat_oa::TEMPLATE_ID,
+            "data": {"thing1": "{{ item }}", "character_string2": "{{ order }}"},
+            "url": "https://example.com/orders/{{ order }}"
+        }}}
+    });
+    let (status, created) = post(&herald, "/v1/templates", template).await;
+    assert_eq!(status, 201, "{created}");
+    let send = |user: &str| {
+        json!({"to": [{"user_id": user}], "channels": ["wechat"],
+               "template": {"id": "shipped", "data": {"item": "Blue mug", "order": "A1001"}}})
+    };
+    let first = herald.send(ADMIN_KEY, &send("ann")).await;
+    assert_eq!(herald.wait_final(ADMIN_KEY, &first, WAIT).await["status"], "sent");
+    fake.script([Scripted::Code(40001)]);
+    let second = herald.send(ADMIN_KEY, &send("ann")).await;
+    let second = herald.wait_final(ADMIN_KEY, &second, WAIT).await;
+    assert_eq!(second["status"], "sent", "{second:#}");
+    assert_eq!(deliveries(&second)[0]["attempts"], 1);
+    assert_eq!(fake.tokens_issued(), 2, "one token, then exactly one refresh");
+    let body = &fake.received()[1].body;
+    assert_eq!(body["touser"], "oAnn_0123456789abcdefghijkl");
+    assert_eq!(body["data"]["thing1"]["value"], "Blue mug");
+    assert_eq!(body["url"], "https://example.com/orders/A1001");
+    assert!(body["client_msg_id"].as_str().is_some_and(|id| id.starts_with("dlv_")));
+    let bob = herald.send(ADMIN_KEY, &send("bob")).await;
+    let bob = herald.wait_final(ADMIN_KEY, &bob, WAIT).await;
+    assert_eq!(bob["status"], "failed");
+    let reason = deliveries(&bob)[0]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("wechat error 43004"), "{reason}");
+    assert!(fake.rejected().is_empty(), "never the legacy token call: {:?}", fake.rejected());
+}
+
+/// QQ through a OneBot bridge: a private message to a user's QQ number and a group
+/// message with a mention, as segments; the bridge's failure code on the delivery.
+#[tokio::test(flavor = "multi_thread")]
+async fn qq_through_a_onebot_bridge() {
+    let fake = onebot::start().await;
+    let herald = Herald::start(&[LOOPBACK]).await;
+    let integration = json!({"channel": "qq", "provider": "onebot", "name": "bridge",
+        "config": {"base_url": fake.base_url}, "secrets": {"access_token": onebot::ACCESS_TOKEN}});
+    let (status, created) = post(&herald, "/v1/integrations", integration).await;
+    assert_eq!(status, 201, "{created}");
+    put_user(&herald, "ann", json!({"chat": {"qq": "10001"}})).await;
+    let private = json!({"to": [{"user_id": "ann"}], "channels": ["qq"],
+                         "content": {"qq": {"text": "[CQ:face,id=1] is text here"}}});
+    let id = herald.send(ADMIN_KEY, &private).await;
+    assert_eq!(herald.wait_final(ADMIN_KEY, &id, WAIT).await["status"], "sent");
+    let group = json!({"to": [{"qq": {"id": "group:20002"}}], "channels": ["qq"],
+                       "content": {"qq": {"text": "standup", "mentions": {"user_ids": ["10001"]}}}});
+    let id = herald.send(ADMIN_KEY, &group).await;
+    assert_eq!(herald.wait_final(ADMIN_KEY, &id, WAIT).await["status"], "sent");
+    let received = fake.received();
+    assert_eq!(received.len(), 2, "{:?}", fake.rejected());
+    assert_eq!(received[0].path, "/send_private_msg");
+    assert_eq!(received[0].body["user_id"], 10001);
+    assert_eq!(received[0].body["message"][0]["data"]["text"], "[CQ:face,id=1] is text here");
+    assert_eq!(received[1].path, "/send_group_msg");
+    assert_eq!(received[1].body["group_id"], 20002);
+    assert_eq!(received[1].body["message"][0], json!({"type": "at", "data": {"qq": "10001"}}));
+    fake.script([Scripted::Code(100)]);
+    let id = herald.send(ADMIN_KEY, &private).await;
+    let n = herald.wait_final(ADMIN_KEY, &id, WAIT).await;
+    assert_eq!(n["status"], "failed");
+    let reason = deliveries(&n)[0]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("onebot error 100"), "{reason}");
 }

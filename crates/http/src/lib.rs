@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod batch;
+mod callbacks;
 mod duplicates;
 mod groups;
 pub mod guards;
@@ -98,6 +99,7 @@ impl AppState {
         templates::delete, templates::create_version, templates::rollback, templates::preview,
         integrations::create, integrations::list, integrations::get, integrations::update,
         integrations::delete, integrations::test, integrations::check, integrations::providers,
+        callbacks::twilio_status,
     ),
     modifiers(&BearerAuth),
 )]
@@ -143,6 +145,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(preferences::delete_category),
         )
         .route("/v1/unsubscribe/{token}", get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
+        .route("/v1/callbacks/twilio/{app}/{integration}", post(callbacks::twilio_status))
         .route("/v1/groups", get(groups::list))
         .route("/v1/groups/{id}", put(groups::put).get(groups::get).delete(groups::delete))
         .route(

@@ -12,6 +12,8 @@ pub struct HostProviders {
     pub log: Arc<LogProvider>,
     pub webhook_timeout: Duration,
     pub networks: NetworkPolicy,
+    /// Where vendors reach Herald's callbacks (Twilio's status callback), if public.
+    pub public_url: Option<String>,
     /// Vendors' access tokens, shared by every provider this host builds.
     pub tokens: super::chat::tokens::TokenCache,
     /// The SDK configuration SES and SNS clients are built from (AWS hosts only).
@@ -25,6 +27,7 @@ impl HostProviders {
             log,
             webhook_timeout,
             networks,
+            public_url: None,
             tokens: Default::default(),
             #[cfg(feature = "aws")]
             aws: None,

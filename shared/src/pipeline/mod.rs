@@ -2,6 +2,7 @@
 //! server, the Lambda functions) only feed them.
 
 pub mod dispatch;
+pub mod feedback;
 pub mod intake;
 pub mod personalize;
 pub mod plan;

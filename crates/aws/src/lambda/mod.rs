@@ -118,6 +118,7 @@ fn provider_factory(
     let mut factory =
         HostProviders::new(log, Duration::from_secs(10), herald_core::net::policy().clone());
     factory.tokens = herald_core::channels::chat::tokens::TokenCache::shared(store.clone());
+    factory.public_url = optional("HERALD_PUBLIC_URL");
     #[cfg(feature = "senders")]
     {
         factory.aws = Some(_config.clone());

@@ -10,9 +10,8 @@
 use super::LambdaError;
 use crate::dynamo::{DailyCounters, DynamoStore};
 use async_trait::async_trait;
-use herald_core::channels::Feedback;
 use herald_core::channels::email::ses_events;
-use herald_core::ports::{DeliveryOutcome, Store, StoreResult};
+use herald_core::ports::{Store, StoreResult};
 use serde_json::Value;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -116,25 +115,12 @@ async fn apply_ses_event(
     let Some(read) = ses_events::feedback(ses) else {
         return Ok(false);
     };
-    let id = read.delivery;
-    match read.feedback {
-        Feedback::Status { status, reason } => {
-            let outcome = DeliveryOutcome {
-                provider: Some("ses".into()),
-                provider_message_id: read.message_id,
-                reason,
-                attempts: 0,
-                integration: None,
-            };
-            if !store.transition_delivery(&id, status, outcome).await? {
-                // Already final (a bounce after delivery): the timeline still says so.
-                return store.record_delivery_event(&id, status.as_str(), None).await;
-            }
-            Ok(true)
-        }
-        Feedback::Event { name, detail } => {
-            store.record_delivery_event(&id, &name, detail.as_deref()).await
-        }
-        Feedback::Ignore => Ok(true),
-    }
+    herald_core::pipeline::feedback::apply(
+        store,
+        &read.delivery,
+        "ses",
+        read.message_id,
+        read.feedback,
+    )
+    .await
 }

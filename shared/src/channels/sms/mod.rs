@@ -7,7 +7,7 @@ mod aliyun;
 #[cfg(feature = "aws")]
 mod sns;
 mod tencent;
-mod twilio;
+pub mod twilio;
 
 pub use address::PhoneNumber;
 #[cfg(feature = "aws")]
@@ -135,7 +135,8 @@ impl ChannelUnit for Sms {
             "twilio" => Ok(Arc::new(twilio::Twilio::new(
                 client(),
                 base(twilio::HOST)?,
-                &integration.config,
+                integration,
+                host.public_url.as_deref(),
                 secrets,
             )?)),
             other => Err(super::not_on_this_host(other)),

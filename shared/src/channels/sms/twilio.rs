@@ -1,14 +1,50 @@
 //! Twilio Programmable Messaging: `POST /2010-04-01/Accounts/{sid}/Messages.json` with
 //! HTTP Basic auth (account SID and auth token) and a form body (`To`, `Body`, `From`
 //! or `MessagingServiceSid`). Twilio answers 201 with the message's `sid`, or an error
-//! with its numeric `code`.
+//! with its numeric `code`. With a public URL, each message names Herald's status
+//! callback (`/v1/callbacks/twilio/{app}/{integration}?delivery=…`); Twilio signs each
+//! callback with `X-Twilio-Signature`: base64 HMAC-SHA1 keyed with the auth token over
+//! the full URL and every POST parameter (name and value) sorted by name.
 
+use crate::channels::Feedback;
 use crate::channels::chat::http::{retry_after, transport, vendor_error};
 use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
 use crate::domain::Address;
+use crate::domain::DeliveryStatus;
 use crate::integrations::SecretValues;
 use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+
+/// The `X-Twilio-Signature` of a callback to `url` with form `params`.
+pub fn callback_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut mac =
+        Hmac::<sha1::Sha1>::new_from_slice(auth_token.as_bytes()).expect("any key length");
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// What a status callback says about its message: delivered, or bounced with
+/// Twilio's error code; the intermediate statuses are timeline events.
+pub fn status_feedback(params: &[(String, String)]) -> Feedback {
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let reason =
+        get("ErrorCode").filter(|c| !c.is_empty()).map(|code| vendor_error("twilio", code, None));
+    match get("MessageStatus").unwrap_or_default() {
+        "delivered" => Feedback::Status { status: DeliveryStatus::Delivered, reason: None },
+        "undelivered" | "failed" => Feedback::Status { status: DeliveryStatus::Bounced, reason },
+        "" => Feedback::Ignore,
+        other => Feedback::Event { name: format!("twilio_{other}"), detail: None },
+    }
+}
 
 pub const HOST: &str = "https://api.twilio.com";
 
@@ -19,15 +55,19 @@ pub struct Twilio {
     auth_token: String,
     /// `From` or `MessagingServiceSid`, with its value.
     sender: (&'static str, String),
+    /// Herald's public URL and this integration's id, for status callbacks.
+    callback: Option<(String, String)>,
 }
 
 impl Twilio {
     pub fn new(
         client: reqwest::Client,
         base: String,
-        config: &serde_json::Map<String, Value>,
+        integration: &crate::integrations::Integration,
+        public_url: Option<&str>,
         secrets: &SecretValues,
     ) -> Result<Self, String> {
+        let config = &integration.config;
         let secret = |name: &str| {
             secrets.get(name).cloned().ok_or_else(|| format!("secret '{name}' is not set"))
         };
@@ -44,6 +84,8 @@ impl Twilio {
             account_sid,
             auth_token: secret("auth_token")?,
             sender,
+            callback: public_url
+                .map(|url| (url.trim_end_matches('/').to_owned(), integration.id.clone())),
         })
     }
 }
@@ -79,11 +121,18 @@ impl Provider for Twilio {
             .sms
             .as_ref()
             .ok_or_else(|| ProviderError::Permanent("no sms content".into()))?;
-        let form = [
-            ("To", phone.as_str()),
-            ("Body", sms.text.as_str()),
-            (self.sender.0, self.sender.1.as_str()),
+        let mut form = vec![
+            ("To", phone.as_str().to_owned()),
+            ("Body", sms.text.clone()),
+            (self.sender.0, self.sender.1.clone()),
         ];
+        if let Some((public, integration)) = &self.callback {
+            let url = format!(
+                "{public}/v1/callbacks/twilio/{}/{integration}?delivery={}",
+                outbound.app_id, outbound.delivery_id
+            );
+            form.push(("StatusCallback", url));
+        }
         let response = self
             .client
             .post(&self.url)
@@ -118,6 +167,41 @@ impl Provider for Twilio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The example in Twilio's webhook security documentation.
+    #[test]
+    fn callback_signature_matches_twilios_example() {
+        let params: Vec<(String, String)> = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert_eq!(callback_signature("12345", url, &params), "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+    }
+
+    #[test]
+    fn statuses_become_feedback() {
+        let params = |status: &str| {
+            vec![
+                ("MessageStatus".to_owned(), status.to_owned()),
+                ("ErrorCode".to_owned(), "30003".to_owned()),
+            ]
+        };
+        assert_eq!(
+            status_feedback(&params("delivered")),
+            Feedback::Status { status: DeliveryStatus::Delivered, reason: None }
+        );
+        assert!(
+            matches!(status_feedback(&params("undelivered")), Feedback::Status { status: DeliveryStatus::Bounced, reason: Some(r) } if r.contains("30003"))
+        );
+        assert!(matches!(status_feedback(&params("sent")), Feedback::Event { .. }));
+    }
 
     #[test]
     fn codes_are_classified() {
