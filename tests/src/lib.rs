@@ -2,6 +2,7 @@
 //! stand in for the outside world (a webhook receiver that checks signatures, a real
 //! SMTP server).
 
+pub mod aliyun_sms;
 pub mod aws_proxy;
 pub mod dingtalk;
 pub mod emulator;
@@ -10,6 +11,8 @@ pub mod herald;
 pub mod onebot;
 pub mod slack;
 pub mod smtp;
+pub mod tencent_sms;
+pub mod twilio;
 pub mod vendor_fake;
 pub mod webhook;
 pub mod wechat_oa;
