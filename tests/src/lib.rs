@@ -8,6 +8,7 @@ pub mod dingtalk;
 pub mod emulator;
 pub mod feishu;
 pub mod herald;
+pub mod lambda_events;
 pub mod onebot;
 pub mod slack;
 pub mod smtp;

@@ -5,7 +5,7 @@
 //! table's stream, and a redelivered batch sends nothing twice. Every AWS request goes
 //! through a counting proxy, so the test also reports requests per notification.
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::SqsEvent;
 use herald_aws::dynamo::DynamoStore;
 use herald_aws::lambda::{Backends, handle_dispatch_batch, handle_send_batch, handle_track};
 use herald_aws::sqs::SqsQueue;
@@ -14,6 +14,7 @@ use herald_core::domain::{DeliveryStatus, NotificationId, NotificationStatus};
 use herald_core::ports::{KeyStore, QueueProducer, Store, UserStore};
 use herald_tests::aws_proxy::CountingProxy;
 use herald_tests::emulator::{moto_data, sent_emails, sent_sms};
+use herald_tests::lambda_events::{finish_batch, queue_url, receive_batch};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -41,73 +42,6 @@ async fn call_api(app: &axum::Router, event: &str) -> (u16, Value) {
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-/// moto's queue URL form; the harness, like Lambda's pollers, never looks URLs up.
-fn queue_url(queue: &str) -> String {
-    format!("{}/123456789012/{queue}", std::env::var("AWS_ENDPOINT_URL").unwrap())
-}
-
-/// Receives what is waiting on `queue` and wraps it as Lambda's SQS event.
-async fn receive_batch(sqs: &aws_sdk_sqs::Client, queue: &str, visibility: i32) -> SqsEvent {
-    let url = queue_url(queue);
-    let received = sqs
-        .receive_message()
-        .queue_url(&url)
-        .max_number_of_messages(10)
-        .visibility_timeout(visibility)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap();
-    let records: Vec<Value> = received
-        .messages
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| {
-            let attributes: serde_json::Map<String, Value> = m
-                .attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k.as_str().to_owned(), Value::String(v)))
-                .collect();
-            let message_attributes: serde_json::Map<String, Value> = m
-                .message_attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, json!({"stringValue": v.string_value, "dataType": v.data_type})))
-                .collect();
-            json!({
-                "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-                "attributes": attributes, "messageAttributes": message_attributes,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": format!("arn:aws:sqs:{REGION}:123456789012:{queue}"),
-                "awsRegion": REGION,
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
-}
-
-/// What Lambda does after a handler returns: deletes every message not reported.
-async fn finish_batch(
-    sqs: &aws_sdk_sqs::Client,
-    queue: &str,
-    batch: &SqsEvent,
-    response: &SqsBatchResponse,
-) {
-    let url = queue_url(queue);
-    for message in &batch.records {
-        let failed = response
-            .batch_item_failures
-            .iter()
-            .any(|f| Some(&f.item_identifier) == message.message_id.as_ref());
-        if !failed {
-            let handle = message.receipt_handle.clone().unwrap();
-            sqs.delete_message().queue_url(&url).receipt_handle(handle).send().await.unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,7 +95,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     // dispatch: fed what the priority queues actually hold.
     for lane in ["dispatch-high", "dispatch-low"] {
         let queue = format!("{prefix}-{lane}");
-        let batch = receive_batch(&sqs, &queue, 30).await;
+        let batch = receive_batch(&sqs, &queue, 10, 30).await;
         assert_eq!(batch.records.len(), 1, "{lane} holds one notification");
         let response = handle_dispatch_batch(&backends.stages(), batch.clone()).await;
         assert!(response.batch_item_failures.is_empty());
@@ -172,7 +106,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     // timeout then runs out (set to zero here rather than waited for), SQS redelivers
     // it, and the second run must send nothing.
     let email_queue = format!("{prefix}-send-email");
-    let first = receive_batch(&sqs, &email_queue, 30).await;
+    let first = receive_batch(&sqs, &email_queue, 10, 30).await;
     assert_eq!(first.records.len(), 1);
     let handle = first.records[0].receipt_handle.clone().unwrap();
     assert!(handle_send_batch(&backends.stages(), first).await.batch_item_failures.is_empty());
@@ -183,7 +117,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
         .send()
         .await
         .unwrap();
-    let redelivered = receive_batch(&sqs, &email_queue, 30).await;
+    let redelivered = receive_batch(&sqs, &email_queue, 10, 30).await;
     assert_eq!(redelivered.records.len(), 1, "SQS redelivers the unacknowledged message");
     assert_eq!(redelivered.records[0].attributes["ApproximateReceiveCount"], "2");
     let response = handle_send_batch(&backends.stages(), redelivered.clone()).await;
@@ -191,7 +125,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     finish_batch(&sqs, &email_queue, &redelivered, &response).await;
 
     let sms_queue = format!("{prefix}-send-sms");
-    let batch = receive_batch(&sqs, &sms_queue, 30).await;
+    let batch = receive_batch(&sqs, &sms_queue, 10, 30).await;
     let response = handle_send_batch(&backends.stages(), batch.clone()).await;
     assert!(response.batch_item_failures.is_empty());
     finish_batch(&sqs, &sms_queue, &batch, &response).await;
@@ -240,7 +174,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     let job = herald_core::pipeline::dispatch_job(&ghost.id, ghost.priority);
     backends.queue.enqueue(vec![job]).await.unwrap();
     let low = format!("{prefix}-dispatch-low");
-    let batch = receive_batch(&sqs, &low, 30).await;
+    let batch = receive_batch(&sqs, &low, 10, 30).await;
     let response = handle_dispatch_batch(&backends.stages(), batch.clone()).await;
     assert_eq!(response.batch_item_failures.len(), 1, "tried again, not dropped at once");
     finish_batch(&sqs, &low, &batch, &response).await;
@@ -309,12 +243,12 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     assert_eq!(status, 202, "{accepted}");
     let news_id = NotificationId::parse(accepted["id"].as_str().unwrap()).unwrap();
     let queue = format!("{prefix}-dispatch-high");
-    let batch = receive_batch(&sqs, &queue, 30).await;
+    let batch = receive_batch(&sqs, &queue, 10, 30).await;
     let response = handle_dispatch_batch(&backends.stages(), batch.clone()).await;
     assert!(response.batch_item_failures.is_empty());
     finish_batch(&sqs, &queue, &batch, &response).await;
     assert_eq!(proxy.counts().get("dynamodb:BatchGetItem"), Some(&1));
-    let batch = receive_batch(&sqs, &email_queue, 30).await;
+    let batch = receive_batch(&sqs, &email_queue, 10, 30).await;
     assert_eq!(batch.records.len(), 1, "one email; the SMS was turned off");
     let response = handle_send_batch(&backends.stages(), batch.clone()).await;
     assert!(response.batch_item_failures.is_empty());
@@ -371,7 +305,7 @@ enum Stage {
 async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, backends: &Backends, stage: Stage) -> usize {
     let mut handled = 0;
     loop {
-        let batch = receive_batch(sqs, queue, 30).await;
+        let batch = receive_batch(sqs, queue, 10, 30).await;
         if batch.records.is_empty() {
             return handled;
         }

@@ -3,13 +3,13 @@
 //! share one access token and one pacing log through DynamoDB, and a robot message
 //! goes through the api, dispatch and send handlers end to end.
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use herald_aws::dynamo::DynamoStore;
 use herald_aws::lambda::{Backends, handle_dispatch_batch, handle_send_batch};
 use herald_aws::sqs::SqsQueue;
 use herald_core::auth::{Scope, key_from_secret};
 use herald_core::domain::NotificationId;
 use herald_core::ports::{KeyStore, Store};
+use herald_tests::lambda_events::{finish_batch, queue_url, receive_batch};
 use herald_tests::vendor_fake::Fake;
 use herald_tests::wecom;
 use http_body_util::BodyExt;
@@ -49,86 +49,17 @@ async fn call(app: &axum::Router, event: &str) -> (u16, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-fn queue_url(queue: &str) -> String {
-    format!("{}/{ACCOUNT}/{queue}", std::env::var("AWS_ENDPOINT_URL").unwrap())
-}
-
-/// Receives up to `max` messages of `queue` as Lambda's SQS event.
-async fn receive(sqs: &aws_sdk_sqs::Client, queue: &str, max: i32) -> SqsEvent {
-    let received = sqs
-        .receive_message()
-        .queue_url(queue_url(queue))
-        .max_number_of_messages(max)
-        .visibility_timeout(60)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap();
-    let records: Vec<Value> = received
-        .messages
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| {
-            let attributes: serde_json::Map<String, Value> = m
-                .attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k.as_str().to_owned(), Value::String(v)))
-                .collect();
-            let message_attributes: serde_json::Map<String, Value> = m
-                .message_attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, json!({"stringValue": v.string_value, "dataType": v.data_type})))
-                .collect();
-            json!({
-                "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-                "attributes": attributes, "messageAttributes": message_attributes,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"),
-                "awsRegion": REGION,
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
-}
-
-/// What Lambda does after a handler returns: deletes every message not reported.
-async fn finish(
-    sqs: &aws_sdk_sqs::Client,
-    queue: &str,
-    batch: &SqsEvent,
-    response: &SqsBatchResponse,
-) {
-    for message in &batch.records {
-        let failed = response
-            .batch_item_failures
-            .iter()
-            .any(|f| Some(&f.item_identifier) == message.message_id.as_ref());
-        if !failed {
-            let handle = message.receipt_handle.clone().unwrap();
-            sqs.delete_message()
-                .queue_url(queue_url(queue))
-                .receipt_handle(handle)
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
-
 /// Dispatches everything waiting on the high lane.
 async fn dispatch_all(sqs: &aws_sdk_sqs::Client, backends: &Backends, prefix: &str) {
     let queue = format!("{prefix}-dispatch-high");
     loop {
-        let batch = receive(sqs, &queue, 10).await;
+        let batch = receive_batch(sqs, &queue, 10, 60).await;
         if batch.records.is_empty() {
             return;
         }
         let response = handle_dispatch_batch(&backends.stages(), batch.clone()).await;
         assert!(response.batch_item_failures.is_empty());
-        finish(sqs, &queue, &batch, &response).await;
+        finish_batch(sqs, &queue, &batch, &response).await;
     }
 }
 
@@ -202,7 +133,7 @@ async fn chat_senders_share_tokens_and_pacing_through_the_table() {
     let queue = format!("{prefix}-send-wecom");
     let mut batches = Vec::new();
     loop {
-        let batch = receive(&sqs, &queue, 7).await;
+        let batch = receive_batch(&sqs, &queue, 7, 60).await;
         if batch.records.is_empty() {
             break;
         }
@@ -215,7 +146,7 @@ async fn chat_senders_share_tokens_and_pacing_through_the_table() {
     });
     for (batch, response) in futures::future::join_all(runs).await {
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
-        finish(&sqs, &queue, batch, &response).await;
+        finish_batch(&sqs, &queue, batch, &response).await;
     }
 
     // One token for both instances; every app message sent.

@@ -84,3 +84,22 @@ pub fn vendor_error(vendor: &str, code: impl std::fmt::Display, message: Option<
         None => format!("{vendor} error {code}"),
     }
 }
+
+/// A secret an integration must have.
+pub fn secret(secrets: &crate::integrations::SecretValues, name: &str) -> Result<String, String> {
+    secrets.get(name).cloned().ok_or_else(|| format!("secret '{name}' is not set"))
+}
+
+/// A text field of an integration's config that it must have.
+pub fn config_text(config: &serde_json::Map<String, Value>, name: &str) -> Result<String, String> {
+    config
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("config '{name}' is not set"))
+}
+
+/// A whole-number field of an integration's config that it must have.
+pub fn config_integer(config: &serde_json::Map<String, Value>, name: &str) -> Result<i64, String> {
+    config.get(name).and_then(Value::as_i64).ok_or_else(|| format!("config '{name}' is not set"))
+}

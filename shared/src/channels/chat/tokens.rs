@@ -155,6 +155,26 @@ impl TokenCache {
         }
     }
 
+    /// The key of an integration's token: a changed integration (new secret) gets a
+    /// new token.
+    pub fn key_for(integration: &crate::integrations::Integration) -> String {
+        format!("{}/{}", integration.id, integration.revision)
+    }
+
+    /// A vendor's answer to a send with `token`: an expired-token error drops the
+    /// token (if still cached) so that the one retry fetches a new one.
+    pub async fn after_refusal(
+        &self,
+        key: &str,
+        token: &str,
+        error: ProviderError,
+    ) -> ProviderError {
+        if matches!(error, ProviderError::CredentialsExpired(_)) {
+            self.expire(key, token).await;
+        }
+        error
+    }
+
     /// How many tokens this process fetched for `key`.
     pub async fn fetches(&self, key: &str) -> u64 {
         self.slot(key).lock().await.fetches

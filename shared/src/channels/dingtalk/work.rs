@@ -35,9 +35,7 @@ impl WorkProvider {
             .get("agent_id")
             .and_then(serde_json::Value::as_i64)
             .ok_or("config 'agent_id' is not set")?;
-        let secret = |name: &str| {
-            secrets.get(name).cloned().ok_or_else(|| format!("secret '{name}' is not set"))
-        };
+        let secret = |name: &str| crate::channels::chat::http::secret(secrets, name);
         Ok(Self {
             client,
             base,
@@ -45,7 +43,7 @@ impl WorkProvider {
             app_key: secret("app_key")?,
             app_secret: secret("app_secret")?,
             tokens,
-            token_key: format!("{}/{}", integration.id, integration.revision),
+            token_key: TokenCache::key_for(integration),
         })
     }
 
@@ -114,10 +112,7 @@ impl Provider for WorkProvider {
             }
             Some(code) => {
                 let error = classify(code, answer["errmsg"].as_str());
-                if matches!(error, ProviderError::CredentialsExpired(_)) {
-                    self.tokens.expire(&self.token_key, &token).await;
-                }
-                Err(error)
+                Err(self.tokens.after_refusal(&self.token_key, &token, error).await)
             }
             None => Err(ProviderError::Permanent("dingtalk answered without errcode".into())),
         }

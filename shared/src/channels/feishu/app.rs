@@ -42,16 +42,14 @@ impl AppProvider {
         secrets: &SecretValues,
         tokens: TokenCache,
     ) -> Result<Self, String> {
-        let secret = |name: &str| {
-            secrets.get(name).cloned().ok_or_else(|| format!("secret '{name}' is not set"))
-        };
+        let secret = |name: &str| crate::channels::chat::http::secret(secrets, name);
         Ok(Self {
             client,
             base,
             app_id: secret("app_id")?,
             app_secret: secret("app_secret")?,
             tokens,
-            token_key: format!("{}/{}", integration.id, integration.revision),
+            token_key: TokenCache::key_for(integration),
         })
     }
 
@@ -115,10 +113,7 @@ impl Provider for AppProvider {
             }),
             Some(code) => {
                 let error = classify(code, answer["msg"].as_str());
-                if matches!(error, ProviderError::CredentialsExpired(_)) {
-                    self.tokens.expire(&self.token_key, &token).await;
-                }
-                Err(error)
+                Err(self.tokens.after_refusal(&self.token_key, &token, error).await)
             }
             None => Err(ProviderError::Permanent("feishu answered without a code".into())),
         }

@@ -7,7 +7,6 @@
 
 use crate::channels::chat::http::{json, transport};
 use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
-use crate::domain::Address;
 use crate::integrations::SecretValues;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -91,9 +90,7 @@ impl AliyunSms {
         config: &serde_json::Map<String, Value>,
         secrets: &SecretValues,
     ) -> Result<Self, String> {
-        let secret = |name: &str| {
-            secrets.get(name).cloned().ok_or_else(|| format!("secret '{name}' is not set"))
-        };
+        let secret = |name: &str| crate::channels::chat::http::secret(secrets, name);
         let sign_name = config
             .get("sign_name")
             .and_then(Value::as_str)
@@ -148,19 +145,8 @@ impl Provider for AliyunSms {
     }
 
     async fn send(&self, outbound: &OutboundMessage) -> Result<Receipt, ProviderError> {
-        let Address::Phone(phone) = &outbound.address else {
-            return Err(ProviderError::Permanent("not a phone number".into()));
-        };
-        let sms = outbound
-            .content
-            .sms
-            .as_ref()
-            .ok_or_else(|| ProviderError::Permanent("no sms content".into()))?;
-        let code = sms.template_code.as_ref().ok_or_else(|| {
-            ProviderError::Permanent(
-                "aliyun_sms sends templates: content.sms needs template_code".into(),
-            )
-        })?;
+        let (phone, sms) = super::phone_and_text(outbound)?;
+        let code = super::template_code(sms, "aliyun_sms")?;
         let params = serde_json::to_string(&sms.template_params).unwrap_or_else(|_| "{}".into());
         let mut query = BTreeMap::new();
         // Aliyun takes the number without its `+`.

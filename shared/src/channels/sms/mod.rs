@@ -24,6 +24,29 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
+/// The phone number and SMS content of a message (what every SMS provider reads).
+fn phone_and_text(
+    outbound: &super::OutboundMessage,
+) -> Result<(&PhoneNumber, &SmsContent), super::ProviderError> {
+    let super::Address::Phone(phone) = &outbound.address else {
+        return Err(super::ProviderError::Permanent("not a phone number".into()));
+    };
+    let sms = outbound.content.sms.as_ref();
+    Ok((phone, sms.ok_or_else(|| super::ProviderError::Permanent("no sms content".into()))?))
+}
+
+/// The vendor template a template-only vendor (Aliyun, Tencent) needs.
+fn template_code<'a>(
+    sms: &'a SmsContent,
+    provider: &str,
+) -> Result<&'a String, super::ProviderError> {
+    sms.template_code.as_ref().ok_or_else(|| {
+        super::ProviderError::Permanent(format!(
+            "{provider} sends templates: content.sms needs template_code"
+        ))
+    })
+}
+
 /// Ten concatenated segments of GSM-7; longer texts are refused, not split.
 pub const MAX_TEXT: usize = 1600;
 

@@ -7,7 +7,6 @@
 use super::aliyun::{hex, host_of};
 use crate::channels::chat::http::{json, transport, vendor_error};
 use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
-use crate::domain::Address;
 use crate::integrations::SecretValues;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -76,16 +75,8 @@ impl TencentSms {
         config: &serde_json::Map<String, Value>,
         secrets: &SecretValues,
     ) -> Result<Self, String> {
-        let secret = |name: &str| {
-            secrets.get(name).cloned().ok_or_else(|| format!("secret '{name}' is not set"))
-        };
-        let config_text = |name: &str| {
-            config
-                .get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| format!("config '{name}' is not set"))
-        };
+        let secret = |name: &str| crate::channels::chat::http::secret(secrets, name);
+        let config_text = |name: &str| crate::channels::chat::http::config_text(config, name);
         Ok(Self {
             host: host_of(&base)?,
             client,
@@ -130,19 +121,8 @@ impl Provider for TencentSms {
     }
 
     async fn send(&self, outbound: &OutboundMessage) -> Result<Receipt, ProviderError> {
-        let Address::Phone(phone) = &outbound.address else {
-            return Err(ProviderError::Permanent("not a phone number".into()));
-        };
-        let sms = outbound
-            .content
-            .sms
-            .as_ref()
-            .ok_or_else(|| ProviderError::Permanent("no sms content".into()))?;
-        let template = sms.template_code.as_ref().ok_or_else(|| {
-            ProviderError::Permanent(
-                "tencent_sms sends templates: content.sms needs template_code".into(),
-            )
-        })?;
+        let (phone, sms) = super::phone_and_text(outbound)?;
+        let template = super::template_code(sms, "tencent_sms")?;
         // Positional parameters "1", "2", …, in their numeric order.
         let mut params: Vec<(u32, &String)> =
             sms.template_params.iter().map(|(k, v)| (k.parse().unwrap_or(u32::MAX), v)).collect();

@@ -9,7 +9,6 @@
 use crate::channels::Feedback;
 use crate::channels::chat::http::{retry_after, transport, vendor_error};
 use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
-use crate::domain::Address;
 use crate::domain::DeliveryStatus;
 use crate::integrations::SecretValues;
 use async_trait::async_trait;
@@ -68,9 +67,7 @@ impl Twilio {
         secrets: &SecretValues,
     ) -> Result<Self, String> {
         let config = &integration.config;
-        let secret = |name: &str| {
-            secrets.get(name).cloned().ok_or_else(|| format!("secret '{name}' is not set"))
-        };
+        let secret = |name: &str| crate::channels::chat::http::secret(secrets, name);
         let text = |name: &str| config.get(name).and_then(Value::as_str).map(str::to_owned);
         let sender = match (text("messaging_service_sid"), text("from")) {
             (Some(service), _) => ("MessagingServiceSid", service),
@@ -113,14 +110,7 @@ impl Provider for Twilio {
     }
 
     async fn send(&self, outbound: &OutboundMessage) -> Result<Receipt, ProviderError> {
-        let Address::Phone(phone) = &outbound.address else {
-            return Err(ProviderError::Permanent("not a phone number".into()));
-        };
-        let sms = outbound
-            .content
-            .sms
-            .as_ref()
-            .ok_or_else(|| ProviderError::Permanent("no sms content".into()))?;
+        let (phone, sms) = super::phone_and_text(outbound)?;
         let mut form = vec![
             ("To", phone.as_str().to_owned()),
             ("Body", sms.text.clone()),

@@ -59,7 +59,7 @@ impl OfficialAccount {
             app_id: app_id.to_owned(),
             app_secret: app_secret.clone(),
             tokens,
-            token_key: format!("{}/{}", integration.id, integration.revision),
+            token_key: TokenCache::key_for(integration),
             refused: Mutex::new(None),
         })
     }

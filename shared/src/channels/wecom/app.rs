@@ -44,7 +44,7 @@ impl AppProvider {
             agent_id,
             corp_secret: corp_secret.clone(),
             tokens,
-            token_key: format!("{}/{}", integration.id, integration.revision),
+            token_key: TokenCache::key_for(integration),
         })
     }
 
@@ -117,10 +117,7 @@ impl Provider for AppProvider {
             }
             Some(code) => {
                 let error = classify(code, answer["errmsg"].as_str());
-                if matches!(error, ProviderError::CredentialsExpired(_)) {
-                    self.tokens.expire(&self.token_key, &token).await;
-                }
-                Err(error)
+                Err(self.tokens.after_refusal(&self.token_key, &token, error).await)
             }
             None => Err(ProviderError::Permanent("wecom answered without errcode".into())),
         }
