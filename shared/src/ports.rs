@@ -161,10 +161,28 @@ pub trait SettingStore: Send + Sync + 'static {
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
 }
 
-/// Notifications, their deliveries and timelines: what the pipeline stages write.
-/// A backend's `Store` also holds its keys and settings.
+/// Which delivery a vendor's message id belongs to, for vendors whose receipts name
+/// only their own id (WeChat's `TEMPLATESENDJOBFINISH` names its `msgid`). Kept as long
+/// as deliveries are.
 #[async_trait]
-pub trait Store: KeyStore + SettingStore {
+pub trait ReceiptStore: Send + Sync + 'static {
+    async fn remember_receipt(
+        &self,
+        provider: &str,
+        message_id: &str,
+        delivery: &DeliveryId,
+    ) -> StoreResult<()>;
+    async fn receipt_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+    ) -> StoreResult<Option<DeliveryId>>;
+}
+
+/// Notifications, their deliveries and timelines: what the pipeline stages write.
+/// A backend's `Store` also holds its keys, settings and receipt index.
+#[async_trait]
+pub trait Store: KeyStore + SettingStore + ReceiptStore {
     /// Stores a new notification as `accepted`, honouring the idempotency claim
     /// atomically: of many concurrent requests with one key, exactly one creates.
     ///

@@ -404,8 +404,10 @@ async fn slack_api_message_from_a_template() {
 }
 
 /// A templated WeChat template message to a follower by openid; WeChat then calls the
-/// token invalid once: one new token, one send. A user who does not follow the
-/// account fails with WeChat's code; the legacy token call is never made.
+/// token invalid once: one new token, one send. The account's server URL answers
+/// WeChat's verification and turns TEMPLATESENDJOBFINISH into `delivered`. A user who
+/// does not follow the account fails with WeChat's code; the legacy token call is
+/// never made.
 #[tokio::test(flavor = "multi_thread")]
 async fn wechat_template_message_from_a_template() {
     let fake = wechat_oa::start().await;
@@ -415,6 +417,8 @@ async fn wechat_template_message_from_a_template() {
         "secrets": {"app_secret": wechat_oa::APP_SECRET, "callback_token": wechat_oa::CALLBACK_TOKEN}});
     let (status, created) = post(&herald, "/v1/integrations", integration).await;
     assert_eq!(status, 201, "{created}");
+    let callback =
+        herald.url(&format!("/v1/callbacks/wechat/default/{}", created["id"].as_str().unwrap()));
     put_user(&herald, "ann", json!({"chat": {"wechat": "oAnn_0123456789abcdefghijkl"}})).await;
     put_user(&herald, "bob", json!({"chat": {"wechat": wechat_oa::NOT_FOLLOWING}})).await;
     let template = json!({
@@ -444,6 +448,34 @@ async fn wechat_template_message_from_a_template() {
     assert_eq!(body["data"]["thing1"]["value"], "Blue mug");
     assert_eq!(body["url"], "https://example.com/orders/A1001");
     assert!(body["client_msg_id"].as_str().is_some_and(|id| id.starts_with("dlv_")));
+    // WeChat checks the server URL, then reports the message delivered; a push signed
+    // with another token changes nothing.
+    let (status, echoed) = wechat_oa::verify_url(&callback, wechat_oa::CALLBACK_TOKEN).await;
+    assert_eq!((status.as_u16(), echoed.as_str()), (200, wechat_oa::ECHO_STR));
+    assert_eq!(wechat_oa::verify_url(&callback, "another-token").await.0, 403);
+    let msg_id: i64 =
+        deliveries(&second)[0]["provider_message_id"].as_str().unwrap().parse().unwrap();
+    let openid = "oAnn_0123456789abcdefghijkl";
+    let forged = wechat_oa::send_template_job_finish(
+        &callback,
+        "another-token",
+        openid,
+        msg_id,
+        wechat_oa::STATUS_USER_BLOCK,
+    )
+    .await;
+    assert_eq!(forged, 403);
+    let pushed = wechat_oa::send_template_job_finish(
+        &callback,
+        wechat_oa::CALLBACK_TOKEN,
+        openid,
+        msg_id,
+        wechat_oa::STATUS_SUCCESS,
+    )
+    .await;
+    assert_eq!(pushed, 200);
+    let n = herald.notification(ADMIN_KEY, second["id"].as_str().unwrap()).await;
+    assert_eq!(deliveries(&n)[0]["status"], "delivered", "{n:#}");
     let bob = herald.send(ADMIN_KEY, &send("bob")).await;
     let bob = herald.wait_final(ADMIN_KEY, &bob, WAIT).await;
     assert_eq!(bob["status"], "failed");

@@ -394,6 +394,13 @@ pub async fn store_keeps_api_keys_hashed_and_settings(store: &dyn Store) {
     assert_eq!(store.init_setting("s", "first").await.unwrap(), "first");
     assert_eq!(store.init_setting("s", "second").await.unwrap(), "first", "set once");
     assert_eq!(store.setting("s").await.unwrap().as_deref(), Some("first"));
+    // The receipt index: a vendor's message id names its delivery, per vendor.
+    let delivery = herald_core::domain::DeliveryId::new();
+    store.remember_receipt("wechat_oa", "200163836", &delivery).await.unwrap();
+    let found = store.receipt_delivery("wechat_oa", "200163836").await.unwrap();
+    assert_eq!(found, Some(delivery));
+    assert_eq!(store.receipt_delivery("twilio", "200163836").await.unwrap(), None);
+    assert_eq!(store.receipt_delivery("wechat_oa", "1").await.unwrap(), None);
 }
 
 /// The AWS emulator's endpoint, or `None` (after saying so once) when it is not set:

@@ -2,15 +2,20 @@
 //! after the send. It takes no API key: each request is checked with the vendor's own
 //! signature, keyed with the integration's secret. Twilio's status callback
 //! (`X-Twilio-Signature` over the URL it called and its form) moves the delivery named
-//! in the URL to `delivered` or `bounced`.
+//! in the URL to `delivered` or `bounced`. WeChat's server URL answers its
+//! verification (`echostr`) and turns `TEMPLATESENDJOBFINISH` into the same statuses,
+//! finding the delivery by WeChat's `msgid` (the send remembered it).
 
 use super::AppState;
 use super::problem::{ApiResult, Problem};
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use herald_core::channels::sms::twilio;
+use herald_core::channels::wechat::callback as wechat;
 use herald_core::domain::DeliveryId;
+use herald_core::integrations::Integration;
+use std::collections::HashMap;
 
 fn refused() -> Problem {
     Problem::forbidden("the callback's signature does not match")
@@ -29,23 +34,12 @@ pub async fn twilio_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let set = state.integrations.integrations(&app).await?;
-    let integration = set
-        .get(&integration_id)
-        .filter(|i| i.provider == "twilio")
-        .ok_or_else(|| Problem::not_found("integration"))?;
-    let secrets = state
-        .router
-        .vault()
-        .open(&app, &integration.id, &integration.sealed)
-        .await
-        .map_err(|_| refused())?;
-    let token = secrets.get("auth_token").ok_or_else(refused)?;
+    let (_, token) = secret_of(&state, &app, &integration_id, "twilio", "auth_token").await?;
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     // Twilio signs the URL it was given, which is the public URL and this path.
     let url = format!("{}{}", state.links.public_url(), uri);
     let given = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let expected = twilio::callback_signature(token, &url, &params);
+    let expected = twilio::callback_signature(&token, &url, &params);
     if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         return Err(refused());
     }
@@ -58,6 +52,88 @@ pub async fn twilio_status(
     herald_core::pipeline::feedback::apply(&*state.store, &delivery, "twilio", sid, feedback)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The integration `id` of `app`, if it is a `provider` one, with its secret `name`.
+async fn secret_of(
+    state: &AppState,
+    app: &str,
+    id: &str,
+    provider: &str,
+    name: &str,
+) -> ApiResult<(Integration, String)> {
+    let set = state.integrations.integrations(app).await?;
+    let integration = set
+        .get(id)
+        .filter(|i| i.provider == provider)
+        .cloned()
+        .ok_or_else(|| Problem::not_found("integration"))?;
+    let secrets = state
+        .router
+        .vault()
+        .open(app, &integration.id, &integration.sealed)
+        .await
+        .map_err(|_| refused())?;
+    let secret = secrets.get(name).cloned().ok_or_else(refused)?;
+    Ok((integration, secret))
+}
+
+/// Whether WeChat signed this push with the account's callback token.
+fn wechat_signed(token: &str, query: &HashMap<String, String>) -> bool {
+    let get = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
+    let expected = wechat::signature(token, get("timestamp"), get("nonce"));
+    constant_time_eq(get("signature").as_bytes(), expected.as_bytes())
+}
+
+#[utoipa::path(get, path = "/v1/callbacks/wechat/{app}/{integration}", tag = "callbacks",
+    params(("app" = String, Path), ("integration" = String, Path),
+           ("signature" = String, Query), ("timestamp" = String, Query),
+           ("nonce" = String, Query), ("echostr" = String, Query)),
+    responses((status = 200, body = String, content_type = "text/plain"),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn wechat_verify(
+    State(state): State<AppState>,
+    Path((app, integration)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<String> {
+    let (_, token) = secret_of(&state, &app, &integration, "wechat_oa", "callback_token").await?;
+    if !wechat_signed(&token, &query) {
+        return Err(refused());
+    }
+    Ok(query.get("echostr").cloned().unwrap_or_default())
+}
+
+#[utoipa::path(post, path = "/v1/callbacks/wechat/{app}/{integration}", tag = "callbacks",
+    params(("app" = String, Path), ("integration" = String, Path),
+           ("signature" = String, Query), ("timestamp" = String, Query), ("nonce" = String, Query)),
+    request_body(content = String, content_type = "text/xml", description = "WeChat's push"),
+    responses((status = 200, body = String, content_type = "text/plain"),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn wechat_push(
+    State(state): State<AppState>,
+    Path((app, integration)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<&'static str> {
+    let (_, token) = secret_of(&state, &app, &integration, "wechat_oa", "callback_token").await?;
+    if !wechat_signed(&token, &query) {
+        return Err(refused());
+    }
+    // Anything but a template job's result is acknowledged and left alone.
+    if let Some((msg_id, feedback)) = wechat::job_finish(&String::from_utf8_lossy(&body))
+        && let Some(delivery) = state.store.receipt_delivery("wechat_oa", &msg_id).await?
+    {
+        herald_core::pipeline::feedback::apply(
+            &*state.store,
+            &delivery,
+            "wechat_oa",
+            Some(msg_id),
+            feedback,
+        )
+        .await?;
+    }
+    // WeChat takes "success" (or nothing) as received.
+    Ok("success")
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

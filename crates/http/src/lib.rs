@@ -99,7 +99,7 @@ impl AppState {
         templates::delete, templates::create_version, templates::rollback, templates::preview,
         integrations::create, integrations::list, integrations::get, integrations::update,
         integrations::delete, integrations::test, integrations::check, integrations::providers,
-        callbacks::twilio_status,
+        callbacks::twilio_status, callbacks::wechat_verify, callbacks::wechat_push,
     ),
     modifiers(&BearerAuth),
 )]
@@ -146,6 +146,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/unsubscribe/{token}", get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
         .route("/v1/callbacks/twilio/{app}/{integration}", post(callbacks::twilio_status))
+        .route(
+            "/v1/callbacks/wechat/{app}/{integration}",
+            get(callbacks::wechat_verify).post(callbacks::wechat_push),
+        )
         .route("/v1/groups", get(groups::list))
         .route("/v1/groups/{id}", put(groups::put).get(groups::get).delete(groups::delete))
         .route(

@@ -184,3 +184,13 @@ CREATE TABLE IF NOT EXISTS integration_sets (
     revision INTEGER NOT NULL,
     body     TEXT NOT NULL
 );
+
+-- A vendor's message id -> the delivery it was for (vendors whose receipts name only
+-- their own id, such as WeChat), kept as the deliveries are.
+CREATE TABLE IF NOT EXISTS receipts (
+    provider TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (provider, message_id)
+) WITHOUT ROWID;

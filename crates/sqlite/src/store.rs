@@ -11,7 +11,8 @@ use herald_core::domain::{
 };
 use herald_core::ports::{
     AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, KeyStore,
-    NotificationFilter, NotificationList, SettingStore, Store, StoreError, StoreResult,
+    NotificationFilter, NotificationList, ReceiptStore, SettingStore, Store, StoreError,
+    StoreResult,
 };
 use herald_core::time::{format_time, parse_time};
 use rusqlite::types::Value;
@@ -705,6 +706,51 @@ impl SettingStore for SqliteBackend {
                     .db()
             })
             .await
+    }
+}
+
+#[async_trait]
+impl ReceiptStore for SqliteBackend {
+    async fn remember_receipt(
+        &self,
+        provider: &str,
+        message_id: &str,
+        delivery: &DeliveryId,
+    ) -> StoreResult<()> {
+        let (provider, message_id) = (provider.to_owned(), message_id.to_owned());
+        let (delivery, now) = (delivery.to_string(), format_time(Utc::now()));
+        self.writer()
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO receipts (provider, message_id, delivery_id, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .db()?
+                .execute(params![provider, message_id, delivery, now])
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn receipt_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+    ) -> StoreResult<Option<DeliveryId>> {
+        let (provider, message_id) = (provider.to_owned(), message_id.to_owned());
+        let id: Option<String> = self
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT delivery_id FROM receipts WHERE provider = ?1 AND message_id = ?2",
+                )
+                .db()?
+                .query_row(params![provider, message_id], |r| r.get(0))
+                .optional()
+                .db()
+            })
+            .await?;
+        Ok(id.and_then(|id| DeliveryId::parse(&id).ok()))
     }
 }
 

@@ -185,6 +185,11 @@ pub trait Provider: Send + Sync + 'static {
     fn rate_limit_per_second(&self) -> Option<u32> {
         None
     }
+    /// Whether the vendor's receipts name only its own message id, so that the send
+    /// must remember which delivery that id belongs to (`ReceiptStore`).
+    fn receipts_by_message_id(&self) -> bool {
+        false
+    }
     /// The vendor's documented limit per window (a robot's 20 a minute), which Herald
     /// paces sends to, when the integration sets none.
     fn window_limit(&self) -> Option<crate::integrations::WindowLimit> {

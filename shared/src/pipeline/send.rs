@@ -163,6 +163,14 @@ async fn attempt(
     };
     let error = match result {
         Ok(receipt) => {
+            // Before the delivery is `sent`: a crash in between sends again, and the
+            // repeat's receipt is remembered then.
+            if let (Ok(provider), Some(message_id)) =
+                (&route.provider, &receipt.provider_message_id)
+                && provider.receipts_by_message_id()
+            {
+                cx.store.remember_receipt(provider.name(), message_id, &delivery.id).await?;
+            }
             let outcome = DeliveryOutcome {
                 provider: Some(route.provider_name()),
                 integration: route.integration.as_ref().map(|_| route.label()),

@@ -1299,6 +1299,36 @@ impl SettingStore for DynamoStore {
     }
 }
 
+/// `RECEIPT#{provider}#{message id}` -> the delivery, expiring with the deliveries.
+#[async_trait]
+impl herald_core::ports::ReceiptStore for DynamoStore {
+    async fn remember_receipt(
+        &self,
+        provider: &str,
+        message_id: &str,
+        delivery: &DeliveryId,
+    ) -> StoreResult<()> {
+        let mut item = key(format!("RECEIPT#{provider}#{message_id}"));
+        item.insert("delivery_id".to_owned(), s(delivery.to_string()));
+        item.insert(TTL.to_owned(), ttl(self.expires()));
+        match self.commit(vec![self.put(item, None)?]).await {
+            Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    async fn receipt_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+    ) -> StoreResult<Option<DeliveryId>> {
+        let item = self.get(format!("RECEIPT#{provider}#{message_id}")).await?;
+        Ok(item
+            .and_then(|item| optional_text(&item, "delivery_id"))
+            .and_then(|id| DeliveryId::parse(&id).ok()))
+    }
+}
+
 pub(super) async fn add_daily_counters(
     store: &DynamoStore,
     batch: &str,

@@ -3,6 +3,7 @@
 //! secret get a token from `stable_token` (never the legacy `token` call, which
 //! invalidates the token every other instance holds).
 
+pub mod callback;
 mod oa;
 
 use super::chat::ChatTarget;

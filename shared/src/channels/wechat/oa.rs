@@ -163,6 +163,11 @@ impl Provider for OfficialAccount {
         }
     }
 
+    /// `TEMPLATESENDJOBFINISH` names the `msgid` only.
+    fn receipts_by_message_id(&self) -> bool {
+        true
+    }
+
     async fn check(&self) -> Result<(), ProviderError> {
         self.tokens.get(&self.token_key, || self.fetch_token()).await.map(|_| ())
     }
