@@ -165,14 +165,7 @@ fn check_kind(kind: FieldKind, value: &Value) -> Result<(), String> {
 
 /// An http(s) URL that the network policy lets Herald reach.
 fn check_url(text: &str) -> Result<(), String> {
-    let url = url::Url::parse(text).map_err(|_| "must be a URL".to_owned())?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("must be an http or https URL".into());
-    }
-    if !crate::net::permits_url(text) {
-        return Err(crate::net::REFUSED.into());
-    }
-    Ok(())
+    crate::channels::chat::http::vendor_url(text, crate::net::policy()).map(|_| ())
 }
 
 /// `a@b.c` or `Name <a@b.c>`; the SMTP and SES providers parse it fully.

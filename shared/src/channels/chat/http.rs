@@ -27,13 +27,18 @@ pub fn base_url(
     policy: &NetworkPolicy,
 ) -> Result<String, String> {
     let base = config.get("base_url").and_then(Value::as_str).unwrap_or(default);
-    let url = url::Url::parse(base).map_err(|_| "config.base_url is not a URL".to_owned())?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("config.base_url must be http or https".into());
+    vendor_url(base, policy).map_err(|why| format!("config.base_url {why}"))
+}
+
+/// A URL Herald may send to: http(s), on a network the policy permits (a literal
+/// address never reaches the resolver, so it is checked here). Without a trailing slash.
+pub fn vendor_url(url: &str, policy: &NetworkPolicy) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|_| "is not a URL".to_owned())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("must be http or https".into());
     }
-    // A literal address never reaches the resolver: check it here.
-    policy.check_url(&url).map_err(|_| format!("config.base_url: {REFUSED}"))?;
-    Ok(base.trim_end_matches('/').to_owned())
+    policy.check_url(&parsed).map_err(|_| REFUSED.to_owned())?;
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// A transport failure: refused by policy for good, anything else worth a retry.

@@ -41,9 +41,8 @@ impl ChannelUnit for Slack {
             "slack_webhook" => {
                 let url = secrets.get("url").ok_or("secret 'url' is not set")?;
                 // The URL is where Slack listens: it gets the checks a base URL gets.
-                let mut as_base = serde_json::Map::new();
-                as_base.insert("base_url".into(), url.clone().into());
-                let url = chat::http::base_url(&as_base, url, &host.networks)?;
+                let url = chat::http::vendor_url(url, &host.networks)
+                    .map_err(|why| format!("secrets.url {why}"))?;
                 Ok(Arc::new(webhook::WebhookProvider::new(client, url)))
             }
             "slack_api" => {
