@@ -518,3 +518,38 @@ async fn qq_through_a_onebot_bridge() {
     let reason = deliveries(&n)[0]["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("onebot error 100"), "{reason}");
 }
+
+/// WeCom drops, without saying so, more than 30 messages a minute to one member: the
+/// 31st waits for the minute instead of being sent (and lost), and is not failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn wecom_paces_each_member_to_thirty_a_minute() {
+    let fake = wecom::start(20, Duration::from_secs(60)).await;
+    let herald = Herald::start(&[LOOPBACK]).await;
+    integrate(&herald, &WECOM, "app", (WECOM.app)(&fake)).await;
+    let items: Vec<Value> = (0..31)
+        .map(|i| {
+            json!({"to": [{"wecom": {"id": "zhangsan"}}], "channels": ["wecom"],
+                   "content": {"wecom": {"text": format!("step {i} done")}}})
+        })
+        .collect();
+    let (status, batch) = post(&herald, "/v1/notifications/batch", json!({"items": items})).await;
+    assert_eq!(status, 200, "{batch}");
+    assert!(herald_tests::eventually(WAIT, || async { fake.received().len() >= 30 }).await);
+    let mut sent = 0;
+    let mut waiting = 0;
+    for item in batch["items"].as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        let n = herald.notification(ADMIN_KEY, id).await;
+        match n["status"].as_str() {
+            Some("sent") => sent += 1,
+            Some("dispatched") => {
+                assert_eq!(deliveries(&n)[0]["status"], "queued");
+                assert_eq!(deliveries(&n)[0]["attempts"], 0, "waiting is not an attempt");
+                waiting += 1;
+            }
+            other => panic!("{other:?}: {n:#}"),
+        }
+    }
+    assert_eq!((sent, waiting), (30, 1));
+    assert_eq!(fake.received().len(), 30);
+}

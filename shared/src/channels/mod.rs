@@ -190,6 +190,11 @@ pub trait Provider: Send + Sync + 'static {
     fn receipts_by_message_id(&self) -> bool {
         false
     }
+    /// The vendor's limit per recipient (WeCom: 30 a minute to one member, dropped
+    /// silently past it), which Herald paces each recipient's sends to.
+    fn recipient_window_limit(&self) -> Option<crate::integrations::WindowLimit> {
+        None
+    }
     /// The vendor's documented limit per window (a robot's 20 a minute), which Herald
     /// paces sends to, when the integration sets none.
     fn window_limit(&self) -> Option<crate::integrations::WindowLimit> {

@@ -142,6 +142,23 @@ impl IntegrationRouter {
         }
     }
 
+    /// Takes a slot on the provider's per-recipient limit, if it has one, for
+    /// `recipient` (any stable text naming the address; the pacer keys it by a hash).
+    pub async fn pace_recipient(
+        &self,
+        route: &Route,
+        recipient: &str,
+    ) -> StoreResult<Result<(), Duration>> {
+        let (Ok(provider), Some(integration)) = (&route.provider, &route.integration) else {
+            return Ok(Ok(()));
+        };
+        let Some(limit) = provider.recipient_window_limit() else { return Ok(Ok(())) };
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(recipient.as_bytes());
+        let digest: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        self.pacer.acquire(&format!("{}#{digest}", integration.id), limit).await
+    }
+
     pub fn defaults(&self) -> &Providers {
         &self.defaults
     }

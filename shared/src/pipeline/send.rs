@@ -151,9 +151,16 @@ async fn attempt(
     };
     let result = match &route.provider {
         Ok(provider) => {
-            if let Err(wait) = cx.router.pace(route).await? {
+            // The recipient's limit first: a slot taken there and then refused by the
+            // integration's limit only makes that recipient wait longer.
+            let recipient = serde_json::to_string(&delivery.address).unwrap_or_default();
+            let paced = match cx.router.pace_recipient(route, &recipient).await? {
+                Ok(()) => cx.router.pace(route).await?,
+                refused => refused,
+            };
+            if let Err(wait) = paced {
                 let wait = wait + paced_lag(notification.priority);
-                cx.queue.defer(job, wait, "paced: the integration's window limit").await?;
+                cx.queue.defer(job, wait, "paced: a window limit").await?;
                 return Ok(SendOutcome::Paced);
             }
             route.until_ready().await;

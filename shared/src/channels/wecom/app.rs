@@ -123,6 +123,11 @@ impl Provider for AppProvider {
         }
     }
 
+    /// WeCom drops, without a word, more than 30 messages a minute to one member.
+    fn recipient_window_limit(&self) -> Option<crate::integrations::WindowLimit> {
+        Some(crate::integrations::WindowLimit::per_minute(30))
+    }
+
     async fn check(&self) -> Result<(), ProviderError> {
         self.tokens.get(&self.token_key, || self.fetch_token()).await.map(|_| ())
     }
