@@ -99,6 +99,14 @@ impl TokenCache {
                 return Ok((token, false));
             }
             if store.lease_token_refresh(key, Utc::now() + LEASE).await.map_err(store_error)? {
+                // Another caller may have saved a token (and released its lease) between
+                // the read above and this lease: read again before fetching.
+                if let Some(token) = store.load_token(key).await.map_err(store_error)?
+                    && token.fresh(Utc::now())
+                {
+                    store.save_token(key, &token).await.map_err(store_error)?;
+                    return Ok((token, false));
+                }
                 let token = fetch().await?;
                 store.save_token(key, &token).await.map_err(store_error)?;
                 return Ok((token, true));
@@ -206,6 +214,44 @@ mod tests {
         cache.expire("k", "t0").await;
         assert_eq!(cache.get("k", || fetch(calls.clone())).await.unwrap(), "t1");
         assert_eq!(cache.fetches("k").await, 2);
+    }
+
+    /// A store another process writes to between this caller's read and its lease: the
+    /// first read finds nothing, the lease is free (the other process saved its token
+    /// and released it), and the token is there on the second read.
+    struct SavedMeanwhile {
+        loads: AtomicU32,
+        saved: std::sync::Mutex<Option<AccessToken>>,
+    }
+
+    #[async_trait]
+    impl TokenStore for SavedMeanwhile {
+        async fn load_token(&self, _key: &str) -> StoreResult<Option<AccessToken>> {
+            if self.loads.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Ok(None);
+            }
+            Ok(Some(AccessToken::lasting("theirs".into(), 7200)))
+        }
+        async fn save_token(&self, _key: &str, token: &AccessToken) -> StoreResult<()> {
+            *self.saved.lock().unwrap() = Some(token.clone());
+            Ok(())
+        }
+        async fn lease_token_refresh(&self, _: &str, _: DateTime<Utc>) -> StoreResult<bool> {
+            Ok(true)
+        }
+        async fn expire_token(&self, _key: &str, _value: &str) -> StoreResult<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_saved_between_the_read_and_the_lease_is_used_not_fetched_again() {
+        let store =
+            Arc::new(SavedMeanwhile { loads: AtomicU32::new(0), saved: Default::default() });
+        let cache = TokenCache::shared(store.clone());
+        let fetch = || async { Ok(AccessToken::lasting("mine".into(), 7200)) };
+        assert_eq!(cache.get("k", fetch).await.unwrap(), "theirs");
+        assert_eq!(cache.fetches("k").await, 0);
     }
 
     #[tokio::test]
