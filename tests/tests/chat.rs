@@ -2,8 +2,7 @@
 //! fake written from its documentation (`herald_tests::<vendor>`): a templated message
 //! to a user by their chat identity with exactly one token refresh when the vendor
 //! calls the token expired, a burst of 100 to a robot paced to its limit with none
-//! dropped, a high-priority message overtaking waiting low ones, and vendor errors on
-//! the delivery.
+//! dropped, and vendor errors on the delivery.
 
 use herald_tests::Herald;
 use herald_tests::herald::ADMIN_KEY;
@@ -272,29 +271,6 @@ async fn dingtalk_robot_signs_cards_and_mentions() {
     assert_eq!(body["actionCard"]["singleURL"], "https://example.com/d");
     assert_eq!(body["actionCard"]["singleTitle"], "Details");
     assert_eq!(body["at"]["atMobiles"], json!(["13800000000"]));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_high_priority_message_overtakes_low_ones_waiting_for_the_robot() {
-    let fake = dingtalk::start(5, Duration::from_secs(1)).await;
-    let herald = Herald::start(&[LOOPBACK]).await;
-    let mut robot = (DINGTALK.robot)(&fake);
-    robot["window_limit"] = json!({"max": 5, "window_seconds": 1});
-    integrate(&herald, &DINGTALK, "ops", robot).await;
-    let items: Vec<Value> =
-        (0..15).map(|i| to_robot(&DINGTALK, "ops", "low", &format!("low {i}"))).collect();
-    let (status, _) = post(&herald, "/v1/notifications/batch", json!({"items": items})).await;
-    assert_eq!(status, 200);
-    // Once the first window's five are out, the urgent one is sent.
-    assert!(herald_tests::eventually(WAIT, || async { fake.received().len() >= 5 }).await);
-    let urgent = herald.send(ADMIN_KEY, &to_robot(&DINGTALK, "ops", "high", "urgent")).await;
-    herald.wait_final(ADMIN_KEY, &urgent, WAIT).await;
-    assert!(herald_tests::eventually(WAIT, || async { fake.received().len() == 16 }).await);
-    let order: Vec<String> =
-        fake.received().iter().map(|r| (DINGTALK.robot_text)(&r.body).to_owned()).collect();
-    let at = order.iter().position(|t| t == "urgent").unwrap();
-    assert!(at <= 10, "the urgent message went out {at}th: {order:?}");
-    assert_eq!(fake.violations(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
