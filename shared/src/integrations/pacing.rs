@@ -33,11 +33,12 @@ impl WindowLimit {
         Self { max, window_seconds: 60 }
     }
 
-    /// The window Herald keeps, a twentieth longer than the vendor's: the vendor counts
-    /// arrivals, and the network's jitter must not push two windows' sends into one.
+    /// The window Herald keeps, longer than the vendor's by a twentieth and at least a
+    /// quarter second: the vendor counts arrivals, and the network's (or a busy host's)
+    /// jitter must not push two windows' sends into one.
     pub fn paced_window_ms(&self) -> i64 {
         let window = i64::from(self.window_seconds) * 1000;
-        window + window / 20
+        window + (window / 20).max(250)
     }
 
     pub fn check(&self) -> Result<(), String> {
