@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// Webhook retry delays after each failed attempt (the last repeats).
     #[arg(long, env = "HERALD_WEBHOOK_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h")]
     pub webhook_retry_schedule: String,
+    /// Waits before each poll of a receipt, for vendors that report only when asked
+    /// (DingTalk work notifications), the first counted from the send.
+    #[arg(long, env = "HERALD_RECEIPT_POLL_SCHEDULE", default_value = "1m,5m,30m,2h,6h,12h")]
+    pub receipt_poll_schedule: String,
     #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
     #[arg(long, env = "HERALD_MAX_RECIPIENTS", default_value_t = 1000)]
@@ -204,6 +208,8 @@ impl ServeArgs {
         let webhook_timeout = Duration::from_millis(self.webhook_timeout_ms);
         let webhook_schedule = parse_schedule(&self.webhook_retry_schedule)
             .map_err(|m| bad("HERALD_WEBHOOK_RETRY_SCHEDULE", m))?;
+        let receipt_poll_schedule = parse_schedule(&self.receipt_poll_schedule)
+            .map_err(|m| bad("HERALD_RECEIPT_POLL_SCHEDULE", m))?;
         let networks = NetworkPolicy::parse(&self.webhook_allow_networks)
             .map_err(|m| bad("HERALD_WEBHOOK_ALLOW_NETWORKS", m))?;
         if !(1024..=64 * 1024 * 1024).contains(&self.render_max_bytes) {
@@ -256,6 +262,7 @@ impl ServeArgs {
                     base_delay: Duration::from_millis(self.retry_base_ms),
                     max_delay: Duration::from_millis(self.retry_max_ms),
                     webhook_schedule,
+                    receipt_poll_schedule,
                 },
                 ..WorkerConfig::default()
             },

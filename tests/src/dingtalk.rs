@@ -9,6 +9,10 @@
 //! - `GET /gettoken?appkey&appsecret`: a new access token (`expires_in` 7200).
 //! - `POST /topapi/message/corpconversation/asyncsend_v2?access_token`: a valid token
 //!   (else 42001), an integer `agent_id`, a `userid_list` string and a `msg`.
+//! - `POST /topapi/message/corpconversation/getsendresult?access_token`: `agent_id` and
+//!   a `task_id` it issued, both integers; `send_result` puts the task's user in the
+//!   list the test scripted (`Fake::fates`: read, unread, failed, invalid, forbidden,
+//!   or pending for none), unread by default.
 
 use crate::vendor_fake::{Fake, Scripted, Shared, now_ms, status_response, text_within};
 use axum::extract::{Query, State};
@@ -36,6 +40,7 @@ pub async fn start(robot_max: usize, robot_window: Duration) -> Fake {
         .route("/robot/send", post(robot_send))
         .route("/gettoken", get(gettoken))
         .route("/topapi/message/corpconversation/asyncsend_v2", post(work_send))
+        .route("/topapi/message/corpconversation/getsendresult", post(send_result))
         .with_state(shared.clone());
     Fake::serve(router, shared).await
 }
@@ -153,7 +158,41 @@ async fn work_send(
         return response;
     }
     let task = shared.accepted_count() as i64 + 1000;
+    let user = body["userid_list"].as_str().unwrap_or_default().to_owned();
+    shared.record.lock().unwrap().issued.insert(task.to_string(), user);
     shared.accept("/topapi/message/corpconversation/asyncsend_v2", body);
     Json(json!({"errcode": 0, "errmsg": "ok", "task_id": task, "request_id": "fake"}))
+        .into_response()
+}
+
+async fn send_result(
+    State(shared): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    Json(body): Json<Value>,
+) -> Response {
+    if !shared.token_valid(query.get("access_token").map(String::as_str)) {
+        return answer(EXPIRED, "access_token expired");
+    }
+    let (Some(_), Some(task)) = (body["agent_id"].as_i64(), body["task_id"].as_i64()) else {
+        return reject(&shared, "agent_id and task_id must be integers".into(), 400002);
+    };
+    let user = shared.record.lock().unwrap().issued.get(&task.to_string()).cloned();
+    let Some(user) = user else {
+        return reject(&shared, format!("task {task} unknown"), 400002);
+    };
+    let mut result = json!({
+        "invalid_user_id_list": [], "forbidden_user_id_list": [], "failed_user_id_list": [],
+        "read_user_id_list": [], "unread_user_id_list": [], "invalid_dept_id_list": [],
+        "forbidden_list": []
+    });
+    match shared.fate(&user, "unread") {
+        "pending" => {}
+        "forbidden" => {
+            result["forbidden_user_id_list"] = json!([user]);
+            result["forbidden_list"] = json!([{"code": "143106", "count": 1, "userid": user}]);
+        }
+        list => result[format!("{list}_user_id_list")] = json!([user]),
+    }
+    Json(json!({"errcode": 0, "errmsg": "ok", "send_result": result, "request_id": "fake"}))
         .into_response()
 }

@@ -42,6 +42,7 @@ impl Herald {
             ("HERALD_RETRY_BASE_MS".into(), "50".into()),
             ("HERALD_RETRY_MAX_MS".into(), "200".into()),
             ("HERALD_WEBHOOK_RETRY_SCHEDULE".into(), "50ms,100ms,200ms".into()),
+            ("HERALD_RECEIPT_POLL_SCHEDULE".into(), "50ms,50ms,50ms,50ms".into()),
             ("HERALD_WEBHOOK_TIMEOUT_MS".into(), "2000".into()),
         ];
         for (k, v) in extra {

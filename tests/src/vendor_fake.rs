@@ -7,7 +7,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,11 @@ pub struct Record {
     pub valid_token: Option<String>,
     robot_sends: VecDeque<Instant>,
     pub violations: u64,
+    /// Message (task) ids the fake issued, with the recipient each went to.
+    pub issued: HashMap<String, String>,
+    /// What a receipt query about a recipient answers, in order (the last repeats).
+    pub fates: HashMap<String, VecDeque<&'static str>>,
+    pub receipt_queries: u64,
 }
 
 /// The state a fake's handlers share.
@@ -113,6 +118,18 @@ impl Shared {
         record.received.push(Received { path: path.into(), body, at: Instant::now() });
     }
 
+    /// The next answer to a receipt query about `recipient`, counting the query.
+    pub fn fate(&self, recipient: &str, default: &'static str) -> &'static str {
+        let mut record = self.record.lock().unwrap();
+        record.receipt_queries += 1;
+        let Some(fates) = record.fates.get_mut(recipient) else { return default };
+        if fates.len() > 1 {
+            fates.pop_front().unwrap()
+        } else {
+            fates.front().copied().unwrap_or(default)
+        }
+    }
+
     pub fn accepted_count(&self) -> usize {
         self.record.lock().unwrap().received.len()
     }
@@ -149,6 +166,16 @@ impl Fake {
 
     pub fn tokens_issued(&self) -> u64 {
         self.shared.record.lock().unwrap().tokens_issued
+    }
+
+    /// Scripts what receipt queries about `recipient` answer, in order.
+    pub fn fates(&self, recipient: &str, fates: &[&'static str]) {
+        let mut record = self.shared.record.lock().unwrap();
+        record.fates.insert(recipient.into(), fates.iter().copied().collect());
+    }
+
+    pub fn receipt_queries(&self) -> u64 {
+        self.shared.record.lock().unwrap().receipt_queries
     }
 
     /// Robot messages that arrived past the robot's limit.

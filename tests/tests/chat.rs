@@ -4,6 +4,8 @@
 //! calls the token expired, a burst of 100 to a robot paced to its limit with none
 //! dropped, and vendor errors on the delivery.
 
+use herald_core::domain::Channel;
+use herald_core::ports::{QueueName, QueueStats};
 use herald_tests::Herald;
 use herald_tests::herald::ADMIN_KEY;
 use herald_tests::vendor_fake::{Fake, Scripted};
@@ -243,6 +245,75 @@ async fn dingtalk_work_notice_from_a_template() {
     assert_eq!(body["msg"]["msgtype"], "markdown");
     assert_eq!(body["msg"]["markdown"]["title"], "请假已批准");
     assert_eq!(body["msg"]["markdown"]["text"], "### Ann 的请假已批准\n\n5 天");
+}
+
+/// Polls `id` until `done` holds for it and its first delivery; returns it.
+async fn wait_delivery(herald: &Herald, id: &str, done: impl Fn(&Value, &Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let n = herald.notification(ADMIN_KEY, id).await;
+        if done(&n, &deliveries(&n)[0]) {
+            return n;
+        }
+        assert!(Instant::now() < deadline, "not reached: {n:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn events(notification: &Value) -> Vec<String> {
+    let timeline = notification["timeline"].as_array().expect("timeline");
+    timeline.iter().filter_map(|e| e["event"].as_str().map(str::to_owned)).collect()
+}
+
+/// DingTalk answers a work notification with a task id only; `getsendresult`, polled
+/// on the schedule (scaled down here), turns read, unread and failed users into
+/// delivery statuses, and polling stops at the schedule's end.
+#[tokio::test(flavor = "multi_thread")]
+async fn dingtalk_work_receipts_are_polled() {
+    let fake = dingtalk::start(20, Duration::from_secs(60)).await;
+    let herald = Herald::start(&[LOOPBACK]).await;
+    integrate(&herald, &DINGTALK, "app", (DINGTALK.app)(&fake)).await;
+    fake.fates("reader", &["pending", "unread", "read"]);
+    fake.fates("gone", &["failed"]);
+    fake.fates("busy", &["forbidden"]);
+    let send = |user: &str| {
+        json!({"to": [{"dingtalk": {"id": user}}], "channels": ["dingtalk"],
+               "content": {"dingtalk": {"text": format!("hello {user}")}}})
+    };
+    let reader = herald.send(ADMIN_KEY, &send("reader")).await;
+    let gone = herald.send(ADMIN_KEY, &send("gone")).await;
+    let busy = herald.send(ADMIN_KEY, &send("busy")).await;
+    let silent = herald.send(ADMIN_KEY, &send("silent")).await;
+
+    let n = wait_delivery(&herald, &reader, |n, _| events(n).contains(&"read".to_owned())).await;
+    assert_eq!(deliveries(&n)[0]["status"], "delivered", "{n:#}");
+    let delivered = events(&n).iter().filter(|e| *e == "delivered").count();
+    assert_eq!(delivered, 1, "unread then read is one delivery: {n:#}");
+
+    let n = wait_delivery(&herald, &gone, |_, d| d["status"] == "bounced").await;
+    let reason = deliveries(&n)[0]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("dingtalk: the send to this user failed"), "{reason}");
+    let n = wait_delivery(&herald, &busy, |_, d| d["status"] == "bounced").await;
+    let reason = deliveries(&n)[0]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("flow-controlled, code 143106"), "{reason}");
+
+    // Never read: delivered, then asked once per step of the schedule and no more.
+    wait_delivery(&herald, &silent, |_, d| d["status"] == "delivered").await;
+    let reader_polls = 3;
+    let polls = reader_polls + 1 + 1 + 4;
+    let deadline = Instant::now() + WAIT;
+    while fake.receipt_queries() < polls {
+        assert!(Instant::now() < deadline, "{} polls", fake.receipt_queries());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stopped, Herald's queue holds no further poll, and none ran past the schedule.
+    let mut herald = herald;
+    assert!(herald.terminate().await);
+    let backend = herald_sqlite::SqliteBackend::open(&herald.data_dir().join("herald.db")).unwrap();
+    let queue = QueueName::Send(Channel::Dingtalk);
+    assert_eq!(backend.depth(queue).await.unwrap(), 0, "a poll is still queued");
+    assert!(fake.rejected().is_empty(), "{:?}", fake.rejected());
+    assert_eq!(fake.receipt_queries(), polls);
 }
 
 #[tokio::test(flavor = "multi_thread")]

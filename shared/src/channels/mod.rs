@@ -170,6 +170,14 @@ impl ProviderError {
     }
 }
 
+/// A polled receipt: what to apply to the delivery, and whether the vendor will say
+/// nothing more (asking again is pointless).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolledReceipt {
+    pub feedback: Vec<Feedback>,
+    pub settled: bool,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// A short name recorded on each delivery (`smtp`, `webhook`, `log`, …).
@@ -189,6 +197,20 @@ pub trait Provider: Send + Sync + 'static {
     /// must remember which delivery that id belongs to (`ReceiptStore`).
     fn receipts_by_message_id(&self) -> bool {
         false
+    }
+    /// Whether the vendor reports on a message only when asked (DingTalk's
+    /// `getsendresult`): then the send queues polls of `poll_receipt` after it.
+    fn polls_receipts(&self) -> bool {
+        false
+    }
+    /// What the vendor knows now of message `message_id`, sent to `address`.
+    async fn poll_receipt(
+        &self,
+        message_id: &str,
+        address: &Address,
+    ) -> Result<PolledReceipt, ProviderError> {
+        let _ = (message_id, address);
+        Ok(PolledReceipt::default())
     }
     /// The vendor's limit per recipient (WeCom: 30 a minute to one member, dropped
     /// silently past it), which Herald paces each recipient's sends to.

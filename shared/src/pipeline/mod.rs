@@ -6,6 +6,7 @@ pub mod feedback;
 pub mod intake;
 pub mod personalize;
 pub mod plan;
+pub mod receipts;
 pub mod retry;
 pub mod send;
 

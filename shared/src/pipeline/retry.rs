@@ -16,6 +16,18 @@ pub struct RetryPolicy {
     /// a customer's endpoint may be down for hours, so they are retried for about a
     /// day, as senders following Standard Webhooks do.
     pub webhook_schedule: Vec<Duration>,
+    /// For vendors that report only when asked: the waits before each poll of a
+    /// receipt, the first counted from the send (see `receipts`).
+    pub receipt_poll_schedule: Vec<Duration>,
+}
+
+/// 1 min, 5 min, 30 min, 2 h, 6 h, 12 h: the last poll 20 h 36 min after the send,
+/// before DingTalk forgets the task (it answers for 24 hours).
+pub fn standard_receipt_poll_schedule() -> Vec<Duration> {
+    [60, 5 * 60, 30 * 60, 2 * 3600, 6 * 3600, 12 * 3600]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect()
 }
 
 /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about 27.6 hours.
@@ -34,6 +46,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_secs(30),
             max_delay: Duration::from_secs(60 * 60),
             webhook_schedule: standard_webhook_schedule(),
+            receipt_poll_schedule: standard_receipt_poll_schedule(),
         }
     }
 }
@@ -96,6 +109,7 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
             webhook_schedule: Vec::new(),
+            receipt_poll_schedule: Vec::new(),
         };
         for attempts in 1..10 {
             let delay = policy.delay_after(Channel::Email, attempts);

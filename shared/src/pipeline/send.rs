@@ -5,6 +5,7 @@
 use super::dispatch::{Directory, next_fallback};
 use super::personalize::{PersonalizeError, Personalizer};
 use super::plan::reason_to_hold_back;
+use super::receipts::ReceiptPoll;
 use super::retry::RetryPolicy;
 use super::{delivery_job, failover_job, parse_send_payload};
 use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
@@ -29,6 +30,8 @@ pub enum SendOutcome {
     Paced,
     Failed,
     DeadLettered,
+    /// A receipt poll ran (see `receipts`).
+    Polled,
 }
 
 pub struct SendContext<'a> {
@@ -47,6 +50,9 @@ pub struct SendContext<'a> {
 const MAX_DEFERRAL_STEP: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, StoreError> {
+    if let Some(poll) = ReceiptPoll::parse(&job.payload) {
+        return super::receipts::poll(cx, job, poll).await;
+    }
     let Some((id, job_integration)) = parse_send_payload(&job.payload) else {
         cx.queue.dead_letter(job, "the message is not a delivery id").await?;
         return Ok(SendOutcome::DeadLettered);
@@ -177,6 +183,19 @@ async fn attempt(
                 && provider.receipts_by_message_id()
             {
                 cx.store.remember_receipt(provider.name(), message_id, &delivery.id).await?;
+            }
+            // The first poll is queued before the delivery is `sent`: a crash in
+            // between sends again, and a poll of a delivery not sent does nothing.
+            if let Ok(provider) = &route.provider
+                && provider.polls_receipts()
+                && receipt.provider_message_id.is_some()
+            {
+                let integration = route.integration.as_ref().map(|i| i.id.clone());
+                let schedule = &cx.retry.receipt_poll_schedule;
+                if let Some(poll) = ReceiptPoll::after(&delivery.id, integration, 0, schedule, now)
+                {
+                    cx.queue.enqueue(vec![poll.job(delivery.channel, now)]).await?;
+                }
             }
             let outcome = DeliveryOutcome {
                 provider: Some(route.provider_name()),
