@@ -86,7 +86,9 @@ pub async fn poll(
     let now = Utc::now();
     if poll.due > now {
         let wait = (poll.due - now).to_std().unwrap_or_default().min(MAX_HIDE);
-        cx.queue.defer(job, wait, "receipt poll not due").await?;
+        // Hidden again rather than copied: on SQS one more receive instead of a new
+        // message every 15 minutes of a long wait.
+        cx.queue.retry(job, wait, "receipt poll not due").await?;
         return Ok(SendOutcome::Deferred);
     }
     let outcome = poll_now(cx, &poll, now).await?;
