@@ -15,9 +15,17 @@ const LOOPBACK: (&str, &str) = ("HERALD_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8");
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn setup(integration: Value) -> Herald {
+    setup_with_id(integration).await.0
+}
+
+/// Herald with the integration, a user with a phone and an OTP template; the
+/// integration's id.
+async fn setup_with_id(integration: Value) -> (Herald, String) {
     let herald = Herald::start(&[LOOPBACK]).await;
     let response = herald.post(ADMIN_KEY, "/v1/integrations", &integration).await;
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let integration_id = created["id"].as_str().expect("an id").to_owned();
     let response = herald
         .client
         .put(herald.url("/v1/users/ann"))
@@ -32,7 +40,7 @@ async fn setup(integration: Value) -> Herald {
         "template_params": {"code": "{{ code }}", "1": "{{ code }}"}}}}});
     let response = herald.post(ADMIN_KEY, "/v1/templates", &template).await;
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-    herald
+    (herald, integration_id)
 }
 
 fn otp(code: &str) -> Value {
@@ -59,16 +67,38 @@ fn no_rejections(fake: &Fake) {
     assert!(fake.rejected().is_empty(), "{:?}", fake.rejected());
 }
 
+const CALLBACK_TOKEN: &str = "report-url-token-5d41402abc4b2a76b9719d911017c592";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn aliyun_sends_signed_templates() {
     let fake = aliyun_sms::start().await;
-    let herald = setup(json!({"channel": "sms", "provider": "aliyun_sms", "name": "aliyun",
+    let (herald, integration) = setup_with_id(json!({"channel": "sms", "provider": "aliyun_sms",
+        "name": "aliyun",
         "config": {"base_url": fake.base_url, "sign_name": aliyun_sms::SIGN_NAME},
         "secrets": {"access_key_id": aliyun_sms::ACCESS_KEY_ID,
-                    "access_key_secret": aliyun_sms::ACCESS_KEY_SECRET}}))
+                    "access_key_secret": aliyun_sms::ACCESS_KEY_SECRET,
+                    "callback_token": CALLBACK_TOKEN}}))
     .await;
-    let delivery = final_delivery(&herald, &otp("4821")).await;
+    let (first, delivery) = send_and_settle(&herald, &otp("4821")).await;
     assert_eq!(delivery["status"], "sent", "{delivery:#}");
+    let (second, bounced) = send_and_settle(&herald, &otp("9999")).await;
+    // The push reports both messages at once: one arrived, one the carrier refused.
+    let biz_id = |d: &Value| d["provider_message_id"].as_str().expect("BizId").to_owned();
+    let reports = [
+        aliyun_sms::report(&biz_id(&delivery), "8613800138000", true, "DELIVERED", "用户接收成功"),
+        aliyun_sms::report(&biz_id(&bounced), "8613800138000", false, "MK:0001", "blocked"),
+    ];
+    let url = herald.url(&format!("/v1/callbacks/aliyun_sms/default/{integration}"));
+    let (status, _) = aliyun_sms::push_reports(&format!("{url}?token=guess"), &reports).await;
+    assert_eq!(status, 403, "a push without the token changes nothing");
+    assert_eq!(delivery_now(&herald, &first).await["status"], "sent");
+    let (status, answer) =
+        aliyun_sms::push_reports(&format!("{url}?token={CALLBACK_TOKEN}"), &reports).await;
+    assert_eq!((status, &answer["code"]), (200, &json!(0)), "{answer}");
+    assert_eq!(delivery_now(&herald, &first).await["status"], "delivered");
+    let bounced = delivery_now(&herald, &second).await;
+    assert_eq!(bounced["status"], "bounced", "{bounced:#}");
+    assert!(bounced["reason"].as_str().unwrap_or_default().contains("aliyun error MK:0001"));
     no_rejections(&fake);
     let sent = &fake.received()[0].body;
     assert_eq!(sent["PhoneNumbers"], "8613800138000");
@@ -89,13 +119,35 @@ async fn aliyun_sends_signed_templates() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tencent_sends_signed_templates() {
     let fake = tencent_sms::start().await;
-    let herald = setup(json!({"channel": "sms", "provider": "tencent_sms", "name": "tencent",
+    let (herald, integration) = setup_with_id(json!({"channel": "sms",
+        "provider": "tencent_sms", "name": "tencent",
         "config": {"base_url": fake.base_url, "sdk_app_id": tencent_sms::SDK_APP_ID,
                    "sign_name": tencent_sms::SIGN_NAME, "region": "ap-guangzhou"},
-        "secrets": {"secret_id": tencent_sms::SECRET_ID, "secret_key": tencent_sms::SECRET_KEY}}))
+        "secrets": {"secret_id": tencent_sms::SECRET_ID, "secret_key": tencent_sms::SECRET_KEY,
+                    "callback_token": CALLBACK_TOKEN}}))
     .await;
-    let delivery = final_delivery(&herald, &otp("4821")).await;
+    let (first, delivery) = send_and_settle(&herald, &otp("4821")).await;
     assert_eq!(delivery["status"], "sent", "{delivery:#}");
+    let sid = delivery["provider_message_id"].as_str().expect("SerialNo").to_owned();
+    let url = herald.url(&format!("/v1/callbacks/tencent_sms/default/{integration}"));
+    let failed = [tencent_sms::report(&sid, "13800138000", false, "MN:0001", "空号")];
+    let (status, _) = aliyun_sms::push_reports(&format!("{url}?token=nope"), &failed).await;
+    assert_eq!(status, 403);
+    let (status, answer) =
+        aliyun_sms::push_reports(&format!("{url}?token={CALLBACK_TOKEN}"), &failed).await;
+    assert_eq!((status, &answer["result"]), (200, &json!(0)), "{answer}");
+    let bounced = delivery_now(&herald, &first).await;
+    assert_eq!(bounced["status"], "bounced", "{bounced:#}");
+    assert!(bounced["reason"].as_str().unwrap_or_default().contains("tencent error MN:0001"));
+    // Not a report array: refused, naming the body.
+    let response = herald
+        .client
+        .post(format!("{url}?token={CALLBACK_TOKEN}"))
+        .json(&json!({"sid": sid}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
     no_rejections(&fake);
     let sent = &fake.received()[0].body;
     assert_eq!(sent["PhoneNumberSet"], json!(["+8613800138000"]));

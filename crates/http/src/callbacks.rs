@@ -4,17 +4,22 @@
 //! (`X-Twilio-Signature` over the URL it called and its form) moves the delivery named
 //! in the URL to `delivered` or `bounced`. WeChat's server URL answers its
 //! verification (`echostr`) and turns `TEMPLATESENDJOBFINISH` into the same statuses,
-//! finding the delivery by WeChat's `msgid` (the send remembered it).
+//! finding the delivery by WeChat's `msgid` (the send remembered it). Aliyun and
+//! Tencent push SMS delivery reports unsigned, so their URLs carry the integration's
+//! `callback_token` (`?token=`); each report names the vendor's message id.
 
 use super::AppState;
 use super::problem::{ApiResult, Problem};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use herald_core::channels::sms::twilio;
+use herald_core::channels::Feedback;
+use herald_core::channels::sms::{reports, twilio};
 use herald_core::channels::wechat::callback as wechat;
 use herald_core::domain::DeliveryId;
 use herald_core::integrations::Integration;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
 fn refused() -> Problem {
@@ -120,20 +125,95 @@ pub async fn wechat_push(
         return Err(refused());
     }
     // Anything but a template job's result is acknowledged and left alone.
-    if let Some((msg_id, feedback)) = wechat::job_finish(&String::from_utf8_lossy(&body))
-        && let Some(delivery) = state.store.receipt_delivery("wechat_oa", &msg_id).await?
-    {
-        herald_core::pipeline::feedback::apply(
-            &*state.store,
-            &delivery,
-            "wechat_oa",
-            Some(msg_id),
-            feedback,
-        )
-        .await?;
+    if let Some(report) = wechat::job_finish(&String::from_utf8_lossy(&body)) {
+        apply_reports(&state, &app, "wechat_oa", vec![report]).await?;
     }
     // WeChat takes "success" (or nothing) as received.
     Ok("success")
+}
+
+/// Applies each report to the delivery whose message id it names, if that delivery is
+/// `app`'s: a report naming another app's message changes nothing.
+async fn apply_reports(
+    state: &AppState,
+    app: &str,
+    provider: &str,
+    reports: Vec<(String, Feedback)>,
+) -> ApiResult<()> {
+    for (message_id, feedback) in reports {
+        let Some(id) = state.store.receipt_delivery(provider, &message_id).await? else {
+            continue;
+        };
+        let Some(delivery) = state.store.delivery(&id).await? else { continue };
+        let owner = state.store.notification(&delivery.notification_id).await?;
+        if owner.is_some_and(|n| n.app_id == app) {
+            let store = &*state.store;
+            herald_core::pipeline::feedback::apply(
+                store,
+                &id,
+                provider,
+                Some(message_id),
+                feedback,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The integration's `callback_token`, which the report URL must carry as `token`.
+async fn check_token(
+    state: &AppState,
+    app: &str,
+    integration: &str,
+    provider: &str,
+    query: &HashMap<String, String>,
+) -> ApiResult<()> {
+    let (_, token) = secret_of(state, app, integration, provider, "callback_token").await?;
+    let given = query.get("token").map(String::as_str).unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Problem::forbidden("the report URL's token does not match"))
+    }
+}
+
+#[utoipa::path(post, path = "/v1/callbacks/aliyun_sms/{app}/{integration}", tag = "callbacks",
+    params(("app" = String, Path), ("integration" = String, Path),
+           ("token" = String, Query, description = "The integration's callback_token")),
+    request_body(content = String, content_type = "application/json",
+                 description = "Aliyun's SmsReport batch push: a JSON array of reports"),
+    responses((status = 200, body = serde_json::Value), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn aliyun_reports(
+    State(state): State<AppState>,
+    Path((app, integration)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    check_token(&state, &app, &integration, "aliyun_sms", &query).await?;
+    let reports = reports::aliyun(&body).map_err(|m| Problem::field("body", m))?;
+    apply_reports(&state, &app, "aliyun_sms", reports).await?;
+    Ok(Json(json!({"code": 0, "msg": "success"})))
+}
+
+#[utoipa::path(post, path = "/v1/callbacks/tencent_sms/{app}/{integration}", tag = "callbacks",
+    params(("app" = String, Path), ("integration" = String, Path),
+           ("token" = String, Query, description = "The integration's callback_token")),
+    request_body(content = String, content_type = "application/json",
+                 description = "Tencent's SMS status callback: a JSON array of reports"),
+    responses((status = 200, body = serde_json::Value), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn tencent_reports(
+    State(state): State<AppState>,
+    Path((app, integration)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    check_token(&state, &app, &integration, "tencent_sms", &query).await?;
+    let reports = reports::tencent(&body).map_err(|m| Problem::field("body", m))?;
+    apply_reports(&state, &app, "tencent_sms", reports).await?;
+    Ok(Json(json!({"result": 0, "errmsg": "OK"})))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

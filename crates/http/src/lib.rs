@@ -99,7 +99,8 @@ impl AppState {
         templates::delete, templates::create_version, templates::rollback, templates::preview,
         integrations::create, integrations::list, integrations::get, integrations::update,
         integrations::delete, integrations::test, integrations::check, integrations::providers,
-        callbacks::twilio_status, callbacks::wechat_verify, callbacks::wechat_push,
+        callbacks::twilio_status, callbacks::wechat_verify, callbacks::wechat_push, callbacks::aliyun_reports,
+        callbacks::tencent_reports,
     ),
     modifiers(&BearerAuth),
 )]
@@ -146,6 +147,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/unsubscribe/{token}", get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
         .route("/v1/callbacks/twilio/{app}/{integration}", post(callbacks::twilio_status))
+        .route("/v1/callbacks/aliyun_sms/{app}/{integration}", post(callbacks::aliyun_reports))
+        .route("/v1/callbacks/tencent_sms/{app}/{integration}", post(callbacks::tencent_reports))
         .route(
             "/v1/callbacks/wechat/{app}/{integration}",
             get(callbacks::wechat_verify).post(callbacks::wechat_push),

@@ -144,6 +144,11 @@ impl Provider for AliyunSms {
         "aliyun_sms"
     }
 
+    /// Reports pushed to `/v1/callbacks/aliyun_sms/…` name the vendor's message id only.
+    fn receipts_by_message_id(&self) -> bool {
+        true
+    }
+
     async fn send(&self, outbound: &OutboundMessage) -> Result<Receipt, ProviderError> {
         let (phone, sms) = super::phone_and_text(outbound)?;
         let code = super::template_code(sms, "aliyun_sms")?;

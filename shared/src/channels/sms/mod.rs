@@ -4,6 +4,7 @@
 
 mod address;
 mod aliyun;
+pub mod reports;
 #[cfg(feature = "aws")]
 mod sns;
 mod tencent;
@@ -170,6 +171,13 @@ impl ChannelUnit for Sms {
 const BASE_URL: FieldSpec =
     optional("base_url", Url, "The API host, instead of the vendor's; tests point it at a fake.");
 
+const CALLBACK_TOKEN: FieldSpec = optional(
+    "callback_token",
+    Text,
+    "Any long random string; the report URL set in the vendor's console carries it \
+     (?token=), since the vendor signs its delivery reports with nothing.",
+);
+
 const PROVIDERS: &[ProviderSpec] = &[
     ProviderSpec {
         id: "sns",
@@ -193,6 +201,7 @@ const PROVIDERS: &[ProviderSpec] = &[
         secrets: &[
             required("access_key_id", Text, "The RAM user's AccessKey ID."),
             required("access_key_secret", Text, "The RAM user's AccessKey secret."),
+            CALLBACK_TOKEN,
         ],
     },
     ProviderSpec {
@@ -210,6 +219,7 @@ const PROVIDERS: &[ProviderSpec] = &[
         secrets: &[
             required("secret_id", Text, "The API key's SecretId."),
             required("secret_key", Text, "The API key's SecretKey."),
+            CALLBACK_TOKEN,
         ],
     },
     ProviderSpec {

@@ -120,6 +120,11 @@ impl Provider for TencentSms {
         "tencent_sms"
     }
 
+    /// Reports pushed to `/v1/callbacks/tencent_sms/…` name the vendor's message id only.
+    fn receipts_by_message_id(&self) -> bool {
+        true
+    }
+
     async fn send(&self, outbound: &OutboundMessage) -> Result<Receipt, ProviderError> {
         let (phone, sms) = super::phone_and_text(outbound)?;
         let template = super::template_code(sms, "tencent_sms")?;
