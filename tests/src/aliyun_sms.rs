@@ -405,6 +405,23 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// One element of the array Aliyun's SmsReport HTTP batch push posts (the console's
+/// "HTTP批量推送模式"), as its documentation shows it: a report for message `biz_id`
+/// to `phone`, `success` with `err_code` `DELIVERED`, or not with the carrier's code.
+pub fn report(biz_id: &str, phone: &str, success: bool, err_code: &str, err_msg: &str) -> Value {
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+    json!({"phone_number": phone, "send_time": now, "report_time": now, "success": success,
+           "err_code": err_code, "err_msg": err_msg, "sms_size": "1", "biz_id": biz_id,
+           "out_id": ""})
+}
+
+/// Posts `reports` to `url` as the push does; the status and JSON answer.
+pub async fn push_reports(url: &str, reports: &[Value]) -> (u16, Value) {
+    let response = reqwest::Client::new().post(url).json(reports).send().await.expect("push");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,21 +529,4 @@ mod tests {
         let expired = authenticate(&late, &uri, &headers, b"", now + 11 * 60).unwrap_err();
         assert_eq!(expired.1, "InvalidTimeStamp.Expired");
     }
-}
-
-/// One element of the array Aliyun's SmsReport HTTP batch push posts (the console's
-/// "HTTP批量推送模式"), as its documentation shows it: a report for message `biz_id`
-/// to `phone`, `success` with `err_code` `DELIVERED`, or not with the carrier's code.
-pub fn report(biz_id: &str, phone: &str, success: bool, err_code: &str, err_msg: &str) -> Value {
-    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
-    json!({"phone_number": phone, "send_time": now, "report_time": now, "success": success,
-           "err_code": err_code, "err_msg": err_msg, "sms_size": "1", "biz_id": biz_id,
-           "out_id": ""})
-}
-
-/// Posts `reports` to `url` as the push does; the status and JSON answer.
-pub async fn push_reports(url: &str, reports: &[Value]) -> (u16, Value) {
-    let response = reqwest::Client::new().post(url).json(reports).send().await.expect("push");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }

@@ -393,6 +393,16 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// One element of the array Tencent's SMS status callback ("短信下发状态通知") posts,
+/// as its documentation shows it: message `sid` to `mobile` (without the country
+/// code), `SUCCESS` or `FAIL` with the carrier's code in `errmsg`.
+pub fn report(sid: &str, mobile: &str, success: bool, errmsg: &str, description: &str) -> Value {
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+    json!({"user_receive_time": now, "nationcode": "86", "mobile": mobile,
+           "report_status": if success { "SUCCESS" } else { "FAIL" }, "errmsg": errmsg,
+           "description": description, "sid": sid})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,14 +516,4 @@ mod tests {
         assert_eq!(normalise("138-0000-0000"), None);
         assert_eq!(normalise("+0123"), None);
     }
-}
-
-/// One element of the array Tencent's SMS status callback ("短信下发状态通知") posts,
-/// as its documentation shows it: message `sid` to `mobile` (without the country
-/// code), `SUCCESS` or `FAIL` with the carrier's code in `errmsg`.
-pub fn report(sid: &str, mobile: &str, success: bool, errmsg: &str, description: &str) -> Value {
-    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
-    json!({"user_receive_time": now, "nationcode": "86", "mobile": mobile,
-           "report_status": if success { "SUCCESS" } else { "FAIL" }, "errmsg": errmsg,
-           "description": description, "sid": sid})
 }

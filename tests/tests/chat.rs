@@ -316,6 +316,40 @@ async fn dingtalk_work_receipts_are_polled() {
     assert_eq!(fake.receipt_queries(), polls);
 }
 
+/// Five lows to a robot that takes 2 in any 4 s: once two have gone and three wait, a
+/// high is sent; it takes the first slot that frees. At most one low (one whose slot
+/// frees at the same moment) goes between, however the queue orders their returns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_high_priority_message_overtakes_queued_low_ones() {
+    let window = Duration::from_secs(4);
+    let fake = dingtalk::start(2, window).await;
+    let herald = Herald::start(&[LOOPBACK]).await;
+    let mut robot = (DINGTALK.robot)(&fake);
+    robot["window_limit"] = json!({"max": 2, "window_seconds": 4});
+    integrate(&herald, &DINGTALK, "ops", robot).await;
+    let lows: Vec<Value> =
+        (0..5).map(|i| to_robot(&DINGTALK, "ops", "low", &format!("low {i}"))).collect();
+    let (status, batch) = post(&herald, "/v1/notifications/batch", json!({"items": lows})).await;
+    assert_eq!(status, 200, "{batch}");
+    // The window is full: the other three lows wait for its slots.
+    let deadline = Instant::now() + WAIT;
+    while fake.received().len() < 2 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let high = herald.send(ADMIN_KEY, &to_robot(&DINGTALK, "ops", "high", "HIGH")).await;
+    herald.wait_final(ADMIN_KEY, &high, WAIT).await;
+    for item in batch["items"].as_array().unwrap() {
+        herald.wait_final(ADMIN_KEY, item["id"].as_str().unwrap(), WAIT).await;
+    }
+    let received = fake.received();
+    let texts: Vec<&str> = received.iter().map(|r| (DINGTALK.robot_text)(&r.body)).collect();
+    assert_eq!(received.len(), 6, "{texts:?}");
+    assert_eq!(fake.violations(), 0);
+    let high_at = texts.iter().position(|t| *t == "HIGH").unwrap();
+    assert!(high_at <= 3, "lows went first: {texts:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dingtalk_robot_burst_is_paced() {
     burst_paced_to_the_robots_window(&DINGTALK).await;

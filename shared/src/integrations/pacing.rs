@@ -9,7 +9,12 @@
 //! minutes (a fixed-minute counter lets `2 * max` through across a minute's edge).
 //! The log is small (`max` times), so it fits in one store item when the senders are
 //! many processes (`Pacer` on DynamoDB), or in memory for one (`LocalPacer`).
+//!
+//! Priority: a refused high or medium send holds the slot it waits for (`Hold`), so
+//! when that slot frees, a low send that happens to ask first is refused and the high
+//! one gets it on its return. Lows keep no holds and take what is left.
 
+use crate::domain::Priority;
 use crate::ports::StoreResult;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -52,29 +57,109 @@ impl WindowLimit {
     }
 }
 
-/// Admits a send at `now_ms` into `log` (the last sends' times, oldest first), or says
-/// how many milliseconds until the oldest leaves the window.
-pub fn admit(log: &mut VecDeque<i64>, limit: WindowLimit, now_ms: i64) -> Result<(), u64> {
-    let max = limit.max.max(1) as usize;
-    while log.len() > max {
-        log.pop_front();
+/// Who asks for a slot: the delivery (so that a send coming back finds its hold) and
+/// its priority.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimant<'a> {
+    pub id: &'a str,
+    pub priority: Priority,
+}
+
+/// A refused send of high or medium priority waiting for a slot: the slots that free
+/// go to holds in priority order (then first come, first served) before any send of
+/// lower priority, so a queued low burst cannot take the slot a high one waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub id: String,
+    pub rank: u8,
+    /// When the send first waited (its place among equals).
+    pub since: i64,
+    /// When its slot frees, and so when it comes back.
+    pub at: i64,
+}
+
+/// One limit's state: the times of the last sends (oldest first) and the holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaceLog {
+    pub sent: VecDeque<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Hold>,
+}
+
+fn rank(priority: Priority) -> u8 {
+    match priority {
+        Priority::High => 2,
+        Priority::Medium => 1,
+        Priority::Low => 0,
     }
-    if log.len() == max {
-        let frees_at = log[0] + limit.paced_window_ms();
-        if frees_at > now_ms {
-            return Err((frees_at - now_ms) as u64);
+}
+
+impl PaceLog {
+    /// Admits a send of `who` at `now_ms`, or says how many milliseconds until the slot
+    /// it waits for frees (and, above low priority, holds that slot for it).
+    pub fn admit(&mut self, limit: WindowLimit, now_ms: i64, who: Claimant<'_>) -> Result<(), u64> {
+        let max = limit.max.max(1) as usize;
+        let window = limit.paced_window_ms();
+        while self.sent.len() > max {
+            self.sent.pop_front();
         }
-        log.pop_front();
+        // A hold lapses when its send has not come back within a grace time (it was
+        // canceled, or its host stopped): it stops blocking others.
+        let grace = (window / 5).max(2_000);
+        self.holds.retain(|h| h.at + grace >= now_ms);
+        let mine = self.holds.iter().position(|h| h.id == who.id);
+        let since = mine.map_or(now_ms, |i| self.holds[i].since);
+        let rank = rank(who.priority);
+        let ahead = self
+            .holds
+            .iter()
+            .filter(|h| h.id != who.id)
+            .filter(|h| h.rank > rank || (h.rank == rank && h.since < since))
+            .count();
+        let in_window: Vec<i64> =
+            self.sent.iter().copied().filter(|t| t + window > now_ms).collect();
+        let free = max - in_window.len();
+        if free > ahead {
+            if let Some(i) = mine {
+                self.holds.remove(i);
+            }
+            self.sent.push_back(now_ms);
+            if self.sent.len() > max {
+                self.sent.pop_front();
+            }
+            return Ok(());
+        }
+        // Slots free in the order of the sends in the window, and each again a window
+        // after it is taken; those ahead take the first ones.
+        let k = ahead - free;
+        let n = in_window.len();
+        let frees_at = match n {
+            0 => now_ms + window * (k / max + 1) as i64,
+            n => in_window[k % n] + window * (k / n + 1) as i64,
+        };
+        // Lows wait without a hold; the holds stay few so the state stays small.
+        if rank > 0 && (mine.is_some() || self.holds.len() < 4 * max) {
+            let hold = Hold { id: who.id.to_owned(), rank, since, at: frees_at };
+            match mine {
+                Some(i) => self.holds[i] = hold,
+                None => self.holds.push(hold),
+            }
+        }
+        Err((frees_at - now_ms).max(1) as u64)
     }
-    log.push_back(now_ms);
-    Ok(())
 }
 
 /// Shares send slots among everything that sends through one integration.
 #[async_trait]
 pub trait Pacer: Send + Sync + 'static {
-    /// Takes a slot for a send through `key` now, or says how long until one frees.
-    async fn acquire(&self, key: &str, limit: WindowLimit) -> StoreResult<Result<(), Duration>>;
+    /// Takes a slot for `who`'s send through `key` now, or says how long until one
+    /// frees for it.
+    async fn acquire(
+        &self,
+        key: &str,
+        limit: WindowLimit,
+        who: Claimant<'_>,
+    ) -> StoreResult<Result<(), Duration>>;
 }
 
 /// Time in milliseconds, as the pacers read it (tests move it by hand).
@@ -94,7 +179,7 @@ impl MillisClock for SystemMillis {
 /// The pacer of one process (`herald serve`), in memory.
 pub struct LocalPacer {
     clock: Box<dyn MillisClock>,
-    logs: Mutex<HashMap<String, VecDeque<i64>>>,
+    logs: Mutex<HashMap<String, PaceLog>>,
 }
 
 impl Default for LocalPacer {
@@ -111,11 +196,16 @@ impl LocalPacer {
 
 #[async_trait]
 impl Pacer for LocalPacer {
-    async fn acquire(&self, key: &str, limit: WindowLimit) -> StoreResult<Result<(), Duration>> {
+    async fn acquire(
+        &self,
+        key: &str,
+        limit: WindowLimit,
+        who: Claimant<'_>,
+    ) -> StoreResult<Result<(), Duration>> {
         let now = self.clock.now_ms();
         let mut logs = self.logs.lock().expect("pacing logs");
         let log = logs.entry(key.to_owned()).or_default();
-        Ok(admit(log, limit, now).map_err(Duration::from_millis))
+        Ok(log.admit(limit, now, who).map_err(Duration::from_millis))
     }
 }
 
@@ -124,6 +214,8 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicI64, Ordering};
+
+    const LOW: Claimant = Claimant { id: "dlv_low", priority: Priority::Low };
 
     struct Hand(Arc<AtomicI64>);
     impl MillisClock for Hand {
@@ -146,7 +238,7 @@ mod tests {
         while waiting > 0 {
             let mut next = i64::MAX;
             for _ in 0..waiting {
-                match pacer.acquire("robot", limit).await.unwrap() {
+                match pacer.acquire("robot", limit, LOW).await.unwrap() {
                     Ok(()) => admitted.push(now.load(Ordering::SeqCst)),
                     Err(wait) => {
                         next = next.min(now.load(Ordering::SeqCst) + wait.as_millis() as i64)
@@ -168,13 +260,60 @@ mod tests {
         assert_eq!(admitted[99] - admitted[0], 4 * window);
     }
 
+    /// 20 lows fill the window and 30 more wait; a high that asks after them is
+    /// refused too, but the first slot that frees is its, whichever asks first.
+    #[test]
+    fn a_waiting_high_send_takes_the_next_slot_before_waiting_lows() {
+        let limit = WindowLimit { max: 20, window_seconds: 60 };
+        let window = limit.paced_window_ms();
+        let mut log = PaceLog::default();
+        let low = |i: usize| format!("low{i}");
+        for i in 0..20 {
+            let who = Claimant { id: &low(i), priority: Priority::Low };
+            assert!(log.admit(limit, i as i64, who).is_ok());
+        }
+        let high = Claimant { id: "high", priority: Priority::High };
+        let wait = log.admit(limit, 100, high).unwrap_err();
+        assert_eq!(100 + wait as i64, window, "the first slot to free");
+        // When it frees, the lows ask first and are refused; the high is admitted.
+        let later = window;
+        for i in 20..50 {
+            let who = Claimant { id: &low(i), priority: Priority::Low };
+            assert!(log.admit(limit, later, who).is_err());
+        }
+        assert!(log.admit(limit, later, high).is_ok());
+        assert!(log.holds.is_empty());
+        // The next slot goes to a low.
+        let who = Claimant { id: "low50", priority: Priority::Low };
+        assert!(log.admit(limit, window + 1, who).is_ok());
+    }
+
+    /// Two highs wait in order; a medium waits behind them. A high whose send never
+    /// comes back stops blocking the others after its grace time.
+    #[test]
+    fn holds_keep_their_order_and_lapse() {
+        let limit = WindowLimit { max: 1, window_seconds: 10 };
+        let window = limit.paced_window_ms();
+        let mut log = PaceLog::default();
+        let at = |id, priority| Claimant { id, priority };
+        assert!(log.admit(limit, 0, at("first", Priority::Low)).is_ok());
+        assert_eq!(log.admit(limit, 1, at("a", Priority::High)), Err(window as u64 - 1));
+        assert_eq!(log.admit(limit, 2, at("b", Priority::High)), Err(2 * window as u64 - 2));
+        assert_eq!(log.admit(limit, 3, at("m", Priority::Medium)), Err(3 * window as u64 - 3));
+        assert!(log.admit(limit, window, at("b", Priority::High)).is_err(), "a is first");
+        // `a` never returns: past its grace, `b` goes.
+        let grace = (window / 5).max(2_000);
+        assert!(log.admit(limit, window + grace + 1, at("b", Priority::High)).is_ok());
+        assert!(log.admit(limit, 2 * window + grace + 1, at("m", Priority::Medium)).is_ok());
+    }
+
     #[tokio::test]
     async fn keys_are_paced_apart() {
         let pacer = LocalPacer::default();
         let limit = WindowLimit { max: 1, window_seconds: 60 };
-        assert!(pacer.acquire("a", limit).await.unwrap().is_ok());
-        assert!(pacer.acquire("b", limit).await.unwrap().is_ok());
-        let wait = pacer.acquire("a", limit).await.unwrap().unwrap_err();
+        assert!(pacer.acquire("a", limit, LOW).await.unwrap().is_ok());
+        assert!(pacer.acquire("b", limit, LOW).await.unwrap().is_ok());
+        let wait = pacer.acquire("a", limit, LOW).await.unwrap().unwrap_err();
         assert!(wait > Duration::from_secs(60) && wait <= Duration::from_secs(63), "{wait:?}");
     }
 

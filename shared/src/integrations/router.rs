@@ -4,7 +4,7 @@
 //! integration's rate limit is one GCRA limiter per process. A window limit (a chat
 //! robot's 20 a minute) is shared by every sender through the pacer (see `pacing`).
 
-use super::pacing::{LocalPacer, Pacer, WindowLimit};
+use super::pacing::{Claimant, LocalPacer, Pacer, WindowLimit};
 use super::vault::{SecretValues, SecretVault};
 use super::{Integration, IntegrationSet};
 use crate::channels::{Provider, Providers};
@@ -135,9 +135,13 @@ impl IntegrationRouter {
     }
 
     /// Takes a send slot on the route's window limit, or says how long until one frees.
-    pub async fn pace(&self, route: &Route) -> StoreResult<Result<(), Duration>> {
+    pub async fn pace(
+        &self,
+        route: &Route,
+        who: Claimant<'_>,
+    ) -> StoreResult<Result<(), Duration>> {
         match &route.window {
-            Some((key, limit)) => self.pacer.acquire(key, *limit).await,
+            Some((key, limit)) => self.pacer.acquire(key, *limit, who).await,
             None => Ok(Ok(())),
         }
     }
@@ -148,6 +152,7 @@ impl IntegrationRouter {
         &self,
         route: &Route,
         recipient: &str,
+        who: Claimant<'_>,
     ) -> StoreResult<Result<(), Duration>> {
         let (Ok(provider), Some(integration)) = (&route.provider, &route.integration) else {
             return Ok(Ok(()));
@@ -156,7 +161,7 @@ impl IntegrationRouter {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(recipient.as_bytes());
         let digest: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        self.pacer.acquire(&format!("{}#{digest}", integration.id), limit).await
+        self.pacer.acquire(&format!("{}#{digest}", integration.id), limit, who).await
     }
 
     pub fn defaults(&self) -> &Providers {

@@ -10,6 +10,7 @@ use super::retry::RetryPolicy;
 use super::{delivery_job, failover_job, parse_send_payload};
 use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
 use crate::domain::{Delivery, DeliveryStatus, Notification, NotificationStatus};
+use crate::integrations::pacing::Claimant;
 use crate::integrations::{IntegrationRouter, Route};
 use crate::ports::{DeliveryOutcome, LeasedJob, StageQueue, Store, StoreError};
 use chrono::Utc;
@@ -160,12 +161,13 @@ async fn attempt(
             // The recipient's limit first: a slot taken there and then refused by the
             // integration's limit only makes that recipient wait longer.
             let recipient = serde_json::to_string(&delivery.address).unwrap_or_default();
-            let paced = match cx.router.pace_recipient(route, &recipient).await? {
-                Ok(()) => cx.router.pace(route).await?,
+            let id = delivery.id.to_string();
+            let who = Claimant { id: &id, priority: notification.priority };
+            let paced = match cx.router.pace_recipient(route, &recipient, who).await? {
+                Ok(()) => cx.router.pace(route, who).await?,
                 refused => refused,
             };
             if let Err(wait) = paced {
-                let wait = wait + paced_lag(notification.priority);
                 cx.queue.defer(job, wait, "paced: a window limit").await?;
                 return Ok(SendOutcome::Paced);
             }
@@ -241,17 +243,6 @@ async fn attempt(
         return Ok(SendOutcome::DeadLettered);
     }
     Ok(SendOutcome::Failed)
-}
-
-/// How much later than the freed slot a paced message comes back, by priority: when
-/// a slot frees, the waiting high-priority messages are first in line for it.
-fn paced_lag(priority: crate::domain::Priority) -> std::time::Duration {
-    use crate::domain::Priority;
-    std::time::Duration::from_millis(match priority {
-        Priority::High => 0,
-        Priority::Medium => 60,
-        Priority::Low => 150,
-    })
 }
 
 /// Which of `routes` this message sends through, or None for a message that a

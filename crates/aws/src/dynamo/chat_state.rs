@@ -1,7 +1,8 @@
 //! What chat senders share across Lambda instances, one small item each: an
 //! integration's access token (`TOKEN#{key}`: the token, its expiry and the refresh
-//! lease) and its pacing log (`PACE#{key}`: the last sends' times and a version that
-//! makes each change conditional on the log read). TTL removes both a day after use.
+//! lease) and its pacing log (`PACE#{key}`: the last sends' times and the holds of
+//! waiting sends as one JSON string, with a version that makes each change conditional
+//! on the log read). TTL removes both a day after use.
 
 use super::DynamoStore;
 use super::expr::{Expr, n, s};
@@ -11,10 +12,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use herald_core::channels::chat::tokens::{AccessToken, TokenStore};
-use herald_core::integrations::pacing::{Pacer, WindowLimit, admit};
+use herald_core::integrations::pacing::{Claimant, PaceLog, Pacer, WindowLimit};
 use herald_core::ports::{StoreError, StoreResult};
 use herald_core::time::{format_time, parse_time};
-use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Writes that lost a race for the pacing log are tried again this often.
@@ -105,22 +105,23 @@ impl Pacer for DynamoStore {
         &self,
         pace_key: &str,
         limit: WindowLimit,
+        who: Claimant<'_>,
     ) -> StoreResult<Result<(), Duration>> {
         for _ in 0..PACE_RACES {
             let item = self.get(pace_pk(pace_key)).await?;
             let version = item.as_ref().map_or(0, |item| number(item, "version"));
-            let mut log: VecDeque<i64> = item
+            let mut log = item
                 .as_ref()
-                .and_then(|item| item.get("log"))
-                .and_then(|log| log.as_l().ok())
-                .map(|times| times.iter().filter_map(|t| t.as_n().ok()?.parse().ok()).collect())
+                .and_then(|item| item.get("log")?.as_s().ok())
+                .and_then(|log| serde_json::from_str::<PaceLog>(log).ok())
                 .unwrap_or_default();
             let now = Utc::now();
-            if let Err(wait) = admit(&mut log, limit, now.timestamp_millis()) {
-                return Ok(Err(Duration::from_millis(wait)));
-            }
+            let before = log.holds.clone();
+            let admitted = log.admit(limit, now.timestamp_millis(), who);
             let mut item: Item = key(pace_pk(pace_key));
-            item.insert("log".into(), AttributeValue::L(log.iter().map(|t| n(*t)).collect()));
+            let text =
+                serde_json::to_string(&log).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            item.insert("log".into(), AttributeValue::S(text));
             item.insert("version".into(), n(version + 1));
             item.insert(TTL.into(), a_day_after(now));
             let mut e = Expr::default();
@@ -129,8 +130,12 @@ impl Pacer for DynamoStore {
             } else {
                 format!("{} = {}", e.name("version"), e.value(n(version)))
             };
+            // A refusal is written too when it changed the holds.
+            if admitted.is_err() && log.holds == before {
+                return Ok(admitted.map_err(Duration::from_millis));
+            }
             match self.commit(vec![self.put(item, Some((&condition, e)))?]).await {
-                Ok(()) => return Ok(Ok(())),
+                Ok(()) => return Ok(admitted.map_err(Duration::from_millis)),
                 Err(TxError::ConditionFailed(_)) => continue,
                 Err(TxError::Store(e)) => return Err(e),
             }
