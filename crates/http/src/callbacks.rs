@@ -161,21 +161,23 @@ async fn apply_reports(
     Ok(())
 }
 
-/// The integration's `callback_token`, which the report URL must carry as `token`.
-async fn check_token(
+/// A vendor's unsigned report push: checks the URL's `token` against the
+/// integration's `callback_token`, reads the reports with `parse`, applies them.
+async fn take_reports(
     state: &AppState,
-    app: &str,
-    integration: &str,
+    (app, integration): (String, String),
     provider: &str,
     query: &HashMap<String, String>,
+    body: &[u8],
+    parse: fn(&[u8]) -> Result<reports::Reports, String>,
 ) -> ApiResult<()> {
-    let (_, token) = secret_of(state, app, integration, provider, "callback_token").await?;
+    let (_, token) = secret_of(state, &app, &integration, provider, "callback_token").await?;
     let given = query.get("token").map(String::as_str).unwrap_or_default();
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("the report URL's token does not match"))
+    if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        return Err(Problem::forbidden("the report URL's token does not match"));
     }
+    let reports = parse(body).map_err(|m| Problem::field("body", m))?;
+    apply_reports(state, &app, provider, reports).await
 }
 
 #[utoipa::path(post, path = "/v1/callbacks/aliyun_sms/{app}/{integration}", tag = "callbacks",
@@ -187,13 +189,11 @@ async fn check_token(
               (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn aliyun_reports(
     State(state): State<AppState>,
-    Path((app, integration)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    check_token(&state, &app, &integration, "aliyun_sms", &query).await?;
-    let reports = reports::aliyun(&body).map_err(|m| Problem::field("body", m))?;
-    apply_reports(&state, &app, "aliyun_sms", reports).await?;
+    take_reports(&state, path, "aliyun_sms", &query, &body, reports::aliyun).await?;
     Ok(Json(json!({"code": 0, "msg": "success"})))
 }
 
@@ -206,13 +206,11 @@ pub async fn aliyun_reports(
               (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn tencent_reports(
     State(state): State<AppState>,
-    Path((app, integration)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    check_token(&state, &app, &integration, "tencent_sms", &query).await?;
-    let reports = reports::tencent(&body).map_err(|m| Problem::field("body", m))?;
-    apply_reports(&state, &app, "tencent_sms", reports).await?;
+    take_reports(&state, path, "tencent_sms", &query, &body, reports::tencent).await?;
     Ok(Json(json!({"result": 0, "errmsg": "OK"})))
 }
 
