@@ -94,7 +94,20 @@ fn rank(priority: Priority) -> u8 {
     }
 }
 
+/// How long a hold outlives its slot waiting for its send to come back.
+fn hold_grace(window_ms: i64) -> i64 {
+    (window_ms / 5).max(2_000)
+}
+
 impl PaceLog {
+    /// Whether the log constrains nobody any more at `now_ms`: its newest send is a
+    /// whole window old and every hold has lapsed. Such a log is as good as none.
+    pub fn is_idle(&self, limit: WindowLimit, now_ms: i64) -> bool {
+        let window = limit.paced_window_ms();
+        self.sent.back().is_none_or(|t| t + window <= now_ms)
+            && self.holds.iter().all(|h| h.at + hold_grace(window) < now_ms)
+    }
+
     /// Admits a send of `who` at `now_ms`, or says how many milliseconds until the slot
     /// it waits for frees (and, above low priority, holds that slot for it).
     pub fn admit(&mut self, limit: WindowLimit, now_ms: i64, who: Claimant<'_>) -> Result<(), u64> {
@@ -105,7 +118,7 @@ impl PaceLog {
         }
         // A hold lapses when its send has not come back within a grace time (it was
         // canceled, or its host stopped): it stops blocking others.
-        let grace = (window / 5).max(2_000);
+        let grace = hold_grace(window);
         self.holds.retain(|h| h.at + grace >= now_ms);
         let mine = self.holds.iter().position(|h| h.id == who.id);
         let since = mine.map_or(now_ms, |i| self.holds[i].since);
@@ -176,11 +189,21 @@ impl MillisClock for SystemMillis {
     }
 }
 
-/// The pacer of one process (`herald serve`), in memory.
+/// The pacer of one process (`herald serve`), in memory. Idle logs are swept once the
+/// map has doubled since the last sweep, so per-recipient limits (a log per member
+/// ever messaged) do not grow the process without bound.
 pub struct LocalPacer {
     clock: Box<dyn MillisClock>,
-    logs: Mutex<HashMap<String, PaceLog>>,
+    logs: Mutex<Logs>,
 }
+
+#[derive(Default)]
+struct Logs {
+    by_key: HashMap<String, (WindowLimit, PaceLog)>,
+    sweep_at: usize,
+}
+
+const FIRST_SWEEP: usize = 1024;
 
 impl Default for LocalPacer {
     fn default() -> Self {
@@ -190,7 +213,16 @@ impl Default for LocalPacer {
 
 impl LocalPacer {
     pub fn with_clock(clock: Box<dyn MillisClock>) -> Self {
-        Self { clock, logs: Mutex::default() }
+        Self { clock, logs: Mutex::new(Logs { by_key: HashMap::new(), sweep_at: FIRST_SWEEP }) }
+    }
+
+    /// How many logs the pacer holds.
+    pub fn len(&self) -> usize {
+        self.logs.lock().expect("pacing logs").by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -204,7 +236,12 @@ impl Pacer for LocalPacer {
     ) -> StoreResult<Result<(), Duration>> {
         let now = self.clock.now_ms();
         let mut logs = self.logs.lock().expect("pacing logs");
-        let log = logs.entry(key.to_owned()).or_default();
+        if logs.by_key.len() >= logs.sweep_at {
+            logs.by_key.retain(|_, (limit, log)| !log.is_idle(*limit, now));
+            logs.sweep_at = (logs.by_key.len() * 2).max(FIRST_SWEEP);
+        }
+        let (kept, log) = logs.by_key.entry(key.to_owned()).or_insert((limit, PaceLog::default()));
+        *kept = limit;
         Ok(log.admit(limit, now, who).map_err(Duration::from_millis))
     }
 }
@@ -305,6 +342,27 @@ mod tests {
         let grace = (window / 5).max(2_000);
         assert!(log.admit(limit, window + grace + 1, at("b", Priority::High)).is_ok());
         assert!(log.admit(limit, 2 * window + grace + 1, at("m", Priority::Medium)).is_ok());
+    }
+
+    /// A log per recipient: the idle ones go at the next sweep, the busy ones stay.
+    #[tokio::test]
+    async fn idle_logs_are_swept() {
+        let now = Arc::new(AtomicI64::new(0));
+        let pacer = LocalPacer::with_clock(Box::new(Hand(now.clone())));
+        let limit = WindowLimit { max: 30, window_seconds: 60 };
+        for member in 0..FIRST_SWEEP {
+            pacer.acquire(&format!("member{member}"), limit, LOW).await.unwrap().unwrap();
+        }
+        assert_eq!(pacer.len(), FIRST_SWEEP);
+        // A window later every log is idle but one, which just sent.
+        now.store(limit.paced_window_ms(), Ordering::SeqCst);
+        pacer.acquire("member0", limit, LOW).await.unwrap().unwrap();
+        pacer.acquire("newcomer", limit, LOW).await.unwrap().unwrap();
+        assert_eq!(pacer.len(), 2);
+        let mut log = PaceLog::default();
+        assert!(log.is_idle(limit, 0));
+        log.admit(limit, 0, LOW).unwrap();
+        assert!(!log.is_idle(limit, limit.paced_window_ms() - 1));
     }
 
     #[tokio::test]
