@@ -51,12 +51,32 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// How long an idempotency key is honoured, on every backend.
 pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
-/// One notification for `Store::accept_many`, with what `Store::accept` takes.
+/// What `Store::accept` stores: a new notification, its idempotency claim, and the
+/// queue messages that go out with it.
 #[derive(Debug)]
 pub struct Acceptance {
     pub notification: Notification,
     pub claim: Option<IdempotencyClaim>,
+    /// Deliveries planned at intake (every recipient a direct address), stored with
+    /// the notification, which is then stored `dispatched`: the dispatch stage is
+    /// skipped. Empty when dispatch plans them.
+    pub deliveries: Vec<Delivery>,
     pub outbox: Vec<Job>,
+}
+
+impl Acceptance {
+    /// A notification for dispatch to plan, with no claim and no messages.
+    pub fn new(notification: Notification) -> Self {
+        Acceptance { notification, claim: None, deliveries: Vec::new(), outbox: Vec::new() }
+    }
+
+    pub fn with_claim(self, claim: Option<IdempotencyClaim>) -> Self {
+        Acceptance { claim, ..self }
+    }
+
+    pub fn with_outbox(self, outbox: Vec<Job>) -> Self {
+        Acceptance { outbox, ..self }
+    }
 }
 
 /// An idempotency key together with a hash of the request body it was first used with.
@@ -183,21 +203,18 @@ pub trait ReceiptStore: Send + Sync + 'static {
 /// A backend's `Store` also holds its keys, settings and receipt index.
 #[async_trait]
 pub trait Store: KeyStore + SettingStore + ReceiptStore {
-    /// Stores a new notification as `accepted`, honouring the idempotency claim
-    /// atomically: of many concurrent requests with one key, exactly one creates.
+    /// Stores a new notification (as `accepted`, or `dispatched` with the deliveries
+    /// planned at intake), honouring the idempotency claim atomically: of many
+    /// concurrent requests with one key, exactly one creates.
     ///
     /// `outbox` holds the queue messages that must go out if and only if the
     /// notification is created (a transactional outbox). A backend whose queue lives in
     /// the same database (SQLite) writes them in the same transaction; one whose queue
     /// does not (DynamoDB and SQS) sends them first, so a crash in between leaves a
     /// message for a notification that is not there (dispatch lets it go, see
-    /// `DispatchOutcome::Missing`), never a notification without its message.
-    async fn accept(
-        &self,
-        notification: &Notification,
-        claim: Option<&IdempotencyClaim>,
-        outbox: Vec<Job>,
-    ) -> StoreResult<AcceptOutcome>;
+    /// `DispatchOutcome::Missing`, and a send message the same), never a notification
+    /// without its message.
+    async fn accept(&self, acceptance: Acceptance) -> StoreResult<AcceptOutcome>;
 
     /// `accept` for many notifications (the batch endpoint), at most `in_flight` at
     /// once; one result per item, in order. A backend whose queue is apart (SQS)
@@ -209,7 +226,7 @@ pub trait Store: KeyStore + SettingStore + ReceiptStore {
     ) -> Vec<StoreResult<AcceptOutcome>> {
         use futures::StreamExt;
         futures::stream::iter(items)
-            .map(|a| async move { self.accept(&a.notification, a.claim.as_ref(), a.outbox).await })
+            .map(|a| self.accept(a))
             .buffered(in_flight.max(1))
             .collect()
             .await

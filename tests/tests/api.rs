@@ -42,7 +42,7 @@ async fn send_then_follow_status_to_sent() {
     assert_eq!(deliveries[0]["provider"], "log", "no SMTP configured: the log provider sends");
     let events: Vec<&str> =
         n["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(events, ["accepted", "queued", "dispatched", "sent", "sent"]);
+    assert_eq!(events, ["accepted", "dispatched", "queued", "sent", "sent"]);
 
     // The log provider shows what it would have sent.
     let logged = herald.get_json(ADMIN_KEY, "/v1/log-messages").await;

@@ -5,7 +5,7 @@
 use herald_aws::dynamo::DynamoStore;
 use herald_aws::sqs::SqsQueue;
 use herald_contract as contract;
-use herald_core::ports::Queue;
+use herald_core::ports::{Acceptance, Queue};
 use std::sync::Arc;
 
 async fn backends() -> Option<(DynamoStore, Arc<SqsQueue>)> {
@@ -41,7 +41,7 @@ async fn a_redelivered_dispatch_queues_what_a_crash_left_unqueued() {
 
     let Some((store, queue)) = backends().await else { return };
     let n = contract::notification("app-1", Priority::Medium);
-    store.accept(&n, None, vec![]).await.unwrap();
+    store.accept(Acceptance::new(n.clone())).await.unwrap();
     // The "crash": the rows were written, the sends never reached SQS.
     store.insert_deliveries(&plan_deliveries(&n, chrono::Utc::now()), vec![]).await.unwrap();
     let email = herald_core::ports::QueueName::Send(Channel::Email);
@@ -72,7 +72,7 @@ async fn a_count_lost_in_a_crash_is_recounted_on_redelivery() {
     let Some((store, _queue)) = backends().await else { return };
     let mut n = contract::notification("app-1", Priority::Medium);
     n.channels = vec![Channel::Email];
-    store.accept(&n, None, vec![]).await.unwrap();
+    store.accept(Acceptance::new(n.clone())).await.unwrap();
     let plan = plan_deliveries(&n, chrono::Utc::now());
     assert!(store.record_dispatch(&n.id, &plan, vec![]).await.unwrap());
     // The "crash": the delivery's own write, without the count that follows it.
@@ -119,7 +119,7 @@ async fn a_redelivered_dispatch_keeps_what_the_interrupted_run_wrote() {
     let Some((store, queue)) = backends().await else { return };
     let mut n = contract::notification("app-1", Priority::Medium);
     n.channels = vec![Channel::Email];
-    store.accept(&n, None, vec![]).await.unwrap();
+    store.accept(Acceptance::new(n.clone())).await.unwrap();
     let first_plan = plan_deliveries(&n, chrono::Utc::now());
     // The interrupted run: its row is written, nothing else.
     store.insert_deliveries(&first_plan, vec![]).await.unwrap();
@@ -156,7 +156,7 @@ async fn a_filtered_list_reads_a_bounded_number_of_items_and_says_where_to_go_on
     let mut oldest = None;
     for i in 0..12 {
         let n = contract::notification(&app, if i == 0 { Priority::High } else { Priority::Low });
-        store.accept(&n, None, vec![]).await.unwrap();
+        store.accept(Acceptance::new(n.clone())).await.unwrap();
         oldest.get_or_insert(n.id);
     }
     let mut filter =

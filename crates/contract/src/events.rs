@@ -4,7 +4,7 @@
 
 use herald_core::domain::{Channel, NotificationId, Priority};
 use herald_core::pipeline::plan::plan_deliveries;
-use herald_core::ports::Store;
+use herald_core::ports::{Acceptance, Store};
 
 /// The notification the dispatch and send payloads name.
 pub const NOTIFICATION: &str = "ntf_01KB0Z6Q8E0000000000000000";
@@ -28,7 +28,7 @@ pub async fn accept_named(store: &dyn Store) {
         "email": {"subject": "Hi", "text": "Hello"}, "sms": {"text": "Hello"},
         "webhook": {"hello": "world"}}))
     .unwrap();
-    store.accept(&n, None, vec![]).await.unwrap();
+    store.accept(Acceptance::new(n.clone())).await.unwrap();
 }
 
 /// As dispatch would plan them, under the delivery ids the payloads name.

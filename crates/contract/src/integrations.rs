@@ -17,8 +17,8 @@ use herald_core::pipeline::personalize::Personalizer;
 use herald_core::pipeline::retry::RetryPolicy;
 use herald_core::pipeline::send::{SendContext, SendOutcome, send};
 use herald_core::ports::{
-    GroupStore, IntegrationStore, PreferenceStore, Queue, QueueName, Store, TemplateStore,
-    UserStore,
+    Acceptance, GroupStore, IntegrationStore, PreferenceStore, Queue, QueueName, Store,
+    TemplateStore, UserStore,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -151,7 +151,7 @@ pub async fn sends_fail_over_between_integrations<B: SendStores>(
     n.channels = vec![Channel::Webhook];
     n.content.webhook =
         Some(herald_core::domain::WebhookData(serde_json::json!({"hello": "world"})));
-    b.accept(&n, None, Vec::new()).await.unwrap();
+    b.accept(Acceptance::new(n.clone())).await.unwrap();
     dispatch(b, directory, &n.id, Utc::now()).await.unwrap();
     let delivery = b.deliveries(&n.id).await.unwrap().remove(0);
 

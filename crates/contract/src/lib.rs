@@ -15,8 +15,8 @@ use herald_core::domain::{
 use herald_core::pipeline::plan::plan_deliveries;
 use herald_core::pipeline::{dispatch_job, send_job};
 use herald_core::ports::{
-    AcceptOutcome, DeliveryOutcome, IdempotencyClaim, Job, NotificationFilter, Queue, QueueName,
-    Store,
+    AcceptOutcome, Acceptance, DeliveryOutcome, IdempotencyClaim, Job, NotificationFilter, Queue,
+    QueueName, Store,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,22 +200,34 @@ pub async fn queue_takes_large_batches(queue: &dyn Queue) {
 pub async fn store_accepts_once_per_idempotency_key(store: Arc<dyn Store>) {
     let claim = IdempotencyClaim { key: "k1".into(), body_hash: "h1".into() };
     let first = notification("app-1", Priority::Medium);
-    assert_eq!(store.accept(&first, Some(&claim), vec![]).await.unwrap(), AcceptOutcome::Created);
+    assert_eq!(
+        store.accept(Acceptance::new(first.clone()).with_claim(Some(claim.clone()))).await.unwrap(),
+        AcceptOutcome::Created
+    );
     let repeat = notification("app-1", Priority::Medium);
     assert_eq!(
-        store.accept(&repeat, Some(&claim), vec![]).await.unwrap(),
+        store
+            .accept(Acceptance::new(repeat.clone()).with_claim(Some(claim.clone())))
+            .await
+            .unwrap(),
         AcceptOutcome::Replayed(first.id.clone())
     );
     let other_body = IdempotencyClaim { key: "k1".into(), body_hash: "h2".into() };
     assert_eq!(
-        store.accept(&repeat, Some(&other_body), vec![]).await.unwrap(),
+        store
+            .accept(Acceptance::new(repeat.clone()).with_claim(Some(other_body.clone())))
+            .await
+            .unwrap(),
         AcceptOutcome::KeyReused
     );
     assert!(store.notification(&repeat.id).await.unwrap().is_none());
     // Keys are per app.
     let other_app = notification("app-2", Priority::Medium);
     assert_eq!(
-        store.accept(&other_app, Some(&claim), vec![]).await.unwrap(),
+        store
+            .accept(Acceptance::new(other_app.clone()).with_claim(Some(claim.clone())))
+            .await
+            .unwrap(),
         AcceptOutcome::Created
     );
 
@@ -225,7 +237,13 @@ pub async fn store_accepts_once_per_idempotency_key(store: Arc<dyn Store>) {
     for _ in 0..50 {
         let (store, race) = (store.clone(), race.clone());
         tasks.push(tokio::spawn(async move {
-            store.accept(&notification("app-1", Priority::High), Some(&race), vec![]).await.unwrap()
+            store
+                .accept(
+                    Acceptance::new(notification("app-1", Priority::High))
+                        .with_claim(Some(race.clone())),
+                )
+                .await
+                .unwrap()
         }));
     }
     let mut created = 0;
@@ -239,21 +257,66 @@ pub async fn store_accepts_once_per_idempotency_key(store: Arc<dyn Store>) {
     // Keys older than the window can be purged, and then the key is free again.
     assert!(store.purge_idempotency_keys(Utc::now() + Age::seconds(1)).await.unwrap() >= 3);
     let fresh = notification("app-1", Priority::Medium);
-    assert_eq!(store.accept(&fresh, Some(&claim), vec![]).await.unwrap(), AcceptOutcome::Created);
+    assert_eq!(
+        store.accept(Acceptance::new(fresh.clone()).with_claim(Some(claim.clone()))).await.unwrap(),
+        AcceptOutcome::Created
+    );
 }
 
 pub async fn store_writes_the_outbox_with_the_notification(store: &dyn Store, queue: &dyn Queue) {
     let n = notification("app-1", Priority::High);
     let outbox = vec![dispatch_job(&n.id, n.priority)];
-    store.accept(&n, None, outbox).await.unwrap();
+    store.accept(Acceptance::new(n.clone()).with_outbox(outbox)).await.unwrap();
     let leased = queue.lease(QueueName::Dispatch, 100, LONG).await.unwrap();
     assert!(leased.iter().any(|j| j.payload == n.id.to_string()));
     queue.ack(&leased).await.unwrap();
 }
 
+/// A notification to addresses is planned at intake: stored `dispatched` with its
+/// deliveries and their send messages, so no dispatch message; it settles as its
+/// deliveries do. One whose every delivery is settled at once settles with the accept.
+pub async fn store_keeps_deliveries_planned_at_intake(store: &dyn Store, queue: &dyn Queue) {
+    let n = notification("app-1", Priority::High);
+    let accepted = herald_core::pipeline::intake::acceptance(n.clone(), None, Utc::now());
+    assert_eq!(accepted.notification.status, NotificationStatus::Dispatched);
+    assert_eq!(accepted.deliveries.len(), 2, "email and webhook");
+    assert!(accepted.outbox.iter().all(|job| matches!(job.queue, QueueName::Send(_))));
+    store.accept(accepted).await.unwrap();
+    let stored = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, NotificationStatus::Dispatched);
+    let events: Vec<String> =
+        store.timeline(&n.id).await.unwrap().into_iter().map(|e| e.event).collect();
+    assert_eq!(events, ["accepted", "dispatched", "queued", "queued"]);
+    let mut sent = Vec::new();
+    for channel in [Channel::Email, Channel::Webhook] {
+        let leased = queue.lease(QueueName::Send(channel), 100, LONG).await.unwrap();
+        let mine: Vec<_> =
+            leased.iter().filter(|j| j.payload.contains(&n.id.ulid().to_string())).collect();
+        assert_eq!(mine.len(), 1, "{channel:?}");
+        sent.push(mine[0].payload.clone());
+        queue.ack(&leased).await.unwrap();
+    }
+    for id in &sent {
+        let id = DeliveryId::parse(id).unwrap();
+        let outcome = DeliveryOutcome::default();
+        assert!(store.transition_delivery(&id, DeliveryStatus::Sent, outcome).await.unwrap());
+    }
+    assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
+
+    // No address for its only channel: suppressed at once, and the notification failed.
+    let mut nowhere = notification("app-1", Priority::Low);
+    nowhere.channels = vec![Channel::Sms];
+    store
+        .accept(herald_core::pipeline::intake::acceptance(nowhere.clone(), None, Utc::now()))
+        .await
+        .unwrap();
+    let stored = store.notification(&nowhere.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, NotificationStatus::Failed);
+}
+
 pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Queue) {
     let n = notification("app-1", Priority::Medium);
-    store.accept(&n, None, vec![]).await.unwrap();
+    store.accept(Acceptance::new(n.clone())).await.unwrap();
     assert!(!store.transition_notification(&n.id, NotificationStatus::Sent, None).await.unwrap());
 
     let deliveries = plan_deliveries(&n, Utc::now());
@@ -323,7 +386,7 @@ pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Q
 
     // Canceling cancels the queued deliveries with it.
     let c = notification("app-1", Priority::Low);
-    store.accept(&c, None, vec![]).await.unwrap();
+    store.accept(Acceptance::new(c.clone())).await.unwrap();
     store.record_dispatch(&c.id, &plan_deliveries(&c, Utc::now()), vec![]).await.unwrap();
     assert!(
         store.transition_notification(&c.id, NotificationStatus::Canceled, None).await.unwrap()
@@ -347,10 +410,10 @@ pub async fn store_lists_by_app_with_filters(store: &dyn Store) {
     let mut ids = Vec::new();
     for priority in [Priority::High, Priority::Low, Priority::High] {
         let n = notification(&app, priority);
-        store.accept(&n, None, vec![]).await.unwrap();
+        store.accept(Acceptance::new(n.clone())).await.unwrap();
         ids.push(n.id);
     }
-    store.accept(&notification("someone-else", Priority::High), None, vec![]).await.unwrap();
+    store.accept(Acceptance::new(notification("someone-else", Priority::High))).await.unwrap();
     let all = NotificationFilter { limit: 10, ..Default::default() };
     let listed = listed_ids(store, &app, &all).await;
     assert_eq!(listed, ids.iter().rev().cloned().collect::<Vec<_>>(), "own app only, newest first");
@@ -379,7 +442,7 @@ pub async fn store_finds_stranded_notifications_page_by_page(store: &dyn Store) 
         }
     }
     let n = notification("stranded", Priority::Low);
-    store.accept(&n, None, vec![]).await.unwrap();
+    store.accept(Acceptance::new(n.clone())).await.unwrap();
     let again =
         store.stranded_notifications(Utc::now() + Age::seconds(1), None, 10_000).await.unwrap();
     assert_eq!(again.len(), total + 1);
@@ -809,7 +872,7 @@ pub async fn dispatch_honours_preferences(store: &dyn DispatchStores) {
         n.category = Some("news".into());
         n.channels = vec![Channel::Email];
         n.to = vec![serde_json::from_value(serde_json::json!({"group": "all"})).unwrap()];
-        store.accept(&n, None, Vec::new()).await.unwrap();
+        store.accept(Acceptance::new(n.clone())).await.unwrap();
         let outcome = dispatch(store, directory, &n.id, noon).await.unwrap();
         let suppressed = if round == 1 { 1 } else { 2 };
         assert_eq!(outcome, DispatchOutcome::Dispatched { queued: 150 - suppressed, suppressed });

@@ -235,9 +235,8 @@ async fn accept(
     notification: Notification,
     claim: Option<IdempotencyClaim>,
 ) -> ApiResult<Response> {
-    let accepted = intake::accept(&*state.store, notification, claim.as_ref())
-        .await
-        .map_err(intake_problem)?;
+    let accepted =
+        intake::accept(&*state.store, notification, claim).await.map_err(intake_problem)?;
     let body = SendResponse { id: accepted.id, status: accepted.status };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if accepted.replayed {

@@ -10,7 +10,7 @@ use herald_core::domain::{
     TimelineEvent,
 };
 use herald_core::ports::{
-    AcceptOutcome, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job, KeyStore,
+    AcceptOutcome, Acceptance, DeliveryOutcome, IDEMPOTENCY_WINDOW, Job, KeyStore,
     NotificationFilter, NotificationList, ReceiptStore, SettingStore, Store, StoreError,
     StoreResult,
 };
@@ -185,17 +185,11 @@ fn insert_delivery_rows(conn: &Connection, deliveries: &[Delivery]) -> StoreResu
 
 #[async_trait]
 impl Store for SqliteBackend {
-    async fn accept(
-        &self,
-        notification: &Notification,
-        claim: Option<&IdempotencyClaim>,
-        outbox: Vec<Job>,
-    ) -> StoreResult<AcceptOutcome> {
+    async fn accept(&self, acceptance: Acceptance) -> StoreResult<AcceptOutcome> {
+        let Acceptance { notification: n, claim, deliveries, outbox } = acceptance;
         let queues = queues_of(&outbox);
-        let n = notification.clone();
         let body = serde_json::to_string(&n)?;
         let channels = serde_json::to_string(&n.channels)?;
-        let claim = claim.cloned();
         let now = self.now_ms();
         let outcome = self
             .writer()
@@ -255,7 +249,13 @@ impl Store for SqliteBackend {
                 for channel in &n.channels {
                     by_channel.execute(params![n.app_id, channel.as_str(), id]).db()?;
                 }
-                add_event(conn, &id, None, n.status.as_str(), None)?;
+                add_event(conn, &id, None, NotificationStatus::Accepted.as_str(), None)?;
+                if n.status == NotificationStatus::Dispatched {
+                    // Planned at intake: the rest of what dispatch would record.
+                    add_event(conn, &id, None, n.status.as_str(), None)?;
+                    insert_delivery_rows(conn, &deliveries)?;
+                    settle(conn, &id)?;
+                }
                 insert_jobs(conn, &outbox, now)?;
                 Ok(AcceptOutcome::Created)
             })

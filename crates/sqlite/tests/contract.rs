@@ -3,7 +3,9 @@
 
 use herald_contract as contract;
 use herald_contract::TimePasses;
-use herald_core::ports::{Queue, QueueConsumer, QueueName, QueueProducer, QueueStats, Store};
+use herald_core::ports::{
+    Acceptance, Queue, QueueConsumer, QueueName, QueueProducer, QueueStats, Store,
+};
 use herald_core::time::ManualClock;
 use herald_sqlite::SqliteBackend;
 use std::sync::Arc;
@@ -67,7 +69,7 @@ async fn a_restart_releases_the_leases_of_a_dead_run() {
 async fn the_database_survives_reopening() {
     let (b, dir) = backend();
     let n = contract::notification("app", herald_core::domain::Priority::High);
-    b.accept(&n, None, vec![]).await.unwrap();
+    b.accept(Acceptance::new(n.clone())).await.unwrap();
     drop(b);
     let reopened = SqliteBackend::open(&dir.path().join("herald.db")).unwrap();
     assert_eq!(reopened.notification(&n.id).await.unwrap().unwrap(), n);

@@ -12,7 +12,9 @@ use herald_core::pipeline::personalize::Personalizer;
 use herald_core::pipeline::plan::plan_deliveries;
 use herald_core::pipeline::send::{SendContext, SendOutcome, send};
 use herald_core::pipeline::send_job;
-use herald_core::ports::{LeasedJob, PreferenceStore, QueueConsumer, QueueName, Store, UserStore};
+use herald_core::ports::{
+    Acceptance, LeasedJob, PreferenceStore, QueueConsumer, QueueName, Store, UserStore,
+};
 use herald_sqlite::SqliteBackend;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +55,7 @@ impl Fixture {
     async fn held_delivery(&self, due: DateTime<Utc>) -> (Delivery, LeasedJob) {
         let mut notification = contract::notification(APP, Priority::Medium);
         notification.channels.truncate(1);
-        self.backend.accept(&notification, None, Vec::new()).await.unwrap();
+        self.backend.accept(Acceptance::new(notification.clone())).await.unwrap();
         let mut delivery = plan_deliveries(&notification, Utc::now()).remove(0);
         delivery.deliver_after = Some(due);
         delivery.user = Some(DeliveryUser {

@@ -1,7 +1,10 @@
-//! Intake: store the notification as `accepted`, then queue it by priority.
+//! Intake: store the notification as `accepted` and queue it by priority for dispatch;
+//! or, when every recipient is a direct address, plan its deliveries at once and queue
+//! their sends (see `acceptance`).
 
-use super::dispatch_job;
-use crate::domain::{Notification, NotificationId, NotificationStatus};
+use super::plan::plan_deliveries;
+use super::{delivery_job, dispatch_job};
+use crate::domain::{DeliveryStatus, Notification, NotificationId, NotificationStatus, Recipient};
 use crate::ports::{AcceptOutcome, Acceptance, IdempotencyClaim, QueueProducer, Store, StoreError};
 use chrono::{DateTime, Utc};
 
@@ -21,14 +24,39 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
+/// What to store for a new notification. One whose recipients are all direct
+/// addresses needs nothing looked up, so its deliveries are planned here and stored
+/// with it (as `dispatched`), and their send messages go out instead of a dispatch
+/// message: a stage, a queue message and a write fewer. Users and groups (whose
+/// identities and preferences dispatch reads) and a notification already past its
+/// expiry go through dispatch.
+pub fn acceptance(
+    mut notification: Notification,
+    claim: Option<IdempotencyClaim>,
+    now: DateTime<Utc>,
+) -> Acceptance {
+    if notification.to.iter().any(Recipient::is_indirect) || notification.is_expired_at(now) {
+        let outbox = vec![dispatch_job(&notification.id, notification.priority)];
+        return Acceptance::new(notification).with_claim(claim).with_outbox(outbox);
+    }
+    let deliveries = plan_deliveries(&notification, now);
+    let outbox = deliveries
+        .iter()
+        .filter(|d| d.status == DeliveryStatus::Queued)
+        .map(|d| delivery_job(d, notification.priority, now))
+        .collect();
+    notification.status = NotificationStatus::Dispatched;
+    Acceptance { notification, claim, deliveries, outbox }
+}
+
 pub async fn accept(
     store: &dyn Store,
     notification: Notification,
-    claim: Option<&IdempotencyClaim>,
+    claim: Option<IdempotencyClaim>,
 ) -> Result<Accepted, IntakeError> {
-    let outbox = vec![dispatch_job(&notification.id, notification.priority)];
-    let outcome = store.accept(&notification, claim, outbox).await?;
-    accepted(notification.id, outcome)
+    let id = notification.id.clone();
+    let outcome = store.accept(acceptance(notification, claim, Utc::now())).await?;
+    accepted(id, outcome)
 }
 
 /// `accept` for many notifications (the batch endpoint), at most `in_flight` at once;
@@ -39,13 +67,10 @@ pub async fn accept_many(
     in_flight: usize,
 ) -> Vec<Result<Accepted, IntakeError>> {
     let ids: Vec<NotificationId> = items.iter().map(|(n, _)| n.id.clone()).collect();
+    let now = Utc::now();
     let acceptances = items
         .into_iter()
-        .map(|(notification, claim)| Acceptance {
-            outbox: vec![dispatch_job(&notification.id, notification.priority)],
-            notification,
-            claim,
-        })
+        .map(|(notification, claim)| acceptance(notification, claim, now))
         .collect();
     let outcomes = store.accept_many(acceptances, in_flight).await;
     ids.into_iter().zip(outcomes).map(|(id, outcome)| accepted(id, outcome?)).collect()

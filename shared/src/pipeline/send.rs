@@ -2,7 +2,7 @@
 //! already settled is acknowledged without sending, so a queue redelivery never sends
 //! twice; transient failures are retried with backoff and dead-lettered at the end.
 
-use super::dispatch::{Directory, next_fallback};
+use super::dispatch::{Directory, MISSING_ATTEMPTS, MISSING_RETRY_DELAY, next_fallback};
 use super::personalize::{PersonalizeError, Personalizer};
 use super::plan::reason_to_hold_back;
 use super::receipts::ReceiptPoll;
@@ -58,20 +58,23 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
         cx.queue.dead_letter(job, "the message is not a delivery id").await?;
         return Ok(SendOutcome::DeadLettered);
     };
-    let loaded = match cx.store.delivery(&id).await? {
+    let (delivery, notification) = match cx.store.delivery(&id).await? {
         Some(delivery) if !delivery.status.is_settled() => {
-            cx.store.notification(&delivery.notification_id).await?.map(|n| (delivery, n))
+            match cx.store.notification(&delivery.notification_id).await? {
+                Some(notification) => (delivery, notification),
+                None => return missing(cx, job).await,
+            }
         }
-        Some(settled) if job.attempts > 1 => {
-            // A redelivery: the run that settled it may have stopped before counting it.
-            cx.store.recount_pending(&settled.notification_id).await?;
-            None
+        Some(settled) => {
+            if job.attempts > 1 {
+                // A redelivery: the run that settled it may have stopped before
+                // counting it.
+                cx.store.recount_pending(&settled.notification_id).await?;
+            }
+            cx.queue.ack(std::slice::from_ref(job)).await?;
+            return Ok(SendOutcome::Skipped);
         }
-        _ => None,
-    };
-    let Some((delivery, notification)) = loaded else {
-        cx.queue.ack(std::slice::from_ref(job)).await?;
-        return Ok(SendOutcome::Skipped);
+        None => return missing(cx, job).await,
     };
     if notification.status == NotificationStatus::Canceled {
         // The cancel may not have reached this delivery yet (it cancels them one by one).
@@ -112,6 +115,19 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
         cx.queue.ack(std::slice::from_ref(job)).await?;
     }
     Ok(outcome)
+}
+
+/// A message for a delivery or notification not (yet) in the store. Where the send
+/// message is queued before the records are written (DynamoDB, deliveries planned at
+/// intake), the write may still be under way: it is tried again a few times, as
+/// dispatch does, then let go.
+async fn missing(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, StoreError> {
+    if job.attempts < MISSING_ATTEMPTS {
+        cx.queue.retry(job, MISSING_RETRY_DELAY, "not stored yet").await?;
+        return Ok(SendOutcome::Retrying);
+    }
+    cx.queue.ack(std::slice::from_ref(job)).await?;
+    Ok(SendOutcome::Skipped)
 }
 
 async fn attempt(

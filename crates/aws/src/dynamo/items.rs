@@ -7,7 +7,9 @@ use super::expr::{n, s};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use herald_core::auth::{ApiKeyRecord, Scope};
-use herald_core::domain::{Delivery, DeliveryId, Notification, NotificationId, TimelineEvent};
+use herald_core::domain::{
+    Delivery, DeliveryId, Notification, NotificationId, NotificationStatus, TimelineEvent,
+};
 use herald_core::ports::{StoreError, StoreResult};
 use herald_core::time::{format_time, parse_time};
 use std::collections::HashMap;
@@ -107,8 +109,13 @@ pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> Sto
         (GSI2PK.to_owned(), s(app_partition(&n.app_id))),
         (GSI2SK.to_owned(), s(n.id.to_string())),
         (TTL.to_owned(), ttl(expires)),
-        (EVENTS.to_owned(), AttributeValue::L(vec![event_value(None, n.status.as_str(), None)])),
     ]);
+    // Planned at intake, it is stored `dispatched`: both steps are in its timeline.
+    let mut events = vec![event_value(None, NotificationStatus::Accepted.as_str(), None)];
+    if n.status != NotificationStatus::Accepted {
+        events.push(event_value(None, n.status.as_str(), None));
+    }
+    item.insert(EVENTS.to_owned(), AttributeValue::L(events));
     if let Some(category) = &n.category {
         item.insert("category".to_owned(), s(category));
     }

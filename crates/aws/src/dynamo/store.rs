@@ -738,13 +738,28 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// Writes a new notification and its idempotency key: the half of `accept` after
-    /// its messages are queued.
-    async fn write_accepted(
-        &self,
-        notification: &Notification,
-        claim: Option<&IdempotencyClaim>,
-    ) -> StoreResult<AcceptOutcome> {
+    /// Writes a new notification, its idempotency key and the deliveries planned at
+    /// intake: the half of `accept` after its messages are queued.
+    async fn write_accepted(&self, acceptance: &Acceptance) -> StoreResult<AcceptOutcome> {
+        let Acceptance { notification, claim, deliveries, .. } = acceptance;
+        let claim = claim.as_ref();
+        // Planned deliveries go in before their notification (plain conditional puts;
+        // the notification's counters are set with it, so no transaction). A crash in
+        // between leaves deliveries of a notification never written (their sends let
+        // go, TTL removes them; the caller got no 202), never a `dispatched`
+        // notification whose deliveries are missing. So does losing a race for the
+        // idempotency key.
+        // Built first, so its timeline events come before the deliveries'.
+        let mut notification_record = notification_item(notification, self.expires())?;
+        if !deliveries.is_empty() {
+            let pending = deliveries.iter().filter(|d| !d.status.is_settled()).count();
+            let reached = deliveries.iter().filter(|d| d.status.reached_recipient()).count();
+            notification_record.extend([
+                ("pending".to_owned(), n(pending as i64)),
+                ("reached".to_owned(), n(reached as i64)),
+            ]);
+            self.insert_new_deliveries(deliveries, &notification.app_id, false).await?;
+        }
         let mut attempt = 0;
         loop {
             let mut writes = Vec::new();
@@ -768,9 +783,8 @@ impl DynamoStore {
             }
             let mut e = Expr::default();
             let condition = format!("attribute_not_exists({})", e.name(PK));
-            writes.push(
-                self.put(notification_item(notification, self.expires())?, Some((&condition, e)))?,
-            );
+            let item = notification_record.clone();
+            writes.push(self.put(item, Some((&condition, e)))?);
             match self.commit(writes).await {
                 Ok(()) => break,
                 // Lost a race for the key: the winner's message is the one that counts
@@ -791,30 +805,31 @@ impl DynamoStore {
                 Err(e) => return Err(tx_store_error(e)),
             }
         }
+        if !deliveries.is_empty() && deliveries.iter().all(|d| d.status.is_settled()) {
+            // Every planned delivery was settled at creation (no address, say).
+            self.settle(&notification.id).await?;
+        }
         Ok(AcceptOutcome::Created)
     }
 }
 
 #[async_trait]
 impl Store for DynamoStore {
-    async fn accept(
-        &self,
-        notification: &Notification,
-        claim: Option<&IdempotencyClaim>,
-        outbox: Vec<Job>,
-    ) -> StoreResult<AcceptOutcome> {
+    async fn accept(&self, mut acceptance: Acceptance) -> StoreResult<AcceptOutcome> {
         // A repeat of an earlier request is answered before anything is queued.
-        if let Some(claim) = claim
-            && let Some(earlier) = self.earlier_claim(&notification.app_id, claim).await?
+        if let Some(claim) = &acceptance.claim
+            && let Some(earlier) =
+                self.earlier_claim(&acceptance.notification.app_id, claim).await?
         {
             return Ok(earlier);
         }
-        // The dispatch message goes first: a crash after it leaves a message for a
-        // notification that was never written (dispatch lets it go after a few tries,
-        // and the caller got no 202), never a notification without a message. So no
-        // sweep and no index of accepted notifications is needed.
-        self.queue.enqueue(outbox).await?;
-        self.write_accepted(notification, claim).await
+        // The messages (dispatch, or the sends of deliveries planned at intake) go
+        // first: a crash after them leaves messages for a notification that was never
+        // written (dispatch and send let them go after a few tries, and the caller got
+        // no 202), never a notification without its messages. So no sweep and no index
+        // of accepted notifications is needed.
+        self.queue.enqueue(std::mem::take(&mut acceptance.outbox)).await?;
+        self.write_accepted(&acceptance).await
     }
 
     async fn accept_many(
@@ -852,9 +867,7 @@ impl Store for DynamoStore {
                     futures::stream::iter(fresh.clone())
                         .map(|i| {
                             let a = &items[i];
-                            async move {
-                                (i, self.write_accepted(&a.notification, a.claim.as_ref()).await)
-                            }
+                            async move { (i, self.write_accepted(a).await) }
                         })
                         .buffered(in_flight)
                         .collect()
