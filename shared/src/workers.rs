@@ -8,8 +8,11 @@ use crate::pipeline::dispatch::{Directory, dispatch, retry_missing};
 use crate::pipeline::personalize::Personalizer;
 use crate::pipeline::retry::RetryPolicy;
 use crate::pipeline::send::{SendContext, send};
-use crate::ports::{LeasedJob, Queue, QueueName, Stores};
-use std::sync::Arc;
+use crate::ports::{
+    HeldJobs, Job, LeasedJob, Queue, QueueName, QueueProducer, StageQueue, StoreError, StoreResult,
+    Stores,
+};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -89,22 +92,71 @@ async fn run(pipeline: Pipeline, queue: QueueName, shutdown: CancellationToken) 
             }
             continue;
         }
+        let acks = Arc::new(AcksAtEnd { queue: pipeline.queue.clone(), held: Mutex::default() });
         let mut batch = JoinSet::new();
         for job in jobs {
-            let pipeline = pipeline.clone();
-            batch.spawn(async move { handle(&pipeline, job).await });
+            let (pipeline, acks) = (pipeline.clone(), acks.clone());
+            batch.spawn(async move { handle(&pipeline, &*acks, job).await });
         }
         while batch.join_next().await.is_some() {}
+        acks.flush().await;
     }
 }
 
-async fn handle(pipeline: &Pipeline, job: LeasedJob) {
+/// The queue a worker's batch settles its jobs through: acknowledgements wait until the
+/// whole batch is done and go as one write (one writer call, not one per job). A crash
+/// before then brings the jobs back, and a stage acknowledges a job whose work is
+/// already recorded without doing it again (send skips a settled delivery, dispatch
+/// a dispatched notification).
+struct AcksAtEnd {
+    queue: Arc<dyn Queue>,
+    held: Mutex<Vec<LeasedJob>>,
+}
+
+impl AcksAtEnd {
+    async fn flush(&self) {
+        let jobs = std::mem::take(&mut *self.held.lock().expect("not poisoned"));
+        if jobs.is_empty() {
+            return;
+        }
+        if let Err(e) = self.queue.ack(&jobs).await {
+            // They come back after their visibility timeout and are acknowledged then.
+            tracing::error!(jobs = jobs.len(), error = %e, "could not acknowledge jobs");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl QueueProducer for AcksAtEnd {
+    async fn enqueue(&self, jobs: Vec<Job>) -> StoreResult<()> {
+        self.queue.enqueue(jobs).await
+    }
+}
+
+#[async_trait::async_trait]
+impl HeldJobs for AcksAtEnd {
+    async fn ack(&self, jobs: &[LeasedJob]) -> StoreResult<()> {
+        self.held.lock().expect("not poisoned").extend_from_slice(jobs);
+        Ok(())
+    }
+    async fn retry(&self, job: &LeasedJob, delay: Duration, error: &str) -> StoreResult<()> {
+        self.queue.retry(job, delay, error).await
+    }
+    async fn defer(&self, job: &LeasedJob, delay: Duration, why: &str) -> StoreResult<()> {
+        self.queue.defer(job, delay, why).await
+    }
+    async fn dead_letter(&self, job: &LeasedJob, error: &str) -> StoreResult<()> {
+        self.queue.dead_letter(job, error).await
+    }
+}
+
+async fn handle(pipeline: &Pipeline, queue: &dyn StageQueue, job: LeasedJob) {
     let result = match job.queue {
-        QueueName::Dispatch => handle_dispatch(pipeline, &job).await,
+        QueueName::Dispatch => handle_dispatch(pipeline, queue, &job).await,
         QueueName::Send(_) => {
             let cx = SendContext {
                 store: &*pipeline.stores.store,
-                queue: &*pipeline.queue,
+                queue,
                 router: &pipeline.router,
                 personalizer: &pipeline.personalizer,
                 directory: pipeline.directory(),
@@ -118,7 +170,7 @@ async fn handle(pipeline: &Pipeline, job: LeasedJob) {
     match result {
         Err(e) if !e.is_transient() => {
             tracing::error!(queue = job.queue.as_str(), job = job.id, error = %e, "dead-lettered");
-            if let Err(e) = pipeline.queue.dead_letter(&job, &e.to_string()).await {
+            if let Err(e) = queue.dead_letter(&job, &e.to_string()).await {
                 tracing::error!(job = job.id, error = %e, "could not dead-letter");
             }
         }
@@ -131,18 +183,19 @@ async fn handle(pipeline: &Pipeline, job: LeasedJob) {
 
 async fn handle_dispatch(
     pipeline: &Pipeline,
+    queue: &dyn StageQueue,
     job: &LeasedJob,
-) -> Result<(), crate::ports::StoreError> {
+) -> Result<(), StoreError> {
     match NotificationId::parse(&job.payload) {
         Ok(id) => {
             let outcome =
                 dispatch(&*pipeline.stores.store, pipeline.directory(), &id, chrono::Utc::now())
                     .await?;
             match retry_missing(outcome, job) {
-                Some(delay) => pipeline.queue.retry(job, delay, "no such notification yet").await,
-                None => pipeline.queue.ack(std::slice::from_ref(job)).await,
+                Some(delay) => queue.retry(job, delay, "no such notification yet").await,
+                None => queue.ack(std::slice::from_ref(job)).await,
             }
         }
-        Err(_) => pipeline.queue.dead_letter(job, "the message is not a notification id").await,
+        Err(_) => queue.dead_letter(job, "the message is not a notification id").await,
     }
 }
