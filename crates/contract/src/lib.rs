@@ -426,6 +426,26 @@ pub async fn store_lists_by_app_with_filters(store: &dyn Store) {
     assert!(store.list_notifications(&app, &by_channel).await.unwrap().items.is_empty());
     let future = NotificationFilter { created_after: Some(Utc::now() + Age::hours(1)), ..all };
     assert!(store.list_notifications(&app, &future).await.unwrap().items.is_empty());
+
+    // Many pages: every notification once, newest first (on DynamoDB the list is
+    // spread over partitions and merged back, so this checks the merge and its cursor).
+    let app = format!("pages-{}", NotificationId::new());
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        let n = notification(&app, Priority::Low);
+        store.accept(Acceptance::new(n.clone())).await.unwrap();
+        ids.push(n.id);
+    }
+    ids.reverse();
+    let mut page = NotificationFilter { limit: 7, ..Default::default() };
+    let mut listed = Vec::new();
+    for _ in 0..10 {
+        let items = store.list_notifications(&app, &page).await.unwrap().items;
+        let Some(last) = items.last() else { break };
+        page.before_id = Some(last.id.clone());
+        listed.extend(items.into_iter().map(|n| n.id));
+    }
+    assert_eq!(listed, ids);
 }
 
 pub async fn store_finds_stranded_notifications_page_by_page(store: &dyn Store) {

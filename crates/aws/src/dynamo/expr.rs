@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Expr {
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,

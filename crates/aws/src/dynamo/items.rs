@@ -3,6 +3,7 @@
 //! Attribute names are plain words; expressions alias them (see `expr`), so DynamoDB's
 //! reserved words never bite.
 
+use super::app_list::list_partition;
 use super::expr::{n, s};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -59,10 +60,6 @@ pub(super) fn setting_pk(name: &str) -> String {
     format!("S#{name}")
 }
 
-pub(super) fn app_partition(app: &str) -> String {
-    format!("APP#{app}")
-}
-
 pub(super) fn key(pk: String) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(SINGLE))])
 }
@@ -106,7 +103,7 @@ pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> Sto
         ("created_at".to_owned(), s(format_time(n.created_at))),
         ("updated_at".to_owned(), s(format_time(n.updated_at))),
         // The app's list (GSI2, keys only: status changes never copy into it).
-        (GSI2PK.to_owned(), s(app_partition(&n.app_id))),
+        (GSI2PK.to_owned(), s(list_partition(&n.app_id, &n.id))),
         (GSI2SK.to_owned(), s(n.id.to_string())),
         (TTL.to_owned(), ttl(expires)),
     ]);

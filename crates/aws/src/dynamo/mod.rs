@@ -3,6 +3,7 @@
 //! idempotency and state transitions atomic; TTL expires idempotency keys and old data.
 //! The key design is documented in infra/README.md.
 
+mod app_list;
 mod chat_state;
 mod expr;
 mod groups;

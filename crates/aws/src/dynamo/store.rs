@@ -4,6 +4,7 @@
 /// costs a bounded read; the caller pages on with `next_cursor`.
 pub(super) const LIST_READ_BUDGET: usize = 1000;
 
+use super::app_list::ListQuery;
 use super::expr::{Expr, n, s};
 use super::items::*;
 use super::{
@@ -305,63 +306,6 @@ impl DynamoStore {
     /// Queries a partition (of the table, or of an index) page by page until `limit`
     /// items pass the filter or the partition is exhausted.
     #[allow(clippy::too_many_arguments)]
-    /// A newest-first page of an app's notifications that pass `keep`. The keys come
-    /// from GSI2 (keys only), then the items themselves; a call reads at most
-    /// `list_read_budget` keys, so a filter that matches little costs a bounded read.
-    /// Returns what matched and, when it stopped early, the last id it read.
-    async fn list_app(
-        &self,
-        key_condition: &str,
-        e: &Expr,
-        limit: usize,
-        filtered: bool,
-        keep: impl Fn(&Notification) -> bool,
-    ) -> StoreResult<(Vec<Notification>, Option<String>)> {
-        let mut found = Vec::new();
-        let mut start = None;
-        let mut read = 0usize;
-        loop {
-            let wanted = if filtered { self.list_read_budget - read } else { limit - found.len() };
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("GSI2")
-                .key_condition_expression(key_condition)
-                .set_expression_attribute_names(e.names())
-                .set_expression_attribute_values(e.values())
-                .scan_index_forward(false)
-                .limit(wanted.clamp(1, BATCH_GET) as i32)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            let index_items = output.items.unwrap_or_default();
-            read += index_items.len();
-            let keys = index_items.iter().map(|i| key(text(i, PK).unwrap_or_default().to_owned()));
-            let mut page = self
-                .batch_get(keys.collect())
-                .await?
-                .iter()
-                .map(decode_notification)
-                .collect::<StoreResult<Vec<_>>>()?;
-            page.sort_by(|a, b| b.id.cmp(&a.id));
-            found.extend(page.into_iter().filter(|n| keep(n)));
-            if found.len() >= limit {
-                found.truncate(limit);
-                return Ok((found, None));
-            }
-            match output.last_evaluated_key {
-                None => return Ok((found, None)),
-                Some(last) if read >= self.list_read_budget => {
-                    let at = last.get(GSI2SK).and_then(|v| v.as_s().ok()).cloned();
-                    return Ok((found, at));
-                }
-                Some(last) => start = Some(last),
-            }
-        }
-    }
-
     pub(super) async fn query(
         &self,
         index: Option<&str>,
@@ -890,20 +834,16 @@ impl Store for DynamoStore {
         let mut e = Expr::default();
         // Ids sort by time: the time window and the cursor are a key range.
         let (lowest, highest) = filter.id_range();
-        let mut key_condition =
-            format!("{} = {}", e.name(GSI2PK), e.value(s(app_partition(app_id))));
         // Named only when used: DynamoDB refuses an unused attribute name.
         let sk = if lowest.is_some() || highest.is_some() { e.name(GSI2SK) } else { String::new() };
-        match (&lowest, &highest) {
-            (Some(lo), Some(hi)) => key_condition.push_str(&format!(
-                " AND {sk} BETWEEN {} AND {}",
-                e.value(s(lo)),
-                e.value(s(hi))
-            )),
-            (Some(lo), None) => key_condition.push_str(&format!(" AND {sk} >= {}", e.value(s(lo)))),
-            (None, Some(hi)) => key_condition.push_str(&format!(" AND {sk} < {}", e.value(s(hi)))),
-            (None, None) => {}
-        }
+        let id_condition = match (&lowest, &highest) {
+            (Some(lo), Some(hi)) => {
+                Some(format!("{sk} BETWEEN {} AND {}", e.value(s(lo)), e.value(s(hi))))
+            }
+            (Some(lo), None) => Some(format!("{sk} >= {}", e.value(s(lo)))),
+            (None, Some(hi)) => Some(format!("{sk} < {}", e.value(s(hi)))),
+            (None, None) => None,
+        };
         let filtered = filter.status.is_some()
             || filter.priority.is_some()
             || filter.channel.is_some()
@@ -920,8 +860,8 @@ impl Store for DynamoStore {
                 && filter.created_after.is_none_or(|t| n.created_at >= t)
                 && filter.created_before.is_none_or(|t| n.created_at < t)
         };
-        let (items, stopped_at) =
-            self.list_app(&key_condition, &e, filter.limit, filtered, keep).await?;
+        let query = ListQuery { app: app_id, id_condition, e, limit: filter.limit, filtered };
+        let (items, stopped_at) = self.list_app(query, keep).await?;
         let resume_before = stopped_at
             .filter(|_| items.len() < filter.limit)
             .and_then(|id| NotificationId::parse(&id).ok());
