@@ -254,7 +254,9 @@ impl Store for SqliteBackend {
                     // Planned at intake: the rest of what dispatch would record.
                     add_event(conn, &id, None, n.status.as_str(), None)?;
                     insert_delivery_rows(conn, &deliveries)?;
-                    settle(conn, &id)?;
+                    if deliveries.iter().all(|d| d.status.is_settled()) {
+                        settle(conn, &id)?; // None to send (no address, say).
+                    }
                 }
                 insert_jobs(conn, &outbox, now)?;
                 Ok(AcceptOutcome::Created)

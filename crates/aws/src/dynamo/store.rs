@@ -98,6 +98,16 @@ fn counts(e: &mut Expr, pending: i64, reached: i64, separator: &str) -> String {
     )
 }
 
+/// A notification's counters for deliveries in `statuses`: how many are pending (not
+/// settled) and how many reached their recipient.
+fn pending_and_reached<'a>(
+    statuses: impl Iterator<Item = &'a DeliveryStatus> + Clone,
+) -> (i64, i64) {
+    let pending = statuses.clone().filter(|s| !s.is_settled()).count();
+    let reached = statuses.filter(|s| s.reached_recipient()).count();
+    (pending as i64, reached as i64)
+}
+
 /// A settled notification is `sent` if any delivery reached its recipient.
 fn final_status(reached: i64) -> (NotificationStatus, Option<&'static str>) {
     if reached > 0 {
@@ -696,12 +706,9 @@ impl DynamoStore {
         // Built first, so its timeline events come before the deliveries'.
         let mut notification_record = notification_item(notification, self.expires())?;
         if !deliveries.is_empty() {
-            let pending = deliveries.iter().filter(|d| !d.status.is_settled()).count();
-            let reached = deliveries.iter().filter(|d| d.status.reached_recipient()).count();
-            notification_record.extend([
-                ("pending".to_owned(), n(pending as i64)),
-                ("reached".to_owned(), n(reached as i64)),
-            ]);
+            let (pending, reached) = pending_and_reached(deliveries.iter().map(|d| &d.status));
+            notification_record
+                .extend([("pending".to_owned(), n(pending)), ("reached".to_owned(), n(reached))]);
             self.insert_new_deliveries(deliveries, &notification.app_id, false).await?;
         }
         let mut attempt = 0;
@@ -948,10 +955,9 @@ impl Store for DynamoStore {
         let statuses =
             self.reconcile_with_stored(deliveries, &existed, priority, &mut outbox).await?;
         self.queue.enqueue(outbox).await?;
-        let pending = statuses.iter().filter(|s| !s.is_settled()).count();
-        let reached = statuses.iter().filter(|s| s.reached_recipient()).count();
+        let (pending, reached) = pending_and_reached(statuses.iter());
         let mut e = Expr::default();
-        let counters = format!(", {}", counts(&mut e, pending as i64, reached as i64, ", "));
+        let counters = format!(", {}", counts(&mut e, pending, reached, ", "));
         let moved = self
             .move_notification(id, NotificationStatus::Dispatched, None, None, e, &counters)
             .await?;
@@ -1053,8 +1059,7 @@ impl Store for DynamoStore {
                 .iter()
                 .map(|item| decode_delivery(item).map(|d| d.status))
                 .collect::<StoreResult<_>>()?;
-            let pending = statuses.iter().filter(|s| !s.is_settled()).count() as i64;
-            let reached = statuses.iter().filter(|s| s.reached_recipient()).count() as i64;
+            let (pending, reached) = pending_and_reached(statuses.iter());
             let (stored_pending, stored_reached) =
                 (number(&item, "pending"), number(&item, "reached"));
             if (pending, reached) != (stored_pending, stored_reached) {
