@@ -79,6 +79,11 @@ pub struct ServeArgs {
     /// Worker tasks per channel; each sends up to 8 deliveries at once.
     #[arg(long, env = "HERALD_SEND_WORKERS", default_value_t = 16)]
     pub send_workers: usize,
+    /// Niceness (Linux, 0 to 19) of the threads that dispatch and send. Above the
+    /// API's 0, intake keeps its latency while a backlog drains on the same cores;
+    /// 0 shares the CPU evenly.
+    #[arg(long, env = "HERALD_WORKER_NICE", default_value_t = 10)]
+    pub worker_nice: i32,
     /// Log format: pretty or json.
     #[arg(long, env = "HERALD_LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,
@@ -143,6 +148,8 @@ pub struct Settings {
     pub limits: Limits,
     pub workers: WorkerConfig,
     pub json_logs: bool,
+    /// The worker threads' niceness (see `ServeArgs::worker_nice`).
+    pub worker_nice: i32,
     pub networks: NetworkPolicy,
     pub render_max_bytes: usize,
     pub server: ServerLimits,
@@ -199,6 +206,9 @@ impl ServeArgs {
         }
         if !(1..=256).contains(&self.send_workers) {
             return Err(bad("HERALD_SEND_WORKERS", "1 to 256"));
+        }
+        if !(0..=19).contains(&self.worker_nice) {
+            return Err(bad("HERALD_WORKER_NICE", "0 to 19"));
         }
         let json_logs = match self.log_format.as_str() {
             "pretty" => false,
@@ -267,6 +277,7 @@ impl ServeArgs {
                 ..WorkerConfig::default()
             },
             json_logs,
+            worker_nice: self.worker_nice,
         })
     }
 

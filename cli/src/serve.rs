@@ -83,7 +83,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         personalizer,
         config: settings.workers,
     };
-    let mut workers = spawn_all(pipeline, shutdown.clone());
+    let worker_runtime = worker_runtime(settings.worker_nice)?;
+    let mut workers = {
+        let _on_worker_threads = worker_runtime.enter();
+        spawn_all(pipeline, shutdown.clone())
+    };
     tokio::spawn(purge_idempotency_keys(stores.store.clone(), shutdown.clone()));
 
     let state = AppState::new(stores, queue, integrations, settings.limits, renderer, links);
@@ -106,8 +110,45 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if drained.is_err() {
         tracing::warn!("some work did not finish in time; it resumes at the next start");
     }
+    // Dropping a runtime inside another one's task would panic; nothing is left on it.
+    worker_runtime.shutdown_background();
     println!("herald: stopped");
     Ok(())
+}
+
+/// The runtime the dispatch and send workers run on, apart from the API's: its
+/// threads run at `nice`, so that on a busy machine the scheduler serves intake (the
+/// API's threads and the SQLite writer, at 0) first and drains deliveries with the
+/// rest. Without it, a request waited behind send workers for whole time slices: on
+/// two cores, intake's p99 was several times its median (docs/performance.md).
+fn worker_runtime(nice: i32) -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("herald-worker")
+        .on_thread_start(move || lower_thread_priority(nice))
+        .enable_all()
+        .build()
+        .context("start the workers' runtime")
+}
+
+/// Sets the calling thread's niceness: on Linux it is a per-thread attribute, and
+/// raising it needs no privilege. Elsewhere, or if it fails, the thread keeps the
+/// default, which costs latency, not correctness.
+fn lower_thread_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority only read their arguments.
+        let result = unsafe {
+            let thread = libc::gettid() as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, thread, nice)
+        };
+        if result != 0 {
+            tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower the worker threads' priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 fn init_logging(json: bool) {

@@ -53,6 +53,11 @@ impl Herald {
         Herald { base_url, client: reqwest::Client::new(), child, data_dir, env }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
     }

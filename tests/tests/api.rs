@@ -517,6 +517,7 @@ async fn bad_configuration_stops_start_up_with_the_setting_named() {
         ("HERALD_WEBHOOK_SECRET", "plain", "HERALD_WEBHOOK_SECRET"),
         ("HERALD_ADDR", "not-an-address", "HERALD_ADDR"),
         ("HERALD_ADMIN_KEY", "short", "HERALD_ADMIN_KEY"),
+        ("HERALD_WORKER_NICE", "20", "HERALD_WORKER_NICE"),
     ] {
         let output = std::process::Command::new(herald_tests::herald::herald_binary())
             .arg("serve")
@@ -528,6 +529,41 @@ async fn bad_configuration_stops_start_up_with_the_setting_named() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
+}
+
+/// Each thread of the server by name, with its niceness (the 19th field of its stat).
+#[cfg(target_os = "linux")]
+fn thread_niceness(pid: u32) -> Vec<(String, i32)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap().trim().to_owned();
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // The name, in parentheses, may hold spaces: count fields after its end.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+        threads.push((name, nice));
+    }
+    threads
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_run_below_the_api_in_priority() {
+    let herald = Herald::start(&[("HERALD_WORKER_NICE", "7")]).await;
+    let threads = thread_niceness(herald.pid());
+    let workers: Vec<i32> =
+        threads.iter().filter(|(name, _)| name == "herald-worker").map(|t| t.1).collect();
+    let api: Vec<i32> =
+        // tokio's default thread name (`tokio-rt-worker`, once `tokio-runtime-worker`).
+        threads.iter().filter(|(name, _)| name.starts_with("tokio-r")).map(|t| t.1).collect();
+    assert!(!workers.is_empty() && !api.is_empty(), "{threads:?}");
+    assert!(workers.iter().all(|&nice| nice == 7), "{threads:?}");
+    // The API and the SQLite writer keep the niceness the server started with (ours).
+    let ours = thread_niceness(std::process::id())[0].1;
+    assert!(api.iter().all(|&nice| nice == ours), "{threads:?}");
+    let writer = threads.iter().find(|(name, _)| name.starts_with("herald-sqlite-w"));
+    assert_eq!(writer.map(|t| t.1), Some(ours), "{threads:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
