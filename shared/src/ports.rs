@@ -281,6 +281,21 @@ pub trait Store: KeyStore + SettingStore + ReceiptStore {
         Ok(())
     }
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
+    /// A delivery and, unless it is settled, its notification (None if that is not
+    /// stored yet): what the send stage reads first. One call, so that a backend that
+    /// finds a delivery through its notification (DynamoDB, for one planned at intake)
+    /// reads the notification once.
+    async fn delivery_to_send(
+        &self,
+        id: &DeliveryId,
+    ) -> StoreResult<Option<(Delivery, Option<Notification>)>> {
+        let Some(delivery) = self.delivery(id).await? else { return Ok(None) };
+        if delivery.status.is_settled() {
+            return Ok(Some((delivery, None)));
+        }
+        let notification = self.notification(&delivery.notification_id).await?;
+        Ok(Some((delivery, notification)))
+    }
     async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>>;
     /// Moves a delivery to `next` if its current status allows it, and then settles the
     /// notification (`sent` or `failed`) once none of its deliveries is pending.

@@ -2,7 +2,7 @@
 //! through it by service and operation, so a test can say how many AWS requests a
 //! notification costs, and keeps their bodies, so a test can read what the SDK sent
 //! where the emulator keeps less (moto records no SES message headers), and meters
-//! DynamoDB write units (`write_units`).
+//! DynamoDB write and read units (`write_units`).
 
 use crate::write_units::WriteMeter;
 use axum::body::{Body, Bytes};
@@ -21,6 +21,7 @@ struct Forward {
     bodies: Bodies,
     meter: Arc<WriteMeter>,
     write_units: Arc<Mutex<u64>>,
+    read_half_units: Arc<Mutex<u64>>,
     /// Metered writes pass one at a time, so the items read around a write show
     /// only that write's change.
     write_gate: Arc<tokio::sync::Mutex<()>>,
@@ -31,6 +32,7 @@ pub struct CountingProxy {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
     bodies: Bodies,
     write_units: Arc<Mutex<u64>>,
+    read_half_units: Arc<Mutex<u64>>,
 }
 
 impl CountingProxy {
@@ -38,6 +40,7 @@ impl CountingProxy {
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
         let bodies = Bodies::default();
         let write_units = Arc::new(Mutex::new(0));
+        let read_half_units = Arc::new(Mutex::new(0));
         let upstream = upstream.trim_end_matches('/').to_owned();
         let client = reqwest::Client::new();
         let forward = Forward {
@@ -47,13 +50,14 @@ impl CountingProxy {
             counts: counts.clone(),
             bodies: bodies.clone(),
             write_units: write_units.clone(),
+            read_half_units: read_half_units.clone(),
             write_gate: Default::default(),
         };
         let app = axum::Router::new().fallback(proxy).with_state(forward);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Self { url, counts, bodies, write_units })
+        Ok(Self { url, counts, bodies, write_units, read_half_units })
     }
 
     /// The bodies of the requests named `operation` (`service:Operation`), oldest first.
@@ -77,10 +81,17 @@ impl CountingProxy {
         *self.write_units.lock().unwrap()
     }
 
+    /// DynamoDB read units since the last reset, as DynamoDB would bill them (see
+    /// `write_units::read_half_units`).
+    pub fn read_units(&self) -> f64 {
+        *self.read_half_units.lock().unwrap() as f64 / 2.0
+    }
+
     pub fn reset(&self) {
         self.counts.lock().unwrap().clear();
         self.bodies.lock().unwrap().clear();
         *self.write_units.lock().unwrap() = 0;
+        *self.read_half_units.lock().unwrap() = 0;
     }
 }
 
@@ -111,6 +122,7 @@ async fn proxy(
     let name = operation(&method, &uri, &headers);
     *forward.counts.lock().unwrap().entry(name.clone()).or_default() += 1;
     forward.bodies.lock().unwrap().push((name.clone(), body.clone()));
+    let request_body = body.clone();
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = forward.client.request(method, format!("{}{path}", forward.upstream));
     for (name, value) in &headers {
@@ -140,6 +152,13 @@ async fn proxy(
                 }
             }
             let bytes = response.bytes().await.unwrap_or_default();
+            if name.starts_with("dynamodb:") {
+                let request: serde_json::Value =
+                    serde_json::from_slice(&request_body).unwrap_or_default();
+                let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                let halves = crate::write_units::read_half_units(&name, &request, &answer);
+                *forward.read_half_units.lock().unwrap() += halves;
+            }
             builder.body(Body::from(bytes)).unwrap()
         }
         Err(e) => {

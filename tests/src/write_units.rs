@@ -206,6 +206,39 @@ impl WriteMeter {
     }
 }
 
+/// Read units, in halves, that a read request and its answer cost as DynamoDB bills
+/// them: per item (`GetItem`, each key of a `BatchGetItem`) or per request (`Query`, on
+/// the sum of the items returned), one unit per started 4 KB, at least one even when
+/// nothing is found; half that when the read is eventually consistent. A `Query` with
+/// a filter is billed on what it read before filtering, which the answer does not
+/// show: this counts what it returned.
+pub fn read_half_units(operation: &str, request: &Value, response: &Value) -> u64 {
+    let units = |size: usize| size.div_ceil(4 * KB).max(1) as u64;
+    let halves = |consistent: &Value| if consistent.as_bool() == Some(true) { 2 } else { 1 };
+    match operation {
+        "dynamodb:GetItem" => {
+            let size = response.get("Item").map_or(0, item_size);
+            units(size) * halves(&request["ConsistentRead"])
+        }
+        "dynamodb:Query" => {
+            let items = response["Items"].as_array().into_iter().flatten();
+            units(items.map(item_size).sum()) * halves(&request["ConsistentRead"])
+        }
+        "dynamodb:BatchGetItem" => {
+            let mut total = 0;
+            for (table, asked) in request["RequestItems"].as_object().into_iter().flatten() {
+                let keys = asked["Keys"].as_array().map_or(0, Vec::len) as u64;
+                let found = response["Responses"][table].as_array().cloned().unwrap_or_default();
+                let found_units: u64 = found.iter().map(|item| units(item_size(item))).sum();
+                let missing = keys.saturating_sub(found.len() as u64);
+                total += (found_units + missing) * halves(&asked["ConsistentRead"]);
+            }
+            total
+        }
+        _ => 0,
+    }
+}
+
 fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
 }

@@ -237,11 +237,14 @@ async fn track_events_settle_deliveries_and_count() {
     }
 
     let stream = event("track/dynamodb-stream.json");
-    assert_eq!(handle_track(&tracking, stream.clone()).await.unwrap().counted, 2);
+    // Two status changes, and a delivery planned at intake written at its first change
+    // (queued, then sent).
+    assert_eq!(handle_track(&tracking, stream.clone()).await.unwrap().counted, 4);
     handle_track(&tracking, stream).await.unwrap();
     let kept = counters.0.lock().unwrap().clone();
     assert_eq!(kept.len(), 1, "a retried stream batch counts once");
     let day = &kept[0].1[&("default".to_owned(), "2026-12-01".to_owned())];
-    assert_eq!(day.get("email_sent"), Some(&1));
+    assert_eq!(day.get("email_sent"), Some(&2));
+    assert_eq!(day.get("email_queued"), Some(&1));
     assert_eq!(day.get("notifications_sent"), Some(&1));
 }

@@ -278,6 +278,7 @@ pub async fn store_writes_the_outbox_with_the_notification(store: &dyn Store, qu
 pub async fn store_keeps_deliveries_planned_at_intake(store: &dyn Store, queue: &dyn Queue) {
     let n = notification("app-1", Priority::High);
     let accepted = herald_core::pipeline::intake::acceptance(n.clone(), None, Utc::now());
+    let accepted_deliveries = accepted.deliveries.clone();
     assert_eq!(accepted.notification.status, NotificationStatus::Dispatched);
     assert_eq!(accepted.deliveries.len(), 2, "email and webhook");
     assert!(accepted.outbox.iter().all(|job| matches!(job.queue, QueueName::Send(_))));
@@ -296,12 +297,67 @@ pub async fn store_keeps_deliveries_planned_at_intake(store: &dyn Store, queue: 
         sent.push(mine[0].payload.clone());
         queue.ack(&leased).await.unwrap();
     }
+    // Before any send, each reads back as planned, one by one and as a list.
+    let listed = store.deliveries(&n.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    for planned in &accepted_deliveries {
+        let read = store.delivery(&planned.id).await.unwrap().expect("planned delivery");
+        assert_eq!(
+            (read.status, read.channel, &read.address, read.recipient_index),
+            (planned.status, planned.channel, &planned.address, planned.recipient_index)
+        );
+        assert!(listed.iter().any(|d| d.id == planned.id && d.status == DeliveryStatus::Queued));
+    }
+    let sent: Vec<DeliveryId> = sent.iter().map(|id| DeliveryId::parse(id).unwrap()).collect();
+    // A failed attempt before the first change is kept.
+    store.record_attempt(&sent[0], 1, "timed out").await.unwrap();
+    assert_eq!(store.delivery(&sent[0]).await.unwrap().unwrap().attempts, 1);
     for id in &sent {
-        let id = DeliveryId::parse(id).unwrap();
-        let outcome = DeliveryOutcome::default();
-        assert!(store.transition_delivery(&id, DeliveryStatus::Sent, outcome).await.unwrap());
+        let outcome = || DeliveryOutcome { attempts: 2, ..Default::default() };
+        assert!(store.transition_delivery(id, DeliveryStatus::Sent, outcome()).await.unwrap());
+        assert!(
+            !store.transition_delivery(id, DeliveryStatus::Sent, outcome()).await.unwrap(),
+            "sent once"
+        );
+        assert_eq!(store.delivery(id).await.unwrap().unwrap().status, DeliveryStatus::Sent);
     }
     assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
+    let events: Vec<String> =
+        store.timeline(&n.id).await.unwrap().into_iter().map(|e| e.event).collect();
+    assert_eq!(
+        events,
+        // Each delivery's `sent`, then the notification's own.
+        ["accepted", "dispatched", "queued", "queued", "attempt_failed", "sent", "sent", "sent"]
+    );
+    let listed = store.deliveries(&n.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|d| d.status == DeliveryStatus::Sent && d.attempts == 2));
+
+    // Canceled before any send: its planned deliveries are canceled, and stay so.
+    let doomed = notification("app-1", Priority::Medium);
+    let accepted = herald_core::pipeline::intake::acceptance(doomed.clone(), None, Utc::now());
+    let doomed_deliveries: Vec<DeliveryId> =
+        accepted.deliveries.iter().map(|d| d.id.clone()).collect();
+    store.accept(accepted).await.unwrap();
+    assert!(
+        store
+            .transition_notification(&doomed.id, NotificationStatus::Canceled, None)
+            .await
+            .unwrap()
+    );
+    for id in &doomed_deliveries {
+        assert_eq!(store.delivery(id).await.unwrap().unwrap().status, DeliveryStatus::Canceled);
+        let outcome = DeliveryOutcome::default();
+        assert!(!store.transition_delivery(id, DeliveryStatus::Sent, outcome).await.unwrap());
+    }
+    assert!(
+        store
+            .deliveries(&doomed.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Canceled)
+    );
 
     // No address for its only channel: suppressed at once, and the notification failed.
     let mut nowhere = notification("app-1", Priority::Low);

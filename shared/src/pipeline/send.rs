@@ -58,14 +58,12 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
         cx.queue.dead_letter(job, "the message is not a delivery id").await?;
         return Ok(SendOutcome::DeadLettered);
     };
-    let (delivery, notification) = match cx.store.delivery(&id).await? {
-        Some(delivery) if !delivery.status.is_settled() => {
-            match cx.store.notification(&delivery.notification_id).await? {
-                Some(notification) => (delivery, notification),
-                None => return missing(cx, job).await,
-            }
+    let (delivery, notification) = match cx.store.delivery_to_send(&id).await? {
+        Some((delivery, Some(notification))) if !delivery.status.is_settled() => {
+            (delivery, notification)
         }
-        Some(settled) => {
+        Some((delivery, None)) if !delivery.status.is_settled() => return missing(cx, job).await,
+        Some((settled, _)) => {
             if job.attempts > 1 {
                 // A redelivery: the run that settled it may have stopped before
                 // counting it.

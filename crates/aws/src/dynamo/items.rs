@@ -204,10 +204,23 @@ pub(super) fn event_value(
     event: &str,
     detail: Option<&str>,
 ) -> AttributeValue {
+    let seq = herald_core::domain::ids::monotonic_ulid().to_string();
+    event_value_at(delivery, event, detail, seq, Utc::now())
+}
+
+/// `event_value` with its sequence key and time given (a planned delivery's event,
+/// derived again on every read, must come out the same each time).
+pub(super) fn event_value_at(
+    delivery: Option<&DeliveryId>,
+    event: &str,
+    detail: Option<&str>,
+    seq: String,
+    at: DateTime<Utc>,
+) -> AttributeValue {
     let mut map = HashMap::from([
-        ("seq".to_owned(), s(herald_core::domain::ids::monotonic_ulid().to_string())),
+        ("seq".to_owned(), s(seq)),
         ("event".to_owned(), s(event)),
-        ("at".to_owned(), s(format_time(Utc::now()))),
+        ("at".to_owned(), s(format_time(at))),
     ]);
     if let Some(delivery) = delivery {
         map.insert("delivery_id".to_owned(), s(delivery.to_string()));

@@ -9,6 +9,7 @@ mod expr;
 mod groups;
 mod integrations;
 mod items;
+mod planned;
 mod preferences;
 mod store;
 mod templates;

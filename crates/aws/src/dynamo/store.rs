@@ -7,6 +7,7 @@ pub(super) const LIST_READ_BUDGET: usize = 1000;
 use super::app_list::ListQuery;
 use super::expr::{Expr, n, s};
 use super::items::*;
+use super::planned::{MAX_DERIVED_PLAN, PLANNED, planned_item, planned_items, with_planned};
 use super::{
     BATCH_GET, DailyCounters, DynamoStore, PARALLEL_BATCHES, UNPROCESSED_ROUNDS, backend, built,
     sdk_error,
@@ -36,6 +37,16 @@ use std::time::Duration;
 pub const MAX_TRANSACTION_RETRIES: u32 = 8;
 /// Conditional writes in flight at once when a transaction cannot be used.
 const PARALLEL_WRITES: usize = 16;
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Consistency {
+    Strong,
+    /// Eventually consistent: half the read units; may miss a write of the last
+    /// second. Only for reads whose staleness the conditional write after them catches,
+    /// or of attributes never changed after the item was written.
+    Eventual,
+}
 
 /// Why a transaction did not commit.
 pub(super) enum TxError {
@@ -251,12 +262,18 @@ impl DynamoStore {
     }
 
     pub(super) async fn get_key(&self, key: Item) -> StoreResult<Option<Item>> {
+        self.read_key(key, Consistency::Strong).await
+    }
+
+    /// `get_key`, eventually consistent where `consistency` allows it: half the read
+    /// units, for reads whose staleness a condition on the write that follows catches.
+    async fn read_key(&self, key: Item, consistency: Consistency) -> StoreResult<Option<Item>> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .consistent_read(true)
+            .consistent_read(consistency == Consistency::Strong)
             .send()
             .await
             .map_err(sdk_error)?;
@@ -603,7 +620,17 @@ impl DynamoStore {
         if pending == 0 && reached == 0 {
             return Ok(());
         }
-        let Some(item) = self.notification_item(id).await? else { return Ok(()) };
+        // The counts read only choose the write: the settle below is conditional on
+        // them, so a stale read costs a second write, never a wrong count. A miss is
+        // read again strongly (a notification written within the last second).
+        let notification = key(notification_pk(id));
+        let item = match self.read_key(notification.clone(), Consistency::Eventual).await? {
+            Some(item) => item,
+            None => match self.get_key(notification).await? {
+                Some(item) => item,
+                None => return Ok(()),
+            },
+        };
         let (stored_pending, stored_reached) = (number(&item, "pending"), number(&item, "reached"));
         let dispatched = text(&item, "status")? == NotificationStatus::Dispatched.as_str();
         if dispatched && pending < 0 && stored_pending + pending == 0 {
@@ -677,17 +704,124 @@ impl DynamoStore {
         Ok(Some(AcceptOutcome::Replayed(id)))
     }
 
-    /// The notification's deliveries: the rest of its partition, read consistently.
+    /// The notification's deliveries, those planned at intake and not written yet
+    /// included (planned.rs).
     async fn delivery_items(&self, notification: &NotificationId) -> StoreResult<Vec<Item>> {
+        Ok(self.partition(notification).await?.1)
+    }
+
+    /// A notification's item and its deliveries' (planned ones derived): its whole
+    /// partition in one consistent query.
+    async fn partition(&self, id: &NotificationId) -> StoreResult<(Option<Item>, Vec<Item>)> {
         let mut e = Expr::default();
-        let condition = format!(
-            "{} = {} AND begins_with({}, {})",
-            e.name(PK),
-            e.value(s(notification_pk(notification))),
-            e.name(SK),
-            e.value(s(DELIVERY_SK_PREFIX))
-        );
-        self.query(None, &condition, None, &e, true, None).await
+        let condition = format!("{} = {}", e.name(PK), e.value(s(notification_pk(id))));
+        let (mut notification, mut deliveries) = (None, Vec::new());
+        for item in self.query(None, &condition, None, &e, true, None).await? {
+            match item.get(SK).and_then(|v| v.as_s().ok()).map(String::as_str) {
+                Some(SINGLE) => notification = Some(item),
+                Some(sk) if sk.starts_with(DELIVERY_SK_PREFIX) => deliveries.push(item),
+                _ => {}
+            }
+        }
+        let deliveries = with_planned(notification.as_ref(), deliveries)?;
+        Ok((notification, deliveries))
+    }
+
+    /// Marks `record` (a new notification's item) as carrying its plan, when the plan
+    /// is short and derives again to exactly `deliveries`; false if they must be
+    /// written as items instead.
+    fn derive_plan(&self, record: &mut Item, deliveries: &[Delivery]) -> StoreResult<bool> {
+        if deliveries.len() > MAX_DERIVED_PLAN {
+            return Ok(false);
+        }
+        record.insert(PLANNED.to_owned(), n(deliveries.len() as i64));
+        let derived = planned_items(record)?;
+        let same = derived.len() == deliveries.len()
+            && derived.iter().zip(deliveries).all(|(item, d)| {
+                item.get(SK).and_then(|v| v.as_s().ok()) == Some(&delivery_sk(&d.id))
+                    && item.get("status").and_then(|v| v.as_s().ok()).map(String::as_str)
+                        == Some(d.status.as_str())
+            });
+        if !same {
+            record.remove(PLANNED);
+        }
+        Ok(same)
+    }
+
+    /// A delivery's item, and whether it is stored (false: planned at intake and
+    /// derived from its notification, planned.rs).
+    async fn delivery_record(
+        &self,
+        id: &DeliveryId,
+        consistency: Consistency,
+    ) -> StoreResult<Option<(Item, bool)>> {
+        Ok(self.delivery_and_notification(id, consistency, None).await?.0)
+    }
+
+    /// A delivery's item (and whether it is stored), with its notification's item when
+    /// that had to be read to derive it, or when `notification` asks for it anyway.
+    /// The plan a delivery is derived from never changes after intake, so the
+    /// notification is read eventually consistent unless `notification` says otherwise.
+    async fn delivery_and_notification(
+        &self,
+        id: &DeliveryId,
+        consistency: Consistency,
+        notification: Option<Consistency>,
+    ) -> StoreResult<(Option<(Item, bool)>, Option<Item>)> {
+        let notification_key = key(notification_pk(&id.notification_id()));
+        if let Some(item) = self.read_key(delivery_key(id), consistency).await? {
+            let notification = match notification {
+                Some(consistency) => self.read_key(notification_key, consistency).await?,
+                None => None,
+            };
+            return Ok((Some((item, true)), notification));
+        }
+        let consistency = notification.unwrap_or(Consistency::Eventual);
+        let Some(notification) = self.read_key(notification_key, consistency).await? else {
+            return Ok((None, None));
+        };
+        let planned = planned_item(&notification, &delivery_sk(id))?.map(|item| (item, false));
+        Ok((planned, Some(notification)))
+    }
+
+    /// Writes a planned delivery's item as derived, if it is planned and not written;
+    /// true if its item exists now.
+    async fn write_planned(&self, id: &DeliveryId) -> StoreResult<bool> {
+        let Some((item, stored)) = self.delivery_record(id, Consistency::Strong).await? else {
+            return Ok(false);
+        };
+        if stored {
+            return Ok(true);
+        }
+        let mut e = Expr::default();
+        let condition = format!("attribute_not_exists({})", e.name(PK));
+        match self.commit(vec![self.put(item, Some((&condition, e)))?]).await {
+            Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(true),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// One conditional write to a delivery's item; a planned delivery not written yet
+    /// is written first (the rare changes: a failed attempt, a failover, a provider's
+    /// event). True if the condition held.
+    async fn update_delivery(
+        &self,
+        id: &DeliveryId,
+        write: TransactWriteItem,
+    ) -> StoreResult<bool> {
+        match self.commit(vec![write.clone()]).await {
+            Ok(()) => return Ok(true),
+            Err(TxError::ConditionFailed(_)) => {}
+            Err(TxError::Store(e)) => return Err(e),
+        }
+        if !self.write_planned(id).await? {
+            return Ok(false);
+        }
+        match self.commit(vec![write]).await {
+            Ok(()) => Ok(true),
+            Err(TxError::ConditionFailed(_)) => Ok(false),
+            Err(TxError::Store(e)) => Err(e),
+        }
     }
 }
 
@@ -709,7 +843,9 @@ impl DynamoStore {
             let (pending, reached) = pending_and_reached(deliveries.iter().map(|d| &d.status));
             notification_record
                 .extend([("pending".to_owned(), n(pending)), ("reached".to_owned(), n(reached))]);
-            self.insert_new_deliveries(deliveries, &notification.app_id, false).await?;
+            if !self.derive_plan(&mut notification_record, deliveries)? {
+                self.insert_new_deliveries(deliveries, &notification.app_id, false).await?;
+            }
         }
         let mut attempt = 0;
         loop {
@@ -969,7 +1105,24 @@ impl Store for DynamoStore {
     }
 
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
-        self.get_key(delivery_key(id)).await?.as_ref().map(decode_delivery).transpose()
+        let record = self.delivery_record(id, Consistency::Strong).await?;
+        record.map(|(item, _)| decode_delivery(&item)).transpose()
+    }
+
+    /// Both strongly consistent (send decides on the delivery's status and on its
+    /// notification's), and the notification read once whether the delivery is stored
+    /// or derived from it.
+    async fn delivery_to_send(
+        &self,
+        id: &DeliveryId,
+    ) -> StoreResult<Option<(Delivery, Option<Notification>)>> {
+        let strong = Some(Consistency::Strong);
+        let (record, notification) =
+            self.delivery_and_notification(id, Consistency::Strong, strong).await?;
+        let Some((item, _)) = record else { return Ok(None) };
+        let delivery = decode_delivery(&item)?;
+        let notification = notification.as_ref().map(decode_notification).transpose()?;
+        Ok(Some((delivery, notification)))
     }
 
     async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>> {
@@ -993,24 +1146,26 @@ impl Store for DynamoStore {
     ) -> StoreResult<bool> {
         let mut attempt = 0;
         let current = loop {
-            let Some(current) = self.delivery(id).await? else {
+            // The first read may be stale: the conditional write below catches it, and
+            // a retry reads strongly.
+            let fresh = if attempt == 0 { Consistency::Eventual } else { Consistency::Strong };
+            let record = self.delivery_record(id, fresh).await?;
+            let current = record.as_ref().map(|(item, _)| decode_delivery(item)).transpose()?;
+            let Some((item, stored)) = record.filter(|_| {
+                current.as_ref().is_some_and(|current| current.status.can_become(next))
+            }) else {
+                if fresh == Consistency::Eventual {
+                    // A stale read must not refuse: ask again, strongly.
+                    attempt += 1;
+                    continue;
+                }
                 return Ok(false);
             };
-            if !current.status.can_become(next) {
-                return Ok(false);
-            }
-            // Optimistic: the update only applies if the status is still the one read,
-            // so the counter deltas computed from it are right.
-            let mut e = Expr::default();
-            let status = e.name("status");
-            let mut sets = vec![
-                format!("{status} = {}", e.value(s(next.as_str()))),
-                format!(
-                    "{} = {}",
-                    e.name("attempts"),
-                    e.value(n(current.attempts.max(outcome.attempts) as i64))
-                ),
-                format!("{} = {}", e.name("updated_at"), e.value(s(format_time(Utc::now())))),
+            let current = current.expect("checked with the record");
+            let mut changes = vec![
+                ("status", s(next.as_str())),
+                ("attempts", n(current.attempts.max(outcome.attempts) as i64)),
+                ("updated_at", s(format_time(Utc::now()))),
             ];
             for (name, value) in [
                 ("provider", &outcome.provider),
@@ -1018,18 +1173,47 @@ impl Store for DynamoStore {
                 ("reason", &outcome.reason),
             ] {
                 if let Some(value) = value {
-                    sets.push(format!("{} = {}", e.name(name), e.value(s(value))));
+                    changes.push((name, s(value)));
                 }
             }
             let detail = outcome.timeline_detail();
-            sets.push(append_event(&mut e, Some(id), next.as_str(), detail.as_deref()));
-            let mut update = format!("SET {}", sets.join(", "));
-            if outcome.reason.is_none() {
-                update.push_str(&format!(" REMOVE {}", e.name("reason")));
-            }
-            let condition = format!("{status} = {}", e.value(s(current.status.as_str())));
-            let writes = vec![self.update_key(delivery_key(id), &update, Some(&condition), &e)?];
-            match self.commit(writes).await {
+            let event = event_value(Some(id), next.as_str(), detail.as_deref());
+            let write = if stored {
+                // Optimistic: the update only applies if the status is still the one
+                // read, so the counter deltas computed from it are right.
+                let mut e = Expr::default();
+                let mut sets: Vec<String> = changes
+                    .into_iter()
+                    .map(|(name, value)| format!("{} = {}", e.name(name), e.value(value)))
+                    .collect();
+                let events = e.name(EVENTS);
+                let appended = e.value(AttributeValue::L(vec![event]));
+                let empty = e.value(AttributeValue::L(Vec::new()));
+                sets.push(format!(
+                    "{events} = list_append(if_not_exists({events}, {empty}), {appended})"
+                ));
+                let mut update = format!("SET {}", sets.join(", "));
+                if outcome.reason.is_none() {
+                    update.push_str(&format!(" REMOVE {}", e.name("reason")));
+                }
+                let status = e.name("status");
+                let condition = format!("{status} = {}", e.value(s(current.status.as_str())));
+                self.update_key(delivery_key(id), &update, Some(&condition), &e)?
+            } else {
+                // Planned at intake and never written: written whole now, once.
+                let mut written = item;
+                if outcome.reason.is_none() {
+                    written.remove("reason");
+                }
+                written.extend(changes.into_iter().map(|(name, value)| (name.to_owned(), value)));
+                if let Some(AttributeValue::L(events)) = written.get_mut(EVENTS) {
+                    events.push(event);
+                }
+                let mut e = Expr::default();
+                let condition = format!("attribute_not_exists({})", e.name(PK));
+                self.put(written, Some((&condition, e)))?
+            };
+            match self.commit(vec![write]).await {
                 Ok(()) => break current,
                 Err(TxError::ConditionFailed(_)) if attempt < MAX_TRANSACTION_RETRIES => {
                     attempt += 1
@@ -1102,13 +1286,8 @@ impl Store for DynamoStore {
             append_event(&mut e, Some(id), "attempt_failed", Some(error))
         );
         let condition = format!("attribute_exists({})", e.name(PK));
-        match self
-            .commit(vec![self.update_key(delivery_key(id), &update, Some(&condition), &e)?])
-            .await
-        {
-            Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
-            Err(TxError::Store(e)) => Err(e),
-        }
+        let write = self.update_key(delivery_key(id), &update, Some(&condition), &e)?;
+        self.update_delivery(id, write).await.map(|_| ())
     }
 
     async fn switch_integration(
@@ -1128,14 +1307,8 @@ impl Store for DynamoStore {
         );
         let condition =
             format!("{} = {}", e.name("status"), e.value(s(DeliveryStatus::Queued.as_str())));
-        match self
-            .commit(vec![self.update_key(delivery_key(id), &update, Some(&condition), &e)?])
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(TxError::ConditionFailed(_)) => Ok(false),
-            Err(TxError::Store(e)) => Err(e),
-        }
+        let write = self.update_key(delivery_key(id), &update, Some(&condition), &e)?;
+        self.update_delivery(id, write).await
     }
 
     async fn record_delivery_event(
@@ -1147,24 +1320,18 @@ impl Store for DynamoStore {
         let mut e = Expr::default();
         let update = format!("SET {}", append_event(&mut e, Some(id), event, detail));
         let condition = format!("attribute_exists({})", e.name(PK));
-        match self
-            .commit(vec![self.update_key(delivery_key(id), &update, Some(&condition), &e)?])
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(TxError::ConditionFailed(_)) => Ok(false),
-            Err(TxError::Store(e)) => Err(e),
-        }
+        let write = self.update_key(delivery_key(id), &update, Some(&condition), &e)?;
+        self.update_delivery(id, write).await
     }
 
     /// The notification's own events and its deliveries' merged in the order they
     /// happened (each event's `seq` is a monotonic ULID).
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>> {
-        let Some(notification) = self.notification_item(id).await? else {
+        let (Some(notification), deliveries) = self.partition(id).await? else {
             return Ok(Vec::new());
         };
         let mut events = decode_events(&notification)?;
-        for delivery in self.delivery_items(id).await? {
+        for delivery in deliveries {
             events.extend(decode_events(&delivery)?);
         }
         events.sort_by(|a, b| a.0.cmp(&b.0));

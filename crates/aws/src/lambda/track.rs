@@ -60,9 +60,12 @@ pub async fn handle_track(
         if text(record, &["eventSource"]) == Some("aws:dynamodb") {
             first = first.or(text(record, &["eventID"]));
             last = text(record, &["eventID"]).or(last);
-            if let Some((app_day, counter)) = status_change(record) {
-                *counters.entry(app_day).or_default().entry(counter).or_default() += 1;
-                summary.counted += 1;
+            if let Some((app_day, statuses)) = status_changes(record) {
+                let day = counters.entry(app_day).or_default();
+                for counter in statuses {
+                    *day.entry(counter).or_default() += 1;
+                    summary.counted += 1;
+                }
             }
         } else if text(record, &["EventSource"]) == Some("aws:sns") {
             let message = text(record, &["Sns", "Message"]).unwrap_or("{}");
@@ -82,29 +85,45 @@ pub async fn handle_track(
     Ok(summary)
 }
 
-/// The counter a stream record bumps, and for which (app, day): a notification's or a
-/// delivery's status changed.
-fn status_change(record: &Value) -> Option<((String, String), String)> {
+/// The counters a stream record bumps, and for which (app, day): a notification's or a
+/// delivery's status changed. A new item counts every status its timeline holds: a
+/// notification planned at intake is written `dispatched` after `accepted`, and a
+/// delivery planned at intake is written at its first change, `queued` and then `sent`
+/// (or whatever it became) in one put.
+fn status_changes(record: &Value) -> Option<((String, String), Vec<String>)> {
     let change = record.get("dynamodb")?;
     let pk = text(change, &["Keys", "PK", "S"])?;
     let sk = text(change, &["Keys", "SK", "S"])?;
     let new_status = text(change, &["NewImage", "status", "S"])?;
-    if text(change, &["OldImage", "status", "S"]) == Some(new_status) {
+    let old_status = text(change, &["OldImage", "status", "S"]);
+    if old_status == Some(new_status) {
         return None;
     }
     let day = text(change, &["NewImage", "updated_at", "S"])?.get(..10)?.to_owned();
     let app = text(change, &["NewImage", "app_id", "S"])?.to_owned();
     // A notification is `N#{id}` / `#`; its deliveries share its partition (`D#{id}`).
-    let counter = if !pk.starts_with("N#") {
+    let prefix = if !pk.starts_with("N#") {
         return None;
     } else if sk == "#" {
-        format!("notifications_{new_status}")
+        "notifications"
     } else if sk.starts_with("D#") {
-        format!("{}_{new_status}", text(change, &["NewImage", "channel", "S"])?)
+        text(change, &["NewImage", "channel", "S"])?
     } else {
         return None;
     };
-    Some(((app, day), counter))
+    let mut statuses = Vec::new();
+    if old_status.is_none() {
+        let events = change.pointer("/NewImage/events/L").and_then(Value::as_array);
+        for event in events.into_iter().flatten() {
+            let name = text(event, &["M", "event", "S"]);
+            if let Some(name) = name.filter(|name| *name != new_status) {
+                statuses.push(name);
+            }
+        }
+    }
+    statuses.push(new_status);
+    let counters = statuses.into_iter().map(|status| format!("{prefix}_{status}")).collect();
+    Some(((app, day), counters))
 }
 
 /// Applies one SES event (event publishing format) to the delivery named by its tag.
