@@ -31,6 +31,12 @@ const WRITE_UNITS_PER_EMAIL: u64 = 4;
 /// notification), and when it writes the `sent` re-reads both, and the notification
 /// once more to count it, eventually consistent (0.5 each).
 const READ_UNITS_PER_EMAIL: f64 = 3.5;
+/// Write units of one email of about 3 KB to 40 addresses, accept to `sent`: the
+/// notification (a 5 KB item: 5) and its list entry (1), its 40 deliveries written at
+/// intake and sent (80), their counts in a small item of their own (1 + 40) and the
+/// settle (5). Counted by updates of the notification's own item, as before, it cost
+/// 291.
+const WRITE_UNITS_LARGE_TO_40: u64 = 132;
 /// SendMessageBatch calls for a batch of 100 emails: the api plans each email's
 /// delivery and queues the 100 send messages ten to a call; dispatch is not involved.
 const SQS_SENDS_PER_100_BATCHED: u64 = 10;
@@ -249,6 +255,27 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     assert!(
         units <= 100 * WRITE_UNITS_PER_EMAIL,
         "100 emails cost {units} write units; the budget is {WRITE_UNITS_PER_EMAIL} each"
+    );
+
+    // One large email to 40 addresses: its item is several KB, so its deliveries are
+    // counted in a small item of their own, not by updates of the large one.
+    proxy.reset();
+    let to: Vec<Value> =
+        (0..40).map(|i| json!({"email": format!("reader{i}@example.com")})).collect();
+    let letter = "All the news of the week, at length. ".repeat(80);
+    let large = json!({"to": to, "channels": ["email"],
+                       "content": {"email": {"subject": "Weekly", "text": letter}}});
+    let (status, body) = call_router(&app, "POST", "/v1/notifications", Some(KEY), &large).await;
+    assert_eq!(status, 202, "{body}");
+    let large_id = NotificationId::parse(body["id"].as_str().unwrap()).unwrap();
+    assert_eq!(drain(&sqs, &email_queue, &backends, Stage::Send).await, 40);
+    let stored = backends.store.notification(&large_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, NotificationStatus::Sent);
+    let units = proxy.write_units();
+    report("one 3 KB email to 40 addresses", 1, units, proxy.read_units(), &proxy.counts());
+    assert!(
+        units <= WRITE_UNITS_LARGE_TO_40,
+        "it cost {units} write units; the budget is {WRITE_UNITS_LARGE_TO_40}"
     );
 
     // A user with preferences: the api stores them (events/api), dispatch reads the user

@@ -175,3 +175,16 @@ async fn a_filtered_list_reads_a_bounded_number_of_items_and_says_where_to_go_on
     assert_eq!(found, [oldest.unwrap()]);
     assert!(calls >= 3, "twelve items at five a call take three calls: {calls}");
 }
+
+/// The same contract with every notification's counts in a counts item of their own,
+/// as the store keeps them for a large notification with many deliveries.
+mod counts_apart {
+    use super::*;
+
+    async fn store() -> Option<(DynamoStore, Arc<dyn Queue>, ())> {
+        let (store, queue) = backends().await?;
+        Some((store.with_counts_always_apart(), queue, ()))
+    }
+
+    herald_contract::store_contract!(store);
+}

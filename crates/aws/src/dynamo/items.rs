@@ -48,6 +48,35 @@ pub(super) fn delivery_sk(id: &DeliveryId) -> String {
 /// The sort key prefix of the delivery items in a notification's partition.
 pub(super) const DELIVERY_SK_PREFIX: &str = "D#";
 
+/// The sort key of a notification's counts item (`pending`, `reached`), kept apart from
+/// the notification's own item when that is large and has many deliveries: each
+/// delivery's count is an update, billed on the whole size of the item it changes.
+pub(super) const COUNTS_SK: &str = "C";
+/// Set on a notification's item whose counts live in its counts item.
+pub(super) const COUNTS_APART: &str = "counts_apart";
+
+pub(super) fn counts_key(id: &NotificationId) -> Item {
+    HashMap::from([(PK.to_owned(), s(notification_pk(id))), (SK.to_owned(), s(COUNTS_SK))])
+}
+
+/// About an item's size by DynamoDB's rules (names and values in bytes, a number about
+/// one byte per two digits, 3 bytes per list or map plus 1 per element): enough to
+/// tell how many KB an update of it is billed.
+pub(super) fn item_size(item: &Item) -> usize {
+    fn value_size(value: &AttributeValue) -> usize {
+        match value {
+            AttributeValue::S(text) => text.len(),
+            AttributeValue::N(number) => number.len() / 2 + 1,
+            AttributeValue::L(list) => 3 + list.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+            AttributeValue::M(map) => {
+                3 + map.iter().map(|(k, v)| k.len() + value_size(v) + 1).sum::<usize>()
+            }
+            _ => 1,
+        }
+    }
+    item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
+}
+
 pub(super) fn idempotency_pk(app: &str, key: &str) -> String {
     format!("I#{app}#{key}")
 }

@@ -51,6 +51,9 @@ pub struct DynamoStore {
     retention: Duration,
     /// Items a filtered list reads at most per call (see `list_notifications`).
     list_read_budget: usize,
+    /// Keep every notification's counts in a counts item of their own once it has
+    /// two deliveries, whatever its size (tests run the contract suite both ways).
+    always_counts_apart: bool,
 }
 
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -77,6 +80,7 @@ impl DynamoStore {
             queue,
             retention: DEFAULT_RETENTION,
             list_read_budget: store::LIST_READ_BUDGET,
+            always_counts_apart: false,
         }
     }
 
@@ -87,6 +91,13 @@ impl DynamoStore {
     /// A smaller read budget for filtered lists (tests reach its edge with few items).
     pub fn with_list_read_budget(mut self, items: usize) -> Self {
         self.list_read_budget = items.max(1);
+        self
+    }
+
+    /// Counts every notification with two deliveries or more in a counts item apart
+    /// from its own, as the store does for large ones: for tests of that path.
+    pub fn with_counts_always_apart(mut self) -> Self {
+        self.always_counts_apart = true;
         self
     }
 

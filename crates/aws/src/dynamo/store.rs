@@ -138,6 +138,50 @@ impl DynamoStore {
         Utc::now() + self.retention
     }
 
+    /// Whether a notification (its item) with `deliveries` keeps its counts apart: each
+    /// delivery's count is an update billed on the whole item, so a large item with
+    /// many deliveries pays its size again and again. Apart costs one more put and one
+    /// more write at the settle, so it is chosen when that is cheaper.
+    fn counts_apart(&self, notification: &Item, deliveries: usize) -> bool {
+        if deliveries < 2 {
+            return false;
+        }
+        let units = item_size(notification).div_ceil(1024).max(1);
+        self.always_counts_apart || deliveries * units > 1 + deliveries + units
+    }
+
+    /// Where the counts of the notification whose item is `item` live.
+    fn counts_location(item: &Item, id: &NotificationId) -> Item {
+        if item.contains_key(COUNTS_APART) { counts_key(id) } else { key(notification_pk(id)) }
+    }
+
+    /// The notification's `pending` and `reached` counts, from wherever they live.
+    async fn stored_counts(&self, id: &NotificationId, item: &Item) -> StoreResult<(i64, i64)> {
+        let counts = if item.contains_key(COUNTS_APART) {
+            self.get_key(counts_key(id)).await?.unwrap_or_default()
+        } else {
+            item.clone()
+        };
+        Ok((number(&counts, "pending"), number(&counts, "reached")))
+    }
+
+    /// Writes a notification's counts item, unless one is there already (a repeated
+    /// dispatch keeps the counts of the run that queued the sends).
+    async fn put_counts(&self, id: &NotificationId, pending: i64, reached: i64) -> StoreResult<()> {
+        let mut item = counts_key(id);
+        item.extend([
+            ("pending".to_owned(), n(pending)),
+            ("reached".to_owned(), n(reached)),
+            (TTL.to_owned(), ttl(self.expires())),
+        ]);
+        let mut e = Expr::default();
+        let condition = format!("attribute_not_exists({})", e.name(PK));
+        match self.commit(vec![self.put(item, Some((&condition, e)))?]).await {
+            Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
     pub(super) fn put(
         &self,
         item: Item,
@@ -462,13 +506,13 @@ impl DynamoStore {
         &self,
         d: &Delivery,
         app: &str,
-        count_pending: bool,
+        count_on: Option<&Item>,
     ) -> StoreResult<Vec<TransactWriteItem>> {
         let mut not_exists = Expr::default();
         let condition = format!("attribute_not_exists({})", not_exists.name(PK));
         let mut writes =
             vec![self.put(delivery_item(d, app, self.expires())?, Some((&condition, not_exists)))?];
-        if count_pending {
+        if let Some(counts) = count_on {
             let mut e = Expr::default();
             let update = format!(
                 "ADD {} {}, {} {}",
@@ -478,12 +522,7 @@ impl DynamoStore {
                 e.value(n(i64::from(d.status.reached_recipient())))
             );
             let condition = format!("attribute_exists({})", e.name(PK));
-            writes.push(self.update(
-                notification_pk(&d.notification_id),
-                &update,
-                Some(&condition),
-                &e,
-            )?);
+            writes.push(self.update_key(counts.clone(), &update, Some(&condition), &e)?);
         }
         Ok(writes)
     }
@@ -499,12 +538,12 @@ impl DynamoStore {
         &self,
         deliveries: &[Delivery],
         app: &str,
-        count_pending: bool,
+        count_on: Option<&Item>,
     ) -> StoreResult<Vec<DeliveryId>> {
         // Owned writes per delivery: the futures borrow nothing but `self`.
         let writes = deliveries
             .iter()
-            .map(|d| Ok((d.id.clone(), self.delivery_writes(d, app, count_pending)?)))
+            .map(|d| Ok((d.id.clone(), self.delivery_writes(d, app, count_on)?)))
             .collect::<StoreResult<Vec<_>>>()?;
         let existed = futures::stream::iter(writes)
             .map(|(id, writes)| async move {
@@ -597,13 +636,20 @@ impl DynamoStore {
         let Some(item) = self.notification_item(id).await? else {
             return Ok(false);
         };
-        if text(&item, "status")? != NotificationStatus::Dispatched.as_str()
-            || number(&item, "pending") > 0
-        {
+        if text(&item, "status")? != NotificationStatus::Dispatched.as_str() {
             return Ok(false);
         }
-        let (next, detail) = final_status(number(&item, "reached"));
+        let (pending, reached) = self.stored_counts(id, &item).await?;
+        if pending > 0 {
+            return Ok(false);
+        }
+        let (next, detail) = final_status(reached);
         let mut e = Expr::default();
+        if item.contains_key(COUNTS_APART) {
+            // Counted apart: the counts just read are the condition (no count moves
+            // once nothing is pending), and the status's own condition stops a twin.
+            return self.move_notification(id, next, detail, None, e, "").await;
+        }
         let require = format!("{} <= {}", e.name("pending"), e.value(n(0)));
         self.move_notification(id, next, detail, Some(&require), e, "").await
     }
@@ -624,15 +670,23 @@ impl DynamoStore {
         // them, so a stale read costs a second write, never a wrong count. A miss is
         // read again strongly (a notification written within the last second).
         let notification = key(notification_pk(id));
+        // So is one still `accepted`: it may predate dispatch's move, which says where
+        // the counts live.
+        let accepted = |item: &Item| {
+            text(item, "status").is_ok_and(|st| st == NotificationStatus::Accepted.as_str())
+        };
         let item = match self.read_key(notification.clone(), Consistency::Eventual).await? {
-            Some(item) => item,
-            None => match self.get_key(notification).await? {
+            Some(item) if !accepted(&item) => item,
+            _ => match self.get_key(notification).await? {
                 Some(item) => item,
                 None => return Ok(()),
             },
         };
-        let (stored_pending, stored_reached) = (number(&item, "pending"), number(&item, "reached"));
         let dispatched = text(&item, "status")? == NotificationStatus::Dispatched.as_str();
+        if item.contains_key(COUNTS_APART) {
+            return self.count_apart(id, pending, reached, dispatched).await;
+        }
+        let (stored_pending, stored_reached) = (number(&item, "pending"), number(&item, "reached"));
         if dispatched && pending < 0 && stored_pending + pending == 0 {
             // The last pending delivery: its counts and the final status in one write,
             // conditional on the counts read (else it raced, and adds below).
@@ -679,6 +733,52 @@ impl DynamoStore {
         let still_dispatched =
             text(&updated, "status").is_ok_and(|st| st == NotificationStatus::Dispatched.as_str());
         if still_dispatched && number(&updated, "pending") <= 0 {
+            self.settle(id).await?;
+        }
+        Ok(())
+    }
+
+    /// `count_on_notification` for counts kept apart: one small update, and the settle
+    /// of the notification's own item once nothing is left pending.
+    async fn count_apart(
+        &self,
+        id: &NotificationId,
+        pending: i64,
+        reached: i64,
+        dispatched: bool,
+    ) -> StoreResult<()> {
+        let mut e = Expr::default();
+        let update = format!(
+            "ADD {} {}, {} {}",
+            e.name("pending"),
+            e.value(n(pending)),
+            e.name("reached"),
+            e.value(n(reached))
+        );
+        let condition = format!("attribute_exists({})", e.name(PK));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(counts_key(id)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        let updated = match result {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(sdk_error(e)),
+        };
+        if dispatched && number(&updated, "pending") <= 0 {
             self.settle(id).await?;
         }
         Ok(())
@@ -841,10 +941,18 @@ impl DynamoStore {
         let mut notification_record = notification_item(notification, self.expires())?;
         if !deliveries.is_empty() {
             let (pending, reached) = pending_and_reached(deliveries.iter().map(|d| &d.status));
-            notification_record
-                .extend([("pending".to_owned(), n(pending)), ("reached".to_owned(), n(reached))]);
+            if self.counts_apart(&notification_record, deliveries.len()) {
+                // Before the notification: no send can count before it is written.
+                self.put_counts(&notification.id, pending, reached).await?;
+                notification_record.insert(COUNTS_APART.to_owned(), AttributeValue::Bool(true));
+            } else {
+                notification_record.extend([
+                    ("pending".to_owned(), n(pending)),
+                    ("reached".to_owned(), n(reached)),
+                ]);
+            }
             if !self.derive_plan(&mut notification_record, deliveries)? {
-                self.insert_new_deliveries(deliveries, &notification.app_id, false).await?;
+                self.insert_new_deliveries(deliveries, &notification.app_id, None).await?;
             }
         }
         let mut attempt = 0;
@@ -1057,11 +1165,11 @@ impl Store for DynamoStore {
             return self.queue.enqueue(outbox).await;
         };
         // Fallback deliveries are rare: one read for their app is cheap.
-        let app = match self.notification_item(&first.notification_id).await? {
-            Some(item) => text(&item, "app_id")?.to_owned(),
-            None => return Ok(()),
+        let Some(item) = self.notification_item(&first.notification_id).await? else {
+            return Ok(());
         };
-        self.insert_new_deliveries(deliveries, &app, true).await?;
+        let counts = Self::counts_location(&item, &first.notification_id);
+        self.insert_new_deliveries(deliveries, text(&item, "app_id")?, Some(&counts)).await?;
         // Always sent: after a crash between the insert and here, the repeat of the
         // caller's step must still queue the job. Duplicates are harmless (send skips
         // a settled delivery).
@@ -1086,14 +1194,20 @@ impl Store for DynamoStore {
             return Ok(false);
         }
         let mut outbox = outbox;
-        let existed = self.insert_new_deliveries(deliveries, text(&item, "app_id")?, false).await?;
+        let existed = self.insert_new_deliveries(deliveries, text(&item, "app_id")?, None).await?;
         let priority = decode_notification(&item)?.priority;
         let statuses =
             self.reconcile_with_stored(deliveries, &existed, priority, &mut outbox).await?;
-        self.queue.enqueue(outbox).await?;
         let (pending, reached) = pending_and_reached(statuses.iter());
         let mut e = Expr::default();
-        let counters = format!(", {}", counts(&mut e, pending, reached, ", "));
+        let counters = if self.counts_apart(&item, deliveries.len()) {
+            // Before the sends are queued, so none can count before it.
+            self.put_counts(id, pending, reached).await?;
+            format!(", {} = {}", e.name(COUNTS_APART), e.value(AttributeValue::Bool(true)))
+        } else {
+            format!(", {}", counts(&mut e, pending, reached, ", "))
+        };
+        self.queue.enqueue(outbox).await?;
         let moved = self
             .move_notification(id, NotificationStatus::Dispatched, None, None, e, &counters)
             .await?;
@@ -1244,20 +1358,15 @@ impl Store for DynamoStore {
                 .map(|item| decode_delivery(item).map(|d| d.status))
                 .collect::<StoreResult<_>>()?;
             let (pending, reached) = pending_and_reached(statuses.iter());
-            let (stored_pending, stored_reached) =
-                (number(&item, "pending"), number(&item, "reached"));
+            let (stored_pending, stored_reached) = self.stored_counts(id, &item).await?;
             if (pending, reached) != (stored_pending, stored_reached) {
                 // Conditional on the counts read, so a concurrent count is not lost.
                 let mut e = Expr::default();
                 let update = format!("SET {}", counts(&mut e, pending, reached, ", "));
                 let condition = counts(&mut e, stored_pending, stored_reached, " AND ");
+                let location = Self::counts_location(&item, id);
                 match self
-                    .commit(vec![self.update(
-                        notification_pk(id),
-                        &update,
-                        Some(&condition),
-                        &e,
-                    )?])
+                    .commit(vec![self.update_key(location, &update, Some(&condition), &e)?])
                     .await
                 {
                     Ok(()) => {}
