@@ -105,6 +105,35 @@ async fn a_count_lost_in_a_crash_is_recounted_on_redelivery() {
     store.recount_pending(&n.id).await.unwrap();
 }
 
+/// A send that settles between dispatch queueing it and marking the notification
+/// `dispatched` (which sets the counts) must not count: the mark would overwrite it.
+/// It is refused, and the send message's return recounts from the deliveries.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_that_settles_before_dispatch_finishes_is_counted_when_it_comes_back() {
+    use herald_core::domain::{Channel, DeliveryStatus, NotificationStatus, Priority};
+    use herald_core::pipeline::plan::plan_deliveries;
+    use herald_core::ports::{DeliveryOutcome, Store, StoreError};
+
+    let Some((store, _queue)) = backends().await else { return };
+    let mut n = contract::notification("app-1", Priority::Medium);
+    n.channels = vec![Channel::Email];
+    store.accept(Acceptance::new(n.clone())).await.unwrap();
+    let plan = plan_deliveries(&n, chrono::Utc::now());
+    // Dispatch wrote the delivery and queued its send, and has not marked it yet.
+    store.insert_deliveries(&plan, vec![]).await.unwrap();
+    let sent = DeliveryOutcome { attempts: 1, ..Default::default() };
+    let refused = store.transition_delivery(&plan[0].id, DeliveryStatus::Sent, sent).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    let delivery = store.delivery(&plan[0].id).await.unwrap().unwrap();
+    assert_eq!(delivery.status, DeliveryStatus::Sent, "the send itself is kept");
+    // Dispatch marks it; the send message comes back, finds its delivery settled and
+    // recounts from the deliveries.
+    assert!(store.record_dispatch(&n.id, &plan, vec![]).await.unwrap());
+    store.recount_pending(&n.id).await.unwrap();
+    let settled = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(settled.status, NotificationStatus::Sent);
+}
+
 /// A dispatch that wrote some deliveries and then crashed (before `record_dispatch`
 /// moved the notification) is finished by its redelivery, which plans again. When the
 /// new plan differs for a row already written (the user opted out in between, say),

@@ -682,6 +682,15 @@ impl DynamoStore {
                 None => return Ok(()),
             },
         };
+        if accepted(&item) {
+            // Its dispatch queued the sends and has not yet marked it `dispatched` with
+            // its counts, which would overwrite this one. The send message comes back
+            // and recounts from the deliveries (`recount_pending`) once it has.
+            return Err(herald_core::ports::StoreError::Conflict(
+                "the notification's dispatch has not finished; counted when the send comes back"
+                    .into(),
+            ));
+        }
         let dispatched = text(&item, "status")? == NotificationStatus::Dispatched.as_str();
         if item.contains_key(COUNTS_APART) {
             return self.count_apart(id, pending, reached, dispatched).await;
