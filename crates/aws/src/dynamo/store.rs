@@ -708,36 +708,9 @@ impl DynamoStore {
                 return Ok(());
             }
         }
-        let mut e = Expr::default();
-        let update = format!(
-            "ADD {} {}, {} {}",
-            e.name("pending"),
-            e.value(n(pending)),
-            e.name("reached"),
-            e.value(n(reached))
-        );
-        let condition = format!("attribute_exists({})", e.name(PK));
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(notification_pk(id))))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        let updated = match result {
-            Ok(output) => output.attributes.unwrap_or_default(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-            {
-                return Ok(());
-            }
-            Err(e) => return Err(sdk_error(e)),
+        let Some(updated) = self.add_counts(key(notification_pk(id)), pending, reached).await?
+        else {
+            return Ok(());
         };
         let still_dispatched =
             text(&updated, "status").is_ok_and(|st| st == NotificationStatus::Dispatched.as_str());
@@ -756,6 +729,17 @@ impl DynamoStore {
         reached: i64,
         dispatched: bool,
     ) -> StoreResult<()> {
+        let Some(updated) = self.add_counts(counts_key(id), pending, reached).await? else {
+            return Ok(());
+        };
+        if dispatched && number(&updated, "pending") <= 0 {
+            self.settle(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds to the counts of the item under `key`, if it exists; the item as updated.
+    async fn add_counts(&self, key: Item, pending: i64, reached: i64) -> StoreResult<Option<Item>> {
         let mut e = Expr::default();
         let update = format!(
             "ADD {} {}, {} {}",
@@ -769,7 +753,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(counts_key(id)))
+            .set_key(Some(key))
             .update_expression(update)
             .condition_expression(condition)
             .set_expression_attribute_names(e.names())
@@ -777,20 +761,16 @@ impl DynamoStore {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        let updated = match result {
-            Ok(output) => output.attributes.unwrap_or_default(),
+        match result {
+            Ok(output) => Ok(Some(output.attributes.unwrap_or_default())),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
             {
-                return Ok(());
+                Ok(None)
             }
-            Err(e) => return Err(sdk_error(e)),
-        };
-        if dispatched && number(&updated, "pending") <= 0 {
-            self.settle(id).await?;
+            Err(e) => Err(sdk_error(e)),
         }
-        Ok(())
     }
 
     /// What an idempotency key already in its window says about a request with it.
