@@ -258,7 +258,7 @@ async fn every_function_runs_under_sam_local_on_the_emulator() {
     assert_eq!(summary["provider_events"], 1, "{summary}");
     assert_eq!(delivery_status(&events_store, EMAIL).await, DeliveryStatus::Delivered);
     let summary = sam.invoke("TrackFunction", "track/dynamodb-stream.json").await;
-    assert_eq!(summary["counted"], 4, "{summary}");
+    assert_eq!(summary["counted"], 7, "{summary}");
 
     // sam local start-api: API Gateway's routes from the template, one request each way.
     let port = {

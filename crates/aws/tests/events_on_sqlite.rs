@@ -237,14 +237,15 @@ async fn track_events_settle_deliveries_and_count() {
     }
 
     let stream = event("track/dynamodb-stream.json");
-    // Two status changes, and a delivery planned at intake written at its first change
-    // (queued, then sent).
-    assert_eq!(handle_track(&tracking, stream.clone()).await.unwrap().counted, 4);
+    // Two status changes, a delivery planned at intake written at its first change
+    // (queued, then sent), and a notification's settle with its one delivery's `sent`
+    // kept inside it (notification sent; email queued, then sent).
+    assert_eq!(handle_track(&tracking, stream.clone()).await.unwrap().counted, 7);
     handle_track(&tracking, stream).await.unwrap();
     let kept = counters.0.lock().unwrap().clone();
     assert_eq!(kept.len(), 1, "a retried stream batch counts once");
     let day = &kept[0].1[&("default".to_owned(), "2026-12-01".to_owned())];
-    assert_eq!(day.get("email_sent"), Some(&2));
-    assert_eq!(day.get("email_queued"), Some(&1));
-    assert_eq!(day.get("notifications_sent"), Some(&1));
+    assert_eq!(day.get("email_sent"), Some(&3));
+    assert_eq!(day.get("email_queued"), Some(&2));
+    assert_eq!(day.get("notifications_sent"), Some(&2));
 }

@@ -370,6 +370,112 @@ pub async fn store_keeps_deliveries_planned_at_intake(store: &dyn Store, queue: 
     assert_eq!(stored.status, NotificationStatus::Failed);
 }
 
+/// A notification to one address (most are) has one delivery, planned at intake: every
+/// change of it reads back, one at a time and in the timeline; its settle moves the
+/// notification; two sends of it at once record one; a cancel cancels it; and one that
+/// failed fails its notification. (DynamoDB keeps such a delivery inside its
+/// notification's item.)
+pub async fn store_keeps_a_single_planned_delivery(store: &dyn Store) {
+    let single = || {
+        let mut n = notification("app-1", Priority::High);
+        n.channels = vec![Channel::Email];
+        let accepted = herald_core::pipeline::intake::acceptance(n.clone(), None, Utc::now());
+        assert_eq!(accepted.deliveries.len(), 1);
+        (n, accepted.deliveries[0].id.clone(), accepted)
+    };
+    let timeline = |id: NotificationId| async move {
+        let events = store.timeline(&id).await.unwrap();
+        events.into_iter().map(|e| e.event).collect::<Vec<String>>()
+    };
+    let (n, id, accepted) = single();
+    store.accept(accepted).await.unwrap();
+    let (read, parent) = store.delivery_to_send(&id).await.unwrap().expect("planned");
+    assert_eq!((read.status, read.attempts), (DeliveryStatus::Queued, 0));
+    assert_eq!(parent.expect("its notification").id, n.id);
+
+    store.record_attempt(&id, 1, "timed out").await.unwrap();
+    assert!(store.switch_integration(&id, "backup", "primary suspended").await.unwrap());
+    let read = store.delivery(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (read.status, read.attempts, read.reason.as_deref(), read.integration.as_deref()),
+        (DeliveryStatus::Queued, 1, Some("timed out"), Some("backup"))
+    );
+    let stored = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, NotificationStatus::Dispatched, "still pending");
+
+    let sent = || DeliveryOutcome {
+        provider: Some("log".into()),
+        provider_message_id: Some("m-1".into()),
+        attempts: 2,
+        ..Default::default()
+    };
+    assert!(store.transition_delivery(&id, DeliveryStatus::Sent, sent()).await.unwrap());
+    assert!(!store.transition_delivery(&id, DeliveryStatus::Sent, sent()).await.unwrap());
+    assert!(!store.switch_integration(&id, "other", "too late").await.unwrap(), "settled");
+    let read = store.delivery(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (read.status, read.attempts, read.reason, read.provider_message_id.as_deref()),
+        (DeliveryStatus::Sent, 2, None, Some("m-1"))
+    );
+    assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
+    assert!(store.record_delivery_event(&id, "opened", Some("pixel")).await.unwrap());
+    let delivered = DeliveryOutcome { attempts: 2, ..Default::default() };
+    assert!(store.transition_delivery(&id, DeliveryStatus::Delivered, delivered).await.unwrap());
+    let listed = store.deliveries(&n.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].status, listed[0].provider.as_deref()),
+        (DeliveryStatus::Delivered, Some("log"))
+    );
+    assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
+    assert_eq!(
+        timeline(n.id.clone()).await,
+        [
+            "accepted",
+            "dispatched",
+            "queued",
+            "attempt_failed",
+            "failover",
+            "sent",
+            "sent",
+            "opened",
+            "delivered"
+        ]
+    );
+
+    // Two sends of it at once (a redelivered message): one is recorded.
+    let (n, id, accepted) = single();
+    store.accept(accepted).await.unwrap();
+    let (a, b) = futures::join!(
+        store.transition_delivery(&id, DeliveryStatus::Sent, sent()),
+        store.transition_delivery(&id, DeliveryStatus::Sent, sent())
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one of two sends is recorded");
+    assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
+    let sent_events = timeline(n.id.clone()).await.iter().filter(|e| *e == "sent").count();
+    assert_eq!(sent_events, 2, "the delivery's and the notification's");
+
+    // Canceled before its send.
+    let (n, id, accepted) = single();
+    store.accept(accepted).await.unwrap();
+    assert!(
+        store.transition_notification(&n.id, NotificationStatus::Canceled, None).await.unwrap()
+    );
+    assert_eq!(store.delivery(&id).await.unwrap().unwrap().status, DeliveryStatus::Canceled);
+    assert!(!store.transition_delivery(&id, DeliveryStatus::Sent, sent()).await.unwrap());
+    let stored = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, NotificationStatus::Canceled);
+
+    // Failed: so is its notification.
+    let (n, id, accepted) = single();
+    store.accept(accepted).await.unwrap();
+    let failed = DeliveryOutcome { reason: Some("rejected".into()), ..Default::default() };
+    assert!(store.transition_delivery(&id, DeliveryStatus::Failed, failed).await.unwrap());
+    let stored = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, NotificationStatus::Failed);
+    assert_eq!(timeline(n.id).await, ["accepted", "dispatched", "queued", "failed", "failed"]);
+}
+
 pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Queue) {
     let n = notification("app-1", Priority::Medium);
     store.accept(Acceptance::new(n.clone())).await.unwrap();

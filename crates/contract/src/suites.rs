@@ -21,6 +21,8 @@ macro_rules! store_contract {
                 |s, q| $crate::store_writes_the_outbox_with_the_notification(&s, q.as_ref());
             store_keeps_deliveries_planned_at_intake =>
                 |s, q| $crate::store_keeps_deliveries_planned_at_intake(&s, q.as_ref());
+            store_keeps_a_single_planned_delivery =>
+                |s, _q| $crate::store_keeps_a_single_planned_delivery(&s);
             store_enforces_the_status_machines =>
                 |s, q| $crate::store_enforces_the_status_machines(&s, q.as_ref());
             store_lists_by_app_with_filters => |s, _q| $crate::store_lists_by_app_with_filters(&s);

@@ -120,16 +120,24 @@ fn time(item: &Item, attribute: &str) -> StoreResult<DateTime<Utc>> {
     parse_time(text(item, attribute)?).ok_or_else(|| corrupt(attribute))
 }
 
+/// The keys of a notification's JSON that its item keeps elsewhere (its key, or an
+/// attribute of its own), left out of `body` to keep the item small: an update is
+/// billed on the item's whole size, by the KB.
+const KEPT_APART: [&str; 4] = ["id", "app_id", "status", "updated_at"];
+
 pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> StoreResult<Item> {
     let mut item = key(notification_pk(&n.id));
-    let channels = n.channels.iter().map(|c| s(c.as_str())).collect();
+    let mut body = serde_json::to_value(n)?;
+    if let Some(body) = body.as_object_mut() {
+        for name in KEPT_APART {
+            body.remove(name);
+        }
+    }
+    // Priority, channels, category and creation time are read from `body` alone.
     item.extend([
-        ("body".to_owned(), s(serde_json::to_string(n)?)),
+        ("body".to_owned(), s(body.to_string())),
         ("status".to_owned(), s(n.status.as_str())),
         ("app_id".to_owned(), s(&n.app_id)),
-        ("priority".to_owned(), s(n.priority.as_str())),
-        ("channels".to_owned(), AttributeValue::L(channels)),
-        ("created_at".to_owned(), s(format_time(n.created_at))),
         ("updated_at".to_owned(), s(format_time(n.updated_at))),
         // The app's list (GSI2, keys only: status changes never copy into it).
         (GSI2PK.to_owned(), s(list_partition(&n.app_id, &n.id))),
@@ -142,17 +150,23 @@ pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> Sto
         events.push(event_value(None, n.status.as_str(), None));
     }
     item.insert(EVENTS.to_owned(), AttributeValue::L(events));
-    if let Some(category) = &n.category {
-        item.insert("category".to_owned(), s(category));
-    }
     Ok(item)
 }
 
 pub(super) fn decode_notification(item: &Item) -> StoreResult<Notification> {
-    let mut notification: Notification = serde_json::from_str(text(item, "body")?)?;
-    notification.status = text(item, "status")?.parse().map_err(|_| corrupt("status"))?;
-    notification.updated_at = time(item, "updated_at")?;
-    Ok(notification)
+    let mut body: serde_json::Value = serde_json::from_str(text(item, "body")?)?;
+    let body_map = body.as_object_mut().ok_or_else(|| corrupt("notification body"))?;
+    let id = text(item, PK)?.trim_start_matches("N#");
+    for (name, value) in [
+        ("id", id),
+        ("app_id", text(item, "app_id")?),
+        ("status", text(item, "status")?),
+        ("updated_at", text(item, "updated_at")?),
+    ] {
+        // An item written before these left `body` has them there too.
+        body_map.insert(name.to_owned(), serde_json::Value::String(value.to_owned()));
+    }
+    Ok(serde_json::from_value(body)?)
 }
 
 /// A delivery carries its notification's app, so the stream can count it per app.

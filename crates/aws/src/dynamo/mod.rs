@@ -7,6 +7,7 @@ mod app_list;
 mod chat_state;
 mod expr;
 mod groups;
+mod inline;
 mod integrations;
 mod items;
 mod planned;

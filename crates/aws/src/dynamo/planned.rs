@@ -15,6 +15,7 @@
 //! time, and a sequence key just after it (`{seq}.{index}`), which sorts before any
 //! event that happened later.
 
+use super::inline::overlay;
 use super::items::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use herald_core::pipeline::plan::plan_deliveries;
@@ -67,6 +68,7 @@ pub(super) fn planned_items(notification: &Item) -> StoreResult<Vec<Item>> {
                 dispatched_at,
             );
             item.insert(EVENTS.to_owned(), AttributeValue::L(vec![event]));
+            overlay(notification, &mut item); // A single delivery's changes (inline.rs).
             Ok(item)
         })
         .collect()

@@ -6,6 +6,7 @@ pub(super) const LIST_READ_BUDGET: usize = 1000;
 
 use super::app_list::ListQuery;
 use super::expr::{Expr, n, s};
+use super::inline::{INLINE, VERSION, keeps_inline, version};
 use super::items::*;
 use super::planned::{MAX_DERIVED_PLAN, PLANNED, planned_item, planned_items, with_planned};
 use super::{
@@ -46,6 +47,19 @@ enum Consistency {
     /// second. Only for reads whose staleness the conditional write after them catches,
     /// or of attributes never changed after the item was written.
     Eventual,
+}
+
+/// Where a delivery's item is kept.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kept {
+    /// An item of its own.
+    Item,
+    /// Planned at intake and derived from its notification until its first change
+    /// (planned.rs).
+    Derived,
+    /// Its notification's one delivery, its changes kept in the notification's item
+    /// (inline.rs).
+    Inline,
 }
 
 /// Why a transaction did not commit.
@@ -126,6 +140,35 @@ fn final_status(reached: i64) -> (NotificationStatus, Option<&'static str>) {
     } else {
         (NotificationStatus::Failed, Some("no delivery reached its recipient"))
     }
+}
+
+/// What a delivery's status change adds to its notification's `pending` and `reached`.
+fn count_deltas(from: DeliveryStatus, next: DeliveryStatus) -> (i64, i64) {
+    let pending = -i64::from(!from.is_settled() && next.is_settled());
+    let reached = i64::from(next.reached_recipient()) - i64::from(from.reached_recipient());
+    (pending, reached)
+}
+
+/// A delivery's whole `item` after `changes` (`None` removes the attribute) and the
+/// timeline `event` they append.
+fn changed(
+    mut item: Item,
+    changes: &[(&str, Option<AttributeValue>)],
+    event: AttributeValue,
+) -> Item {
+    for (name, value) in changes {
+        match value {
+            Some(value) => item.insert((*name).to_owned(), value.clone()),
+            None => item.remove(*name),
+        };
+    }
+    match item.get_mut(EVENTS) {
+        Some(AttributeValue::L(events)) => events.push(event),
+        _ => {
+            item.insert(EVENTS.to_owned(), AttributeValue::L(vec![event]));
+        }
+    }
+    item
 }
 
 /// A list's `IN (...)` operand for the given statuses.
@@ -656,12 +699,14 @@ impl DynamoStore {
 
     /// Counts a delivery's change on its notification (`pending` and `reached`
     /// deltas) and settles the notification when no delivery is left pending: one
-    /// write on the common paths, whether it was the last delivery or not.
+    /// write on the common paths, whether it was the last delivery or not. `read`: the
+    /// notification's item if the caller has read it (eventually consistent is enough).
     async fn count_on_notification(
         &self,
         id: &NotificationId,
         pending: i64,
         reached: i64,
+        read: Option<Item>,
     ) -> StoreResult<()> {
         if pending == 0 && reached == 0 {
             return Ok(());
@@ -675,7 +720,11 @@ impl DynamoStore {
         let accepted = |item: &Item| {
             text(item, "status").is_ok_and(|st| st == NotificationStatus::Accepted.as_str())
         };
-        let item = match self.read_key(notification.clone(), Consistency::Eventual).await? {
+        let read = match read {
+            Some(item) => Some(item),
+            None => self.read_key(notification.clone(), Consistency::Eventual).await?,
+        };
+        let item = match read {
             Some(item) if !accepted(&item) => item,
             _ => match self.get_key(notification).await? {
                 Some(item) => item,
@@ -837,50 +886,136 @@ impl DynamoStore {
         Ok(same)
     }
 
-    /// A delivery's item, and whether it is stored (false: planned at intake and
-    /// derived from its notification, planned.rs).
+    /// A delivery's item, and where it is kept.
     async fn delivery_record(
         &self,
         id: &DeliveryId,
         consistency: Consistency,
-    ) -> StoreResult<Option<(Item, bool)>> {
-        Ok(self.delivery_and_notification(id, consistency, None).await?.0)
+    ) -> StoreResult<Option<(Item, Kept)>> {
+        Ok(self.delivery_and_notification(id, consistency).await?.0)
     }
 
-    /// A delivery's item (and whether it is stored), with its notification's item when
-    /// that had to be read to derive it, or when `notification` asks for it anyway.
-    /// The plan a delivery is derived from never changes after intake, so the
-    /// notification is read eventually consistent unless `notification` says otherwise.
+    /// A delivery's item (and where it is kept), with its notification's item. The
+    /// notification is read first: when it keeps its one delivery inside (inline.rs),
+    /// that is the only read. A notification missed by an eventually consistent read
+    /// (written within the last second) is read again strongly.
     async fn delivery_and_notification(
         &self,
         id: &DeliveryId,
         consistency: Consistency,
-        notification: Option<Consistency>,
-    ) -> StoreResult<(Option<(Item, bool)>, Option<Item>)> {
+    ) -> StoreResult<(Option<(Item, Kept)>, Option<Item>)> {
         let notification_key = key(notification_pk(&id.notification_id()));
-        if let Some(item) = self.read_key(delivery_key(id), consistency).await? {
-            let notification = match notification {
-                Some(consistency) => self.read_key(notification_key, consistency).await?,
-                None => None,
-            };
-            return Ok((Some((item, true)), notification));
+        let mut notification = self.read_key(notification_key.clone(), consistency).await?;
+        if notification.is_none() && consistency == Consistency::Eventual {
+            notification = self.read_key(notification_key, Consistency::Strong).await?;
         }
-        let consistency = notification.unwrap_or(Consistency::Eventual);
-        let Some(notification) = self.read_key(notification_key, consistency).await? else {
-            return Ok((None, None));
+        let sk = delivery_sk(id);
+        if let Some(item) = notification.as_ref().filter(|item| keeps_inline(item)) {
+            let inline = planned_item(item, &sk)?.map(|item| (item, Kept::Inline));
+            return Ok((inline, notification));
+        }
+        if let Some(item) = self.read_key(delivery_key(id), consistency).await? {
+            return Ok((Some((item, Kept::Item)), notification));
+        }
+        let Some(item) = notification.as_ref() else { return Ok((None, None)) };
+        let planned = planned_item(item, &sk)?.map(|item| (item, Kept::Derived));
+        Ok((planned, notification))
+    }
+
+    /// The update that keeps `changed` (a notification's one delivery after a change)
+    /// inside `notification` (its item as read): conditional on the inline map's
+    /// version and the notification's status as read, so a stale read fails it.
+    /// `counted`: the delivery's status change, counted in the same write, which also
+    /// settles the notification when that leaves nothing pending.
+    fn inline_write(
+        &self,
+        notification: &Item,
+        changed: &Item,
+        counted: Option<(DeliveryStatus, DeliveryStatus)>,
+    ) -> StoreResult<TransactWriteItem> {
+        let read_version = version(notification);
+        let read_status = text(notification, "status")?;
+        let mut e = Expr::default();
+        let inline = e.name(INLINE);
+        let state = e.value(super::inline::state(changed, read_version + 1));
+        let mut sets = vec![format!("{inline} = {state}")];
+        let status = e.name("status");
+        let mut condition = if read_version == 0 {
+            format!("attribute_not_exists({inline})")
+        } else {
+            format!("{inline}.{} = {}", e.name(VERSION), e.value(n(read_version)))
         };
-        let planned = planned_item(&notification, &delivery_sk(id))?.map(|item| (item, false));
-        Ok((planned, Some(notification)))
+        condition.push_str(&format!(" AND {status} = {}", e.value(s(read_status))));
+        if let Some((from, next)) = counted {
+            let (pending, reached) = count_deltas(from, next);
+            let pending = number(notification, "pending") + pending;
+            let reached = number(notification, "reached") + reached;
+            sets.push(counts(&mut e, pending, reached, ", "));
+            if read_status == NotificationStatus::Dispatched.as_str() && pending <= 0 {
+                let (settled, detail) = final_status(reached);
+                sets.push(format!("{status} = {}", e.value(s(settled.as_str()))));
+                let now = e.value(s(format_time(Utc::now())));
+                sets.push(format!("{} = {now}", e.name("updated_at")));
+                sets.push(append_event(&mut e, None, settled.as_str(), detail));
+            }
+        }
+        let pk = text(notification, PK)?.to_owned();
+        self.update(pk, &format!("SET {}", sets.join(", ")), Some(&condition), &e)
+    }
+
+    /// A change to a delivery whose notification keeps it inside its item (a failed
+    /// attempt, a failover, a provider's event), if `allowed` by the delivery as read.
+    /// `None` if the delivery is not kept inline (the caller writes its item), else
+    /// whether the change was made.
+    async fn change_inline(
+        &self,
+        id: &DeliveryId,
+        allowed: impl Fn(&Delivery) -> bool,
+        changes: &[(&str, Option<AttributeValue>)],
+        event: &str,
+        detail: Option<&str>,
+    ) -> StoreResult<Option<bool>> {
+        for attempt in 0..=MAX_TRANSACTION_RETRIES {
+            let fresh = if attempt == 0 { Consistency::Eventual } else { Consistency::Strong };
+            let notification_key = key(notification_pk(&id.notification_id()));
+            let Some(notification) = self.read_key(notification_key, fresh).await? else {
+                if fresh == Consistency::Eventual {
+                    continue;
+                }
+                return Ok(None);
+            };
+            if !keeps_inline(&notification) {
+                return Ok(None);
+            }
+            let Some(item) = planned_item(&notification, &delivery_sk(id))? else {
+                return Ok(Some(false));
+            };
+            if !allowed(&decode_delivery(&item)?) {
+                if fresh == Consistency::Eventual {
+                    continue; // Perhaps stale: ask again, strongly.
+                }
+                return Ok(Some(false));
+            }
+            let changed = changed(item, changes, event_value(Some(id), event, detail));
+            match self.commit(vec![self.inline_write(&notification, &changed, None)?]).await {
+                Ok(()) => return Ok(Some(true)),
+                Err(TxError::ConditionFailed(_)) => {}
+                Err(TxError::Store(e)) => return Err(e),
+            }
+        }
+        Err(herald_core::ports::StoreError::Conflict("the delivery kept changing".into()))
     }
 
     /// Writes a planned delivery's item as derived, if it is planned and not written;
     /// true if its item exists now.
     async fn write_planned(&self, id: &DeliveryId) -> StoreResult<bool> {
-        let Some((item, stored)) = self.delivery_record(id, Consistency::Strong).await? else {
+        let Some((item, kept)) = self.delivery_record(id, Consistency::Strong).await? else {
             return Ok(false);
         };
-        if stored {
-            return Ok(true);
+        match kept {
+            Kept::Item => return Ok(true),
+            Kept::Inline => return Ok(false), // Changed by `change_inline` only.
+            Kept::Derived => {}
         }
         let mut e = Expr::default();
         let condition = format!("attribute_not_exists({})", e.name(PK));
@@ -1219,9 +1354,8 @@ impl Store for DynamoStore {
         &self,
         id: &DeliveryId,
     ) -> StoreResult<Option<(Delivery, Option<Notification>)>> {
-        let strong = Some(Consistency::Strong);
         let (record, notification) =
-            self.delivery_and_notification(id, Consistency::Strong, strong).await?;
+            self.delivery_and_notification(id, Consistency::Strong).await?;
         let Some((item, _)) = record else { return Ok(None) };
         let delivery = decode_delivery(&item)?;
         let notification = notification.as_ref().map(decode_notification).transpose()?;
@@ -1248,13 +1382,13 @@ impl Store for DynamoStore {
         outcome: DeliveryOutcome,
     ) -> StoreResult<bool> {
         let mut attempt = 0;
-        let current = loop {
-            // The first read may be stale: the conditional write below catches it, and
+        let (current, notification) = loop {
+            // The first reads may be stale: the conditional write below catches it, and
             // a retry reads strongly.
             let fresh = if attempt == 0 { Consistency::Eventual } else { Consistency::Strong };
-            let record = self.delivery_record(id, fresh).await?;
+            let (record, notification) = self.delivery_and_notification(id, fresh).await?;
             let current = record.as_ref().map(|(item, _)| decode_delivery(item)).transpose()?;
-            let Some((item, stored)) = record.filter(|_| {
+            let Some((item, kept)) = record.filter(|_| {
                 current.as_ref().is_some_and(|current| current.status.can_become(next))
             }) else {
                 if fresh == Consistency::Eventual {
@@ -1266,58 +1400,68 @@ impl Store for DynamoStore {
             };
             let current = current.expect("checked with the record");
             let mut changes = vec![
-                ("status", s(next.as_str())),
-                ("attempts", n(current.attempts.max(outcome.attempts) as i64)),
-                ("updated_at", s(format_time(Utc::now()))),
+                ("status", Some(s(next.as_str()))),
+                ("attempts", Some(n(current.attempts.max(outcome.attempts) as i64))),
+                ("updated_at", Some(s(format_time(Utc::now())))),
+                ("reason", outcome.reason.as_ref().map(s)),
             ];
             for (name, value) in [
                 ("provider", &outcome.provider),
                 ("provider_message_id", &outcome.provider_message_id),
-                ("reason", &outcome.reason),
             ] {
                 if let Some(value) = value {
-                    changes.push((name, s(value)));
+                    changes.push((name, Some(s(value))));
                 }
             }
             let detail = outcome.timeline_detail();
             let event = event_value(Some(id), next.as_str(), detail.as_deref());
-            let write = if stored {
-                // Optimistic: the update only applies if the status is still the one
-                // read, so the counter deltas computed from it are right.
-                let mut e = Expr::default();
-                let mut sets: Vec<String> = changes
-                    .into_iter()
-                    .map(|(name, value)| format!("{} = {}", e.name(name), e.value(value)))
-                    .collect();
-                let events = e.name(EVENTS);
-                let appended = e.value(AttributeValue::L(vec![event]));
-                let empty = e.value(AttributeValue::L(Vec::new()));
-                sets.push(format!(
-                    "{events} = list_append(if_not_exists({events}, {empty}), {appended})"
-                ));
-                let mut update = format!("SET {}", sets.join(", "));
-                if outcome.reason.is_none() {
-                    update.push_str(&format!(" REMOVE {}", e.name("reason")));
+            let write = match kept {
+                Kept::Item => {
+                    // Optimistic: the update only applies if the status is still the
+                    // one read, so the counter deltas computed from it are right.
+                    let mut e = Expr::default();
+                    let mut sets = Vec::new();
+                    let mut removes = Vec::new();
+                    for (name, value) in changes {
+                        match value {
+                            Some(value) => {
+                                sets.push(format!("{} = {}", e.name(name), e.value(value)))
+                            }
+                            None => removes.push(e.name(name)),
+                        }
+                    }
+                    let events = e.name(EVENTS);
+                    let appended = e.value(AttributeValue::L(vec![event]));
+                    let empty = e.value(AttributeValue::L(Vec::new()));
+                    sets.push(format!(
+                        "{events} = list_append(if_not_exists({events}, {empty}), {appended})"
+                    ));
+                    let mut update = format!("SET {}", sets.join(", "));
+                    if !removes.is_empty() {
+                        update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+                    }
+                    let status = e.name("status");
+                    let condition = format!("{status} = {}", e.value(s(current.status.as_str())));
+                    self.update_key(delivery_key(id), &update, Some(&condition), &e)?
                 }
-                let status = e.name("status");
-                let condition = format!("{status} = {}", e.value(s(current.status.as_str())));
-                self.update_key(delivery_key(id), &update, Some(&condition), &e)?
-            } else {
-                // Planned at intake and never written: written whole now, once.
-                let mut written = item;
-                if outcome.reason.is_none() {
-                    written.remove("reason");
+                Kept::Derived => {
+                    // Planned at intake and never written: written whole now, once.
+                    let written = changed(item, &changes, event);
+                    let mut e = Expr::default();
+                    let condition = format!("attribute_not_exists({})", e.name(PK));
+                    self.put(written, Some((&condition, e)))?
                 }
-                written.extend(changes.into_iter().map(|(name, value)| (name.to_owned(), value)));
-                if let Some(AttributeValue::L(events)) = written.get_mut(EVENTS) {
-                    events.push(event);
+                Kept::Inline => {
+                    // The count, and the notification's settle, in the same write.
+                    let notification = notification.as_ref().expect("an inline one has it");
+                    let counted = Some((current.status, next));
+                    let changed = changed(item, &changes, event);
+                    self.inline_write(notification, &changed, counted)?
                 }
-                let mut e = Expr::default();
-                let condition = format!("attribute_not_exists({})", e.name(PK));
-                self.put(written, Some((&condition, e)))?
             };
             match self.commit(vec![write]).await {
-                Ok(()) => break current,
+                Ok(()) if kept == Kept::Inline => return Ok(true),
+                Ok(()) => break (current, notification),
                 Err(TxError::ConditionFailed(_)) if attempt < MAX_TRANSACTION_RETRIES => {
                     attempt += 1
                 }
@@ -1327,10 +1471,9 @@ impl Store for DynamoStore {
         // Counted in a write of its own, not a transaction (which costs each item
         // twice): a crash in between is repaired by `recount_pending` when the send
         // message comes back.
-        let pending = -i64::from(!current.status.is_settled() && next.is_settled());
-        let reached =
-            i64::from(next.reached_recipient()) - i64::from(current.status.reached_recipient());
-        self.count_on_notification(&current.notification_id, pending, reached).await?;
+        let (pending, reached) = count_deltas(current.status, next);
+        self.count_on_notification(&current.notification_id, pending, reached, notification)
+            .await?;
         Ok(true)
     }
 
@@ -1372,6 +1515,15 @@ impl Store for DynamoStore {
     }
 
     async fn record_attempt(&self, id: &DeliveryId, attempts: u32, error: &str) -> StoreResult<()> {
+        let changes = [
+            ("attempts", Some(n(attempts as i64))),
+            ("reason", Some(s(error))),
+            ("updated_at", Some(s(format_time(Utc::now())))),
+        ];
+        let event = "attempt_failed";
+        if self.change_inline(id, |_| true, &changes, event, Some(error)).await?.is_some() {
+            return Ok(());
+        }
         let mut e = Expr::default();
         let update = format!(
             "SET {} = {}, {} = {}, {} = {}, {}",
@@ -1394,6 +1546,16 @@ impl Store for DynamoStore {
         integration: &str,
         detail: &str,
     ) -> StoreResult<bool> {
+        let changes = [
+            ("integration", Some(s(integration))),
+            ("updated_at", Some(s(format_time(Utc::now())))),
+        ];
+        let queued = |d: &Delivery| d.status == DeliveryStatus::Queued;
+        if let Some(done) =
+            self.change_inline(id, queued, &changes, "failover", Some(detail)).await?
+        {
+            return Ok(done);
+        }
         let mut e = Expr::default();
         let update = format!(
             "SET {} = {}, {} = {}, {}",
@@ -1415,6 +1577,9 @@ impl Store for DynamoStore {
         event: &str,
         detail: Option<&str>,
     ) -> StoreResult<bool> {
+        if let Some(done) = self.change_inline(id, |_| true, &[], event, detail).await? {
+            return Ok(done);
+        }
         let mut e = Expr::default();
         let update = format!("SET {}", append_event(&mut e, Some(id), event, detail));
         let condition = format!("attribute_exists({})", e.name(PK));

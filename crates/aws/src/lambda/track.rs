@@ -60,12 +60,9 @@ pub async fn handle_track(
         if text(record, &["eventSource"]) == Some("aws:dynamodb") {
             first = first.or(text(record, &["eventID"]));
             last = text(record, &["eventID"]).or(last);
-            if let Some((app_day, statuses)) = status_changes(record) {
-                let day = counters.entry(app_day).or_default();
-                for counter in statuses {
-                    *day.entry(counter).or_default() += 1;
-                    summary.counted += 1;
-                }
+            for (app_day, counter) in status_changes(record) {
+                *counters.entry(app_day).or_default().entry(counter).or_default() += 1;
+                summary.counted += 1;
             }
         } else if text(record, &["EventSource"]) == Some("aws:sns") {
             let message = text(record, &["Sns", "Message"]).unwrap_or("{}");
@@ -85,45 +82,68 @@ pub async fn handle_track(
     Ok(summary)
 }
 
-/// The counters a stream record bumps, and for which (app, day): a notification's or a
+/// The counters a stream record bumps, each for its (app, day): a notification's or a
 /// delivery's status changed. A new item counts every status its timeline holds: a
 /// notification planned at intake is written `dispatched` after `accepted`, and a
 /// delivery planned at intake is written at its first change, `queued` and then `sent`
-/// (or whatever it became) in one put.
-fn status_changes(record: &Value) -> Option<((String, String), Vec<String>)> {
-    let change = record.get("dynamodb")?;
-    let pk = text(change, &["Keys", "PK", "S"])?;
-    let sk = text(change, &["Keys", "SK", "S"])?;
-    let new_status = text(change, &["NewImage", "status", "S"])?;
-    let old_status = text(change, &["OldImage", "status", "S"]);
-    if old_status == Some(new_status) {
-        return None;
-    }
-    let day = text(change, &["NewImage", "updated_at", "S"])?.get(..10)?.to_owned();
-    let app = text(change, &["NewImage", "app_id", "S"])?.to_owned();
-    // A notification is `N#{id}` / `#`; its deliveries share its partition (`D#{id}`).
-    let prefix = if !pk.starts_with("N#") {
-        return None;
-    } else if sk == "#" {
-        "notifications"
-    } else if sk.starts_with("D#") {
-        text(change, &["NewImage", "channel", "S"])?
-    } else {
-        return None;
+/// (or whatever it became) in one put. A notification that keeps its one delivery
+/// inside its item (`delivery`) counts that delivery's changes the same way.
+fn status_changes(record: &Value) -> Vec<((String, String), String)> {
+    let Some(change) = record.get("dynamodb") else { return Vec::new() };
+    let (Some(pk), Some(sk)) =
+        (text(change, &["Keys", "PK", "S"]), text(change, &["Keys", "SK", "S"]))
+    else {
+        return Vec::new();
     };
+    let Some(app) = text(change, &["NewImage", "app_id", "S"]) else { return Vec::new() };
+    // A notification is `N#{id}` / `#`; its deliveries share its partition (`D#{id}`).
+    let mut counted: Vec<(String, String)> = Vec::new();
+    if !pk.starts_with("N#") {
+        return Vec::new();
+    } else if sk == "#" {
+        let image = |name: &str| change.get(name);
+        counted.extend(record_changes(image("NewImage"), image("OldImage"), "notifications"));
+        let inline = |name: &str| change.get(name).and_then(|image| image.pointer("/delivery/M"));
+        if let Some(channel) = text(change, &["NewImage", "delivery", "M", "channel", "S"]) {
+            counted.extend(record_changes(inline("NewImage"), inline("OldImage"), channel));
+        }
+    } else if sk.starts_with("D#")
+        && let Some(channel) = text(change, &["NewImage", "channel", "S"])
+    {
+        counted.extend(record_changes(change.get("NewImage"), change.get("OldImage"), channel));
+    }
+    counted.into_iter().map(|(day, counter)| ((app.to_owned(), day), counter)).collect()
+}
+
+/// The counters (`{prefix}_{status}`, each with its day) for one record's status change
+/// from `old` to `new` (images in the stream's attribute-value form). A record new here
+/// counts every status in its timeline before its current one: its `events`, or, for a
+/// delivery kept inline, the status it was planned in (`first`).
+fn record_changes(new: Option<&Value>, old: Option<&Value>, prefix: &str) -> Vec<(String, String)> {
+    let Some(new) = new else { return Vec::new() };
+    let new_status = text(new, &["status", "S"]);
+    let old_status = old.and_then(|old| text(old, &["status", "S"]));
+    let (Some(new_status), Some(day)) = (new_status, text(new, &["updated_at", "S"])) else {
+        return Vec::new();
+    };
+    if old_status == Some(new_status) {
+        return Vec::new();
+    }
+    let Some(day) = day.get(..10) else { return Vec::new() };
     let mut statuses = Vec::new();
     if old_status.is_none() {
-        let events = change.pointer("/NewImage/events/L").and_then(Value::as_array);
-        for event in events.into_iter().flatten() {
-            let name = text(event, &["M", "event", "S"]);
-            if let Some(name) = name.filter(|name| *name != new_status) {
-                statuses.push(name);
+        if let Some(first) = text(new, &["first", "S"]) {
+            statuses.push(first);
+        } else {
+            let events = new.pointer("/events/L").and_then(Value::as_array);
+            for event in events.into_iter().flatten() {
+                statuses.extend(text(event, &["M", "event", "S"]));
             }
         }
+        statuses.retain(|status| *status != new_status);
     }
     statuses.push(new_status);
-    let counters = statuses.into_iter().map(|status| format!("{prefix}_{status}")).collect();
-    Some(((app, day), counters))
+    statuses.into_iter().map(|status| (day.to_owned(), format!("{prefix}_{status}"))).collect()
 }
 
 /// Applies one SES event (event publishing format) to the delivery named by its tag.
