@@ -105,6 +105,60 @@ async fn a_count_lost_in_a_crash_is_recounted_on_redelivery() {
     store.recount_pending(&n.id).await.unwrap();
 }
 
+/// A notification to one address written before its planned delivery moved inside
+/// its item (no `inline` flag) goes on the way it began: its delivery is written as an
+/// item of its own at its first change, and read from there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_written_before_inline_deliveries_keeps_its_delivery_apart() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use herald_core::domain::{Channel, DeliveryStatus, NotificationStatus, Priority};
+    use herald_core::ports::{DeliveryOutcome, Store};
+
+    let Some((store, _queue)) = backends().await else { return };
+    let mut n = contract::notification("app-1", Priority::Medium);
+    n.channels = vec![Channel::Email];
+    let accepted = herald_core::pipeline::intake::acceptance(n.clone(), None, chrono::Utc::now());
+    let id = accepted.deliveries[0].id.clone();
+    store.accept(accepted).await.unwrap();
+    let client = aws_sdk_dynamodb::Client::new(&contract::emulator_config().await.unwrap());
+    let key = |sk: String| {
+        std::collections::HashMap::from([
+            ("PK".to_owned(), AttributeValue::S(format!("N#{}", n.id))),
+            ("SK".to_owned(), AttributeValue::S(sk)),
+        ])
+    };
+    let item = |sk: String| {
+        let (client, table, key) = (client.clone(), store.table().to_owned(), key(sk));
+        async move {
+            let read = client.get_item().table_name(table).set_key(Some(key));
+            read.consistent_read(true).send().await.unwrap().item
+        }
+    };
+    let written = item("#".into()).await.unwrap();
+    assert!(written.contains_key("inline"), "written to keep its delivery inside");
+    client
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(key("#".into())))
+        .update_expression("REMOVE #i")
+        .expression_attribute_names("#i", "inline")
+        .send()
+        .await
+        .unwrap();
+
+    store.record_attempt(&id, 1, "timed out").await.unwrap();
+    assert!(item(format!("D#{id}")).await.is_some(), "written as an item of its own");
+    let sent = DeliveryOutcome { attempts: 2, ..Default::default() };
+    assert!(store.transition_delivery(&id, DeliveryStatus::Sent, sent).await.unwrap());
+    let delivery = item(format!("D#{id}")).await.unwrap();
+    assert_eq!(delivery.get("status"), Some(&AttributeValue::S("sent".into())));
+    let notification = item("#".into()).await.unwrap();
+    assert!(!notification.contains_key("delivery"), "nothing kept inside");
+    let read = store.delivery(&id).await.unwrap().unwrap();
+    assert_eq!((read.status, read.attempts), (DeliveryStatus::Sent, 2));
+    assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
+}
+
 /// A send that settles between dispatch queueing it and marking the notification
 /// `dispatched` (which sets the counts) must not count: the mark would overwrite it.
 /// It is refused, and the send message's return recounts from the deliveries.

@@ -474,6 +474,35 @@ pub async fn store_keeps_a_single_planned_delivery(store: &dyn Store) {
     let stored = store.notification(&n.id).await.unwrap().unwrap();
     assert_eq!(stored.status, NotificationStatus::Failed);
     assert_eq!(timeline(n.id).await, ["accepted", "dispatched", "queued", "failed", "failed"]);
+
+    // Fallback routing: intake plans the first channel only; when it fails, send adds
+    // the next (before marking the first failed), which is read, changed and sent as
+    // any delivery is, and settles the notification.
+    let mut n = notification("app-1", Priority::High);
+    n.routing = Routing::Fallback;
+    let accepted = herald_core::pipeline::intake::acceptance(n.clone(), None, Utc::now());
+    assert_eq!(accepted.deliveries.len(), 1, "the first channel only");
+    let first = accepted.deliveries[0].id.clone();
+    store.accept(accepted).await.unwrap();
+    let rest = &n.channels[1..];
+    let next = herald_core::pipeline::plan::plan_recipient(&n, 0, &n.to[0], rest, Utc::now());
+    assert_eq!(next.len(), 1);
+    let jobs = next.iter().map(|d| send_job(&d.id, d.channel, n.priority)).collect();
+    store.insert_deliveries(&next, jobs).await.unwrap();
+    let refused = DeliveryOutcome { reason: Some("refused".into()), ..Default::default() };
+    assert!(store.transition_delivery(&first, DeliveryStatus::Failed, refused).await.unwrap());
+    let stored = store.notification(&n.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, NotificationStatus::Dispatched, "its fallback is pending");
+    let fallback = next[0].id.clone();
+    let (read, _) = store.delivery_to_send(&fallback).await.unwrap().expect("the fallback");
+    assert_eq!((read.status, read.channel), (DeliveryStatus::Queued, Channel::Webhook));
+    store.record_attempt(&fallback, 1, "timed out").await.unwrap();
+    assert_eq!(store.delivery(&fallback).await.unwrap().unwrap().attempts, 1);
+    assert!(store.transition_delivery(&fallback, DeliveryStatus::Sent, sent()).await.unwrap());
+    assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
+    let statuses: Vec<DeliveryStatus> =
+        store.deliveries(&n.id).await.unwrap().into_iter().map(|d| d.status).collect();
+    assert_eq!(statuses, [DeliveryStatus::Failed, DeliveryStatus::Sent]);
 }
 
 pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Queue) {

@@ -35,10 +35,18 @@ const CHANGEABLE: [&str; 7] = [
     "integration",
 ];
 
-/// Whether the notification (its item) keeps its delivery inside it: it planned exactly
-/// one at intake, and its counts live in its own item.
+/// Set on the item of a notification written to keep its one planned delivery inside.
+/// One written before (still in flight across the upgrade that brought this) may have
+/// written that delivery as an item of its own, so it goes on doing so.
+pub(super) const KEEPS_INLINE: &str = "inline";
+
+/// Whether the notification (its item) keeps its planned delivery inside it: it
+/// planned exactly one at intake, was written to (`KEEPS_INLINE`), and its counts live
+/// in its own item. A fallback delivery, added later, is an item of its own.
 pub(super) fn keeps_inline(notification: &Item) -> bool {
-    number(notification, PLANNED) == 1 && !notification.contains_key(COUNTS_APART)
+    number(notification, PLANNED) == 1
+        && notification.contains_key(KEEPS_INLINE)
+        && !notification.contains_key(COUNTS_APART)
 }
 
 /// Applies the changes the notification keeps to `derived`, its delivery as planned.

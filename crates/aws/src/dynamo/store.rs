@@ -6,7 +6,7 @@ pub(super) const LIST_READ_BUDGET: usize = 1000;
 
 use super::app_list::ListQuery;
 use super::expr::{Expr, n, s};
-use super::inline::{INLINE, VERSION, keeps_inline, version};
+use super::inline::{INLINE, KEEPS_INLINE, VERSION, keeps_inline, version};
 use super::items::*;
 use super::planned::{MAX_DERIVED_PLAN, PLANNED, planned_item, planned_items, with_planned};
 use super::{
@@ -882,6 +882,9 @@ impl DynamoStore {
             });
         if !same {
             record.remove(PLANNED);
+        } else if deliveries.len() == 1 {
+            // Its one delivery's changes go inside it (inline.rs).
+            record.insert(KEEPS_INLINE.to_owned(), AttributeValue::Bool(true));
         }
         Ok(same)
     }
@@ -910,9 +913,10 @@ impl DynamoStore {
             notification = self.read_key(notification_key, Consistency::Strong).await?;
         }
         let sk = delivery_sk(id);
-        if let Some(item) = notification.as_ref().filter(|item| keeps_inline(item)) {
-            let inline = planned_item(item, &sk)?.map(|item| (item, Kept::Inline));
-            return Ok((inline, notification));
+        if let Some(item) = notification.as_ref().filter(|item| keeps_inline(item))
+            && let Some(inline) = planned_item(item, &sk)?
+        {
+            return Ok((Some((inline, Kept::Inline)), notification));
         }
         if let Some(item) = self.read_key(delivery_key(id), consistency).await? {
             return Ok((Some((item, Kept::Item)), notification));
@@ -947,9 +951,13 @@ impl DynamoStore {
         };
         condition.push_str(&format!(" AND {status} = {}", e.value(s(read_status))));
         if let Some((from, next)) = counted {
+            // On the counts read too: a fallback delivery, written apart, counts there.
+            let (read_pending, read_reached) =
+                (number(notification, "pending"), number(notification, "reached"));
+            condition.push_str(" AND ");
+            condition.push_str(&counts(&mut e, read_pending, read_reached, " AND "));
             let (pending, reached) = count_deltas(from, next);
-            let pending = number(notification, "pending") + pending;
-            let reached = number(notification, "reached") + reached;
+            let (pending, reached) = (read_pending + pending, read_reached + reached);
             sets.push(counts(&mut e, pending, reached, ", "));
             if read_status == NotificationStatus::Dispatched.as_str() && pending <= 0 {
                 let (settled, detail) = final_status(reached);
@@ -988,7 +996,7 @@ impl DynamoStore {
                 return Ok(None);
             }
             let Some(item) = planned_item(&notification, &delivery_sk(id))? else {
-                return Ok(Some(false));
+                return Ok(None); // Another delivery of it (a fallback): an item of its own.
             };
             if !allowed(&decode_delivery(&item)?) {
                 if fresh == Consistency::Eventual {
