@@ -24,6 +24,13 @@ const MAX_BATCH: usize = 128;
 /// thread normally keeps up (see `checkpoint`), and SQLite's default of 1,000 pages
 /// made every few commits stop the writer for a checkpoint.
 const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+/// The writer's page cache, in KiB (4 MB). Small on purpose: when a B-tree page split
+/// renumbers pages, SQLite parks one under the lock-byte page's number (about page
+/// 262,000), and the commit after it then walks the whole page cache to drop pages past
+/// the end of the file. With the 32 MB of the other connections that walk was 3.7% of
+/// Herald's CPU under load (docs/performance.md); the writer's hot pages (the right
+/// edges of the tables and indexes, the queue) fit in far less.
+const WRITER_CACHE_KIB: i64 = 4_000;
 
 /// The checkpoint thread's pause after each checkpoint, so that a page written many
 /// times over is copied once per pause, not once per commit.
@@ -75,6 +82,7 @@ impl Writer {
     /// `checkpointer`, a second connection to the same file.
     pub fn start(connection: Connection, checkpointer: Connection) -> Result<Self, StoreError> {
         connection.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES).db()?;
+        connection.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).db()?;
         let (ops, inbox) = mpsc::channel::<Box<dyn Op>>();
         let (committed, commits) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
