@@ -8,6 +8,19 @@ use herald_contract as contract;
 use herald_core::ports::{Acceptance, Queue};
 use std::sync::Arc;
 
+/// The key of an item in notification `id`'s partition (`#`, `C`, `D#{delivery}`), for
+/// a test that reaches past the store to the table.
+fn item_key(
+    id: &herald_core::domain::NotificationId,
+    sk: String,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    std::collections::HashMap::from([
+        ("PK".to_owned(), AttributeValue::S(format!("N#{id}"))),
+        ("SK".to_owned(), AttributeValue::S(sk)),
+    ])
+}
+
 async fn backends() -> Option<(DynamoStore, Arc<SqsQueue>)> {
     let config = contract::emulator_config().await?;
     let prefix = contract::unique_prefix();
@@ -77,12 +90,7 @@ async fn a_count_lost_in_a_crash_is_recounted_on_redelivery() {
     assert!(store.record_dispatch(&n.id, &plan, vec![]).await.unwrap());
     // The "crash": the delivery's own write, without the count that follows it.
     let config = contract::emulator_config().await.unwrap();
-    let key = |sk: String| {
-        std::collections::HashMap::from([
-            ("PK".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(format!("N#{}", n.id))),
-            ("SK".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(sk)),
-        ])
-    };
+    let key = |sk: String| item_key(&n.id, sk);
     aws_sdk_dynamodb::Client::new(&config)
         .update_item()
         .table_name(store.table())
@@ -121,12 +129,7 @@ async fn a_notification_written_before_inline_deliveries_keeps_its_delivery_apar
     let id = accepted.deliveries[0].id.clone();
     store.accept(accepted).await.unwrap();
     let client = aws_sdk_dynamodb::Client::new(&contract::emulator_config().await.unwrap());
-    let key = |sk: String| {
-        std::collections::HashMap::from([
-            ("PK".to_owned(), AttributeValue::S(format!("N#{}", n.id))),
-            ("SK".to_owned(), AttributeValue::S(sk)),
-        ])
-    };
+    let key = |sk: String| item_key(&n.id, sk);
     let item = |sk: String| {
         let (client, table, key) = (client.clone(), store.table().to_owned(), key(sk));
         async move {
