@@ -11,6 +11,7 @@
 # Profiling: BENCH_PROFILE=profiling builds with symbols, and PERF_DATA=/tmp/perf.data
 # records Herald's phase with `perf record --call-graph dwarf` (docs/performance.md, "Where the time goes").
 # BENCH_ONLY_HERALD=1 skips the Apprise phase (for comparing two Herald builds).
+# BENCH_HERALD_BIN=path runs that binary as it is, without building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${1:-10}"
@@ -24,8 +25,12 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "needs python3-venv (a
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 PROFILE="${BENCH_PROFILE:-release}"
-cargo build --profile "$PROFILE" --locked -p herald-cli --bin herald >&2
-BIN="$CARGO_TARGET_DIR/$PROFILE"
+if [ -n "${BENCH_HERALD_BIN:-}" ]; then # a binary built before, as is
+  BIN=$(dirname "$BENCH_HERALD_BIN")
+else
+  cargo build --profile "$PROFILE" --locked -p herald-cli --bin herald >&2
+  BIN="$CARGO_TARGET_DIR/$PROFILE"
+fi
 PERF=()
 [ -z "${PERF_DATA:-}" ] || PERF=(perf record -F 499 --call-graph dwarf,16384 -o "$PERF_DATA" --)
 WORK=$(mktemp -d)
