@@ -20,17 +20,17 @@ TELLING = ("fsync", "fdatasync", "pwrite", "pread", "wal", "Wal", "pager", "Chec
 
 
 def switches(lines):
-    """Yields (time, prev_pid, prev_state, next_pid, frames) for each switch."""
+    """Yields (time, prev_comm, prev_pid, prev_state, next_pid, frames) for each switch."""
     current = None
     for line in lines:
         match = SWITCH.match(line)
         if match:
             if current:
                 yield current
-            time, _, prev_pid, state, _, next_pid = match.groups()
-            current = (float(time), int(prev_pid), state, int(next_pid), [], match.group(2))
+            time, prev_comm, prev_pid, state, _, next_pid = match.groups()
+            current = (float(time), prev_comm, int(prev_pid), state, int(next_pid), [])
         elif current and line.strip():
-            current[4].append(line.split()[-1])
+            current[5].append(line.split()[-1])
     if current:
         yield current
 
@@ -38,7 +38,7 @@ def switches(lines):
 def main():
     blocked = {}  # writer pid -> (time it went to sleep, cause)
     waits = collections.defaultdict(list)
-    for time, prev_pid, state, next_pid, frames, prev_comm in switches(sys.stdin):
+    for time, prev_comm, prev_pid, state, next_pid, frames in switches(sys.stdin):
         if state.startswith("D") and prev_comm.startswith(WRITER):
             telling = [f for f in frames if any(word in f for word in TELLING)]
             blocked[prev_pid] = (time, " < ".join(telling[:5]) or "?")
