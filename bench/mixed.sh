@@ -67,6 +67,7 @@ http {
 EOF
 "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=("$!")
+NGINX_PID=$!
 for _ in $(seq 50); do curl -sf -X POST "http://127.0.0.1:$NGINX_PORT/ready" >/dev/null && break; sleep 0.1; done
 curl -sf -X POST "http://127.0.0.1:$NGINX_PORT/ready" >/dev/null || { echo "nginx did not start"; cat "$WORK/nginx/error.log"; exit 1; }
 
@@ -82,6 +83,8 @@ wait_for() {
   for _ in $(seq 600); do n=$(delivered "$1"); [ "$n" -ge "$2" ] && break; sleep 0.5; done
   for _ in $(seq 20); do prev=$n; sleep 1; n=$(delivered "$1"); [ "$n" -eq "$prev" ] && break; done
 }
+# A process's user + system CPU seconds, from /proc/PID/stat.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "$1"; }
 rate() { python3 -c "import sys; n,a,b=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'{n/(b-a):.0f} {b-a:.2f}')" "$@"; }
 
 echo "== Herald: webhooks to nginx, $CONNECTIONS connections, ${SECONDS_PER_RUN}s of sends, delivering meanwhile"
@@ -94,7 +97,11 @@ curl -sf "http://127.0.0.1:$HERALD_PORT/healthz" >/dev/null || { echo "herald di
 
 export BODY="{\"to\":[{\"webhook\":{\"url\":\"http://127.0.0.1:$NGINX_PORT/herald\"}}],\"channels\":[\"webhook\"],\"content\":{\"webhook\":{\"order\":42}}}"
 start=$(date +%s.%N)
-result=$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s bench/send.lua "http://127.0.0.1:$HERALD_PORT/v1/notifications" | grep RESULT)
+nginx_before=$(cpu_seconds /proc/"$(pgrep -P "$NGINX_PID" | head -n 1)"/stat)
+# `times` in the same subshell: the CPU wrk (and grep) used, as its children.
+wrk_out=$({ wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s bench/send.lua "http://127.0.0.1:$HERALD_PORT/v1/notifications" | grep RESULT; times; })
+result=$(grep RESULT <<<"$wrk_out")
+wrk_cpu=$(tail -n 1 <<<"$wrk_out" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
 echo "$result"
 # wrk counts every answer; only 202s were accepted.
 accepted=$(( $(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result") - $(sed -E 's/.*non2xx=([0-9]+).*/\1/' <<<"$result") ))
@@ -106,13 +113,18 @@ herald_n=$(distinct /herald)
 # CPU per delivery is steadier than a rate on a shared 2-core machine: Herald's user +
 # system time, and its SQLite writer thread's alone (the one thread every write goes through).
 herald_pid=$(pgrep -n -f "$BIN/herald serve")
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "$1"; }
 writer_stat=$(grep -l '^herald-sqlite-w' /proc/"$herald_pid"/task/*/comm | head -n 1 | sed 's/comm$/stat/')
 python3 -c "import sys; n,c,w=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'herald cpu: {c:.1f} s in all, {1e6*c/n:.0f} us per delivery; writer thread {w:.1f} s, {1e6*w/n:.0f} us per delivery')" \
   "$herald_n" "$(cpu_seconds /proc/"$herald_pid"/stat)" "$(cpu_seconds "$writer_stat")"
 [ "$herald_n" -gt 0 ] || { echo "nginx got no webhook from herald; its log:"; tail -n 20 "$WORK/herald.log"; exit 1; }
 read -r herald_rate herald_s < <(rate "$herald_n" "$start" "$(last_delivery /herald)")
 echo "herald end to end: $herald_n deliveries ($(delivered /herald) requests) of $accepted accepted as wrk counted, in ${herald_s}s from wrk's start: $herald_rate deliveries/s"
+# Where the machine's CPU went from wrk's start to the last delivery: Herald, the load
+# generator, the sink, and the rest (other processes, and cores left idle).
+nginx_cpu=$(python3 -c "import sys; print(float(sys.argv[1]) - float(sys.argv[2]))" "$(cpu_seconds /proc/"$(pgrep -P "$NGINX_PID" | head -n 1)"/stat)" "$nginx_before")
+python3 -c "import sys; h,w,n,s,c=map(float,sys.argv[1:]); t=s*c; print(f'cpu budget: {c:.0f} cores x {s:.1f} s = {t:.1f} s; herald {h:.1f} s ({100*h/t:.0f}%), wrk {w:.1f} s ({100*w/t:.0f}%), nginx {n:.1f} s ({100*n/t:.0f}%), rest and idle {t-h-w-n:.1f} s ({100*(t-h-w-n)/t:.0f}%)')" \
+  "$(cpu_seconds /proc/"$herald_pid"/stat)" "$wrk_cpu" "$nginx_cpu" "$herald_s" "$(nproc)"
+echo "herald peak memory: $(awk '/VmHWM/ { printf "%.0f MB", $2 / 1024 }' /proc/"$herald_pid"/status)"
 [ "$herald_n" -ge "$accepted" ] || echo "WARNING: not all accepted notifications were delivered within 300 s"
 errors=$(grep -ciE 'error|warn' "$WORK/herald.log" || true)
 [ "$errors" -eq 0 ] || { echo "herald logged $errors warnings or errors, the first:"; grep -iE 'error|warn' "$WORK/herald.log" | head -n 5; }
