@@ -34,8 +34,19 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 pub use validate::Limits;
 
+/// What the handlers share, behind one `Arc`: axum clones the state for every
+/// extractor of every request, and one reference count costs less than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     /// The app's integrations and the installation's default providers (the log
@@ -65,7 +76,7 @@ impl AppState {
     ) -> Self {
         let Stores { store, templates, users, groups, preferences, integrations } = stores;
         let keys = Arc::default();
-        Self {
+        Self(Arc::new(Shared {
             store,
             queue,
             router,
@@ -78,7 +89,7 @@ impl AppState {
             integrations,
             renderer,
             links,
-        }
+        }))
     }
 }
 
