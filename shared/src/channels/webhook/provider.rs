@@ -91,23 +91,24 @@ impl Provider for WebhookProvider {
             return Err(ProviderError::Permanent(REFUSED.into()));
         }
         let now = chrono::Utc::now();
-        let body = serde_json::to_vec(&serde_json::json!({
-            "type": "notification",
-            "timestamp": crate::time::format_time(now),
-            "data": message.content.webhook,
-            "notification_id": message.notification_id.to_string(),
-            "delivery_id": message.delivery_id.to_string(),
-            "category": message.category,
-            "priority": message.priority,
-            "metadata": message.metadata,
-        }))
-        .map_err(|e| ProviderError::Permanent(format!("could not encode the payload: {e}")))?;
         let id = message.delivery_id.to_string();
+        let payload = Payload {
+            category: message.category.as_deref(),
+            data: message.content.webhook.as_ref(),
+            delivery_id: &id,
+            metadata: message.metadata.as_ref(),
+            notification_id: &message.notification_id.to_string(),
+            priority: message.priority,
+            timestamp: &crate::time::format_time(now),
+            kind: "notification",
+        };
+        let body = serde_json::to_vec(&payload)
+            .map_err(|e| ProviderError::Permanent(format!("could not encode the payload: {e}")))?;
         let timestamp = now.timestamp();
         let signature = sign_payload(&self.secret, &id, timestamp, &body);
         let response = self
             .client
-            .post(url.as_str())
+            .post(target)
             .header("content-type", "application/json")
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -134,6 +135,22 @@ impl Provider for WebhookProvider {
             Err(ProviderError::Permanent(format!("webhook answered {status}")))
         }
     }
+}
+
+/// The JSON a receiver gets, written straight from the message's fields (a `json!`
+/// value would copy the data and metadata first). Its keys in alphabetical order, as
+/// the `json!` map that came before wrote them.
+#[derive(serde::Serialize)]
+struct Payload<'a> {
+    category: Option<&'a str>,
+    data: Option<&'a crate::channels::WebhookData>,
+    delivery_id: &'a str,
+    metadata: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    notification_id: &'a str,
+    priority: crate::domain::Priority,
+    timestamp: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 /// A `Retry-After` in seconds (the HTTP-date form is rare from webhook receivers),
@@ -196,6 +213,40 @@ mod tests {
                 Err(ProviderError::Permanent(reason)) => assert_eq!(reason, REFUSED, "{url}"),
                 other => panic!("{url}: {other:?}"),
             }
+        }
+    }
+
+    /// The body, byte for byte, is what the `json!` map before it wrote: receivers and
+    /// their signature checks see no change.
+    #[test]
+    fn the_payload_is_the_json_it_always_was() {
+        let mut message = message_to("https://example.com/hook");
+        message.category = Some("orders".into());
+        message.metadata = Some(serde_json::from_str(r#"{"b": [1, 2], "a": "x"}"#).unwrap());
+        for message in [message_to("https://example.com/hook"), message] {
+            let (id, notification) =
+                (message.delivery_id.to_string(), message.notification_id.to_string());
+            let payload = Payload {
+                category: message.category.as_deref(),
+                data: message.content.webhook.as_ref(),
+                delivery_id: &id,
+                metadata: message.metadata.as_ref(),
+                notification_id: &notification,
+                priority: message.priority,
+                timestamp: "2026-12-04T23:00:00.000Z",
+                kind: "notification",
+            };
+            let before = serde_json::json!({
+                "type": "notification",
+                "timestamp": "2026-12-04T23:00:00.000Z",
+                "data": message.content.webhook,
+                "notification_id": notification,
+                "delivery_id": id,
+                "category": message.category,
+                "priority": message.priority,
+                "metadata": message.metadata,
+            });
+            assert_eq!(serde_json::to_vec(&payload).unwrap(), serde_json::to_vec(&before).unwrap());
         }
     }
 
