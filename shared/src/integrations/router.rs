@@ -8,7 +8,7 @@ use super::pacing::{Claimant, LocalPacer, Pacer, WindowLimit};
 use super::vault::{SecretValues, SecretVault};
 use super::{Integration, IntegrationSet};
 use crate::channels::{Provider, Providers};
-use crate::domain::Channel;
+use crate::domain::{Address, Channel};
 use crate::ports::{IntegrationStore, StoreResult};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
@@ -147,17 +147,19 @@ impl IntegrationRouter {
     }
 
     /// Takes a slot on the provider's per-recipient limit, if it has one, for
-    /// `recipient` (any stable text naming the address; the pacer keys it by a hash).
+    /// `recipient` (the pacer keys it by a hash of the address's JSON).
     pub async fn pace_recipient(
         &self,
         route: &Route,
-        recipient: &str,
+        recipient: &Address,
         who: Claimant<'_>,
     ) -> StoreResult<Result<(), Duration>> {
         let (Ok(provider), Some(integration)) = (&route.provider, &route.integration) else {
             return Ok(Ok(()));
         };
         let Some(limit) = provider.recipient_window_limit() else { return Ok(Ok(())) };
+        // Only now, for the providers that limit each recipient: most sends skip it.
+        let recipient = serde_json::to_string(recipient).unwrap_or_default();
         use sha2::Digest;
         let digest = sha2::Sha256::digest(recipient.as_bytes());
         let digest: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();

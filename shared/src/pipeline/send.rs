@@ -174,10 +174,9 @@ async fn attempt(
         Ok(provider) => {
             // The recipient's limit first: a slot taken there and then refused by the
             // integration's limit only makes that recipient wait longer.
-            let recipient = serde_json::to_string(&delivery.address).unwrap_or_default();
             let id = delivery.id.to_string();
             let who = Claimant { id: &id, priority: notification.priority };
-            let paced = match cx.router.pace_recipient(route, &recipient, who).await? {
+            let paced = match cx.router.pace_recipient(route, &delivery.address, who).await? {
                 Ok(()) => cx.router.pace(route, who).await?,
                 refused => refused,
             };
