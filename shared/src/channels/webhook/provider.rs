@@ -92,17 +92,7 @@ impl Provider for WebhookProvider {
         }
         let now = chrono::Utc::now();
         let id = message.delivery_id.to_string();
-        let payload = Payload {
-            category: message.category.as_deref(),
-            data: message.content.webhook.as_ref(),
-            delivery_id: &id,
-            metadata: message.metadata.as_ref(),
-            notification_id: &message.notification_id.to_string(),
-            priority: message.priority,
-            timestamp: &crate::time::format_time(now),
-            kind: "notification",
-        };
-        let body = serde_json::to_vec(&payload)
+        let body = payload(message, &id, now)
             .map_err(|e| ProviderError::Permanent(format!("could not encode the payload: {e}")))?;
         let timestamp = now.timestamp();
         let signature = sign_payload(&self.secret, &id, timestamp, &body);
@@ -137,9 +127,26 @@ impl Provider for WebhookProvider {
     }
 }
 
-/// The JSON a receiver gets, written straight from the message's fields (a `json!`
-/// value would copy the data and metadata first). Its keys in alphabetical order, as
-/// the `json!` map that came before wrote them.
+/// The JSON a receiver gets for `message` (whose delivery id is `id`), written straight
+/// from the message's fields: a `json!` value would copy the data and metadata first.
+fn payload(
+    message: &OutboundMessage,
+    id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&Payload {
+        category: message.category.as_deref(),
+        data: message.content.webhook.as_ref(),
+        delivery_id: id,
+        metadata: message.metadata.as_ref(),
+        notification_id: &message.notification_id.to_string(),
+        priority: message.priority,
+        timestamp: &crate::time::format_time(now),
+        kind: "notification",
+    })
+}
+
+/// The payload's fields, in alphabetical order as the `json!` map before it wrote them.
 #[derive(serde::Serialize)]
 struct Payload<'a> {
     category: Option<&'a str>,
@@ -223,30 +230,20 @@ mod tests {
         let mut message = message_to("https://example.com/hook");
         message.category = Some("orders".into());
         message.metadata = Some(serde_json::from_str(r#"{"b": [1, 2], "a": "x"}"#).unwrap());
+        let now = chrono::Utc::now();
         for message in [message_to("https://example.com/hook"), message] {
-            let (id, notification) =
-                (message.delivery_id.to_string(), message.notification_id.to_string());
-            let payload = Payload {
-                category: message.category.as_deref(),
-                data: message.content.webhook.as_ref(),
-                delivery_id: &id,
-                metadata: message.metadata.as_ref(),
-                notification_id: &notification,
-                priority: message.priority,
-                timestamp: "2026-12-04T23:00:00.000Z",
-                kind: "notification",
-            };
+            let id = message.delivery_id.to_string();
             let before = serde_json::json!({
                 "type": "notification",
-                "timestamp": "2026-12-04T23:00:00.000Z",
+                "timestamp": crate::time::format_time(now),
                 "data": message.content.webhook,
-                "notification_id": notification,
+                "notification_id": message.notification_id.to_string(),
                 "delivery_id": id,
                 "category": message.category,
                 "priority": message.priority,
                 "metadata": message.metadata,
             });
-            assert_eq!(serde_json::to_vec(&payload).unwrap(), serde_json::to_vec(&before).unwrap());
+            assert_eq!(payload(&message, &id, now).unwrap(), serde_json::to_vec(&before).unwrap());
         }
     }
 
