@@ -48,6 +48,10 @@ impl From<serde_json::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What the send stage reads first for a delivery (see `Store::delivery_to_send`): the
+/// delivery, if stored, and its notification unless the delivery is settled.
+pub type DeliveryRead = Option<(Delivery, Option<Notification>)>;
+
 /// How long an idempotency key is honoured, on every backend.
 pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
@@ -285,16 +289,23 @@ pub trait Store: KeyStore + SettingStore + ReceiptStore {
     /// stored yet): what the send stage reads first. One call, so that a backend that
     /// finds a delivery through its notification (DynamoDB, for one planned at intake)
     /// reads the notification once.
-    async fn delivery_to_send(
-        &self,
-        id: &DeliveryId,
-    ) -> StoreResult<Option<(Delivery, Option<Notification>)>> {
+    async fn delivery_to_send(&self, id: &DeliveryId) -> StoreResult<DeliveryRead> {
         let Some(delivery) = self.delivery(id).await? else { return Ok(None) };
         if delivery.status.is_settled() {
             return Ok(Some((delivery, None)));
         }
         let notification = self.notification(&delivery.notification_id).await?;
         Ok(Some((delivery, notification)))
+    }
+    /// `delivery_to_send` for each of `ids`, in their order: what a worker reads for a
+    /// leased batch of send jobs. A backend that can read them together (SQLite, in one
+    /// read transaction) overrides it.
+    async fn deliveries_to_send(&self, ids: &[DeliveryId]) -> StoreResult<Vec<DeliveryRead>> {
+        let mut reads = Vec::with_capacity(ids.len());
+        for id in ids {
+            reads.push(self.delivery_to_send(id).await?);
+        }
+        Ok(reads)
     }
     async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>>;
     /// Moves a delivery to `next` if its current status allows it, and then settles the

@@ -370,6 +370,44 @@ pub async fn store_keeps_deliveries_planned_at_intake(store: &dyn Store, queue: 
     assert_eq!(stored.status, NotificationStatus::Failed);
 }
 
+/// A worker reads a leased batch's deliveries at once: the batch read gives, in the
+/// order asked, what reading each alone gives, a settled delivery without its
+/// notification and nothing for a delivery that is not stored.
+pub async fn store_reads_a_batch_of_deliveries_to_send(store: &dyn Store) {
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut n = notification("app-1", Priority::Medium);
+        n.channels = vec![Channel::Email];
+        let accepted = herald_core::pipeline::intake::acceptance(n, None, Utc::now());
+        ids.push(accepted.deliveries[0].id.clone());
+        store.accept(accepted).await.unwrap();
+    }
+    let outcome = DeliveryOutcome { attempts: 1, ..Default::default() };
+    assert!(store.transition_delivery(&ids[1], DeliveryStatus::Sent, outcome).await.unwrap());
+    let unknown = DeliveryId::new();
+    let asked = [ids[2].clone(), unknown, ids[1].clone(), ids[0].clone()];
+
+    let batch = store.deliveries_to_send(&asked).await.unwrap();
+    let mut one_by_one = Vec::new();
+    for id in &asked {
+        one_by_one.push(store.delivery_to_send(id).await.unwrap());
+    }
+    assert_eq!(batch, one_by_one);
+    let shape: Vec<Option<(DeliveryStatus, bool)>> =
+        batch.iter().map(|r| r.as_ref().map(|(d, n)| (d.status, n.is_some()))).collect();
+    assert_eq!(
+        shape,
+        [
+            Some((DeliveryStatus::Queued, true)),
+            None,
+            Some((DeliveryStatus::Sent, false)),
+            Some((DeliveryStatus::Queued, true)),
+        ]
+    );
+    assert_eq!(batch[0].as_ref().unwrap().0.id, ids[2]);
+    assert!(store.deliveries_to_send(&[]).await.unwrap().is_empty());
+}
+
 /// A notification to one address (most are) has one delivery, planned at intake: every
 /// change of it reads back, one at a time and in the timeline; its settle moves the
 /// notification; two sends of it at once record one; a cancel cancels it; and one that

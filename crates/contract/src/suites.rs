@@ -23,6 +23,8 @@ macro_rules! store_contract {
                 |s, q| $crate::store_keeps_deliveries_planned_at_intake(&s, q.as_ref());
             store_keeps_a_single_planned_delivery =>
                 |s, _q| $crate::store_keeps_a_single_planned_delivery(&s);
+            store_reads_a_batch_of_deliveries_to_send =>
+                |s, _q| $crate::store_reads_a_batch_of_deliveries_to_send(&s);
             store_enforces_the_status_machines =>
                 |s, q| $crate::store_enforces_the_status_machines(&s, q.as_ref());
             store_lists_by_app_with_filters => |s, _q| $crate::store_lists_by_app_with_filters(&s);

@@ -9,10 +9,10 @@ use super::receipts::ReceiptPoll;
 use super::retry::RetryPolicy;
 use super::{delivery_job, failover_job, parse_send_payload};
 use crate::channels::{OutboundMessage, Provider, ProviderError, Receipt};
-use crate::domain::{Delivery, DeliveryStatus, Notification, NotificationStatus};
+use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Notification, NotificationStatus};
 use crate::integrations::pacing::Claimant;
 use crate::integrations::{IntegrationRouter, Route};
-use crate::ports::{DeliveryOutcome, LeasedJob, StageQueue, Store, StoreError};
+use crate::ports::{DeliveryOutcome, DeliveryRead, LeasedJob, StageQueue, Store, StoreError};
 use chrono::Utc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,24 @@ pub struct SendContext<'a> {
 const MAX_DEFERRAL_STEP: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, StoreError> {
+    send_with(cx, job, None).await
+}
+
+/// The delivery a send job is for, unless the job is something else (a receipt poll).
+pub fn delivery_of(job: &LeasedJob) -> Option<DeliveryId> {
+    if ReceiptPoll::parse(&job.payload).is_some() {
+        return None;
+    }
+    parse_send_payload(&job.payload).map(|(id, _)| id)
+}
+
+/// `send` with the job's delivery already read (`Store::deliveries_to_send`, which a
+/// worker calls once for a leased batch), or `None` to read it here.
+pub async fn send_with(
+    cx: &SendContext<'_>,
+    job: &LeasedJob,
+    read: Option<DeliveryRead>,
+) -> Result<SendOutcome, StoreError> {
     if let Some(poll) = ReceiptPoll::parse(&job.payload) {
         return super::receipts::poll(cx, job, poll).await;
     }
@@ -58,7 +76,11 @@ pub async fn send(cx: &SendContext<'_>, job: &LeasedJob) -> Result<SendOutcome, 
         cx.queue.dead_letter(job, "the message is not a delivery id").await?;
         return Ok(SendOutcome::DeadLettered);
     };
-    let (delivery, notification) = match cx.store.delivery_to_send(&id).await? {
+    let read = match read {
+        Some(read) => read,
+        None => cx.store.delivery_to_send(&id).await?,
+    };
+    let (delivery, notification) = match read {
         Some((delivery, Some(notification))) if !delivery.status.is_settled() => {
             (delivery, notification)
         }
