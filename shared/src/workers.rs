@@ -119,7 +119,7 @@ async fn read_deliveries(store: &dyn Store, jobs: &[LeasedJob]) -> Vec<Option<De
     let wanted: Vec<(usize, DeliveryId)> =
         jobs.iter().enumerate().filter_map(|(i, job)| Some((i, delivery_of(job)?))).collect();
     let ids: Vec<DeliveryId> = wanted.iter().map(|(_, id)| id.clone()).collect();
-    let mut reads: Vec<Option<DeliveryRead>> = jobs.iter().map(|_| None).collect();
+    let mut reads: Vec<Option<DeliveryRead>> = vec![None; jobs.len()];
     match store.deliveries_to_send(&ids).await {
         Ok(found) => {
             for ((i, _), read) in wanted.into_iter().zip(found) {

@@ -428,6 +428,10 @@ impl Store for SqliteBackend {
         .await
     }
 
+    async fn delivery_to_send(&self, id: &DeliveryId) -> StoreResult<DeliveryRead> {
+        Ok(self.deliveries_to_send(std::slice::from_ref(id)).await?.pop().flatten())
+    }
+
     async fn deliveries_to_send(&self, ids: &[DeliveryId]) -> StoreResult<Vec<DeliveryRead>> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         self.read(move |conn| {
