@@ -79,10 +79,11 @@ pub struct ServeArgs {
     /// Worker tasks per channel; each sends up to 8 deliveries at once.
     #[arg(long, env = "HERALD_SEND_WORKERS", default_value_t = 16)]
     pub send_workers: usize,
-    /// Niceness (Linux, 0 to 19) of the threads that dispatch and send. Above the
-    /// API's 0, intake keeps its latency while a backlog drains on the same cores;
-    /// 0 shares the CPU evenly.
-    #[arg(long, env = "HERALD_WORKER_NICE", default_value_t = 10)]
+    /// Niceness (Linux, 0 to 19) of the threads that dispatch and send. 0, the
+    /// default, shares the CPU evenly with the API, so deliveries keep pace with
+    /// intake; above it, a saturated machine accepts more requests and lets a backlog
+    /// build (docs/performance.md).
+    #[arg(long, env = "HERALD_WORKER_NICE", default_value_t = 0)]
     pub worker_nice: i32,
     /// Log format: pretty or json.
     #[arg(long, env = "HERALD_LOG_FORMAT", default_value = "pretty")]

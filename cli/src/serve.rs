@@ -117,10 +117,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The runtime the dispatch and send workers run on, apart from the API's: its
-/// threads run at `nice`, so that on a busy machine the scheduler serves intake (the
-/// API's threads and the SQLite writer, at 0) first and drains deliveries with the
-/// rest. Without it, a request waited behind send workers for whole time slices: on
-/// two cores, intake's p99 was several times its median (docs/performance.md).
+/// threads run at `nice`. At 0 (the default) they share the CPU evenly with the API's
+/// threads and the SQLite writer; above it, a saturated machine serves intake first
+/// and drains deliveries with the rest (docs/performance.md compares the two).
 fn worker_runtime(nice: i32) -> anyhow::Result<tokio::runtime::Runtime> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
