@@ -154,6 +154,20 @@ fn settle(conn: &Connection, notification: &str, reached: bool) -> StoreResult<b
     }
 }
 
+/// A delivery by id, read on `conn`.
+fn read_delivery(conn: &Connection, id: &str) -> StoreResult<Option<Delivery>> {
+    let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1");
+    conn.prepare_cached(&sql).db()?.query_row([id], delivery_from_row).optional().db()?.transpose()
+}
+
+/// A notification by id, read on `conn`.
+fn read_notification(conn: &Connection, id: &str) -> StoreResult<Option<Notification>> {
+    let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?1");
+    let row =
+        conn.prepare_cached(&sql).db()?.query_row([id], notification_from_row).optional().db()?;
+    row.map(decode_notification).transpose()
+}
+
 fn insert_delivery_rows(conn: &Connection, deliveries: &[Delivery]) -> StoreResult<()> {
     let mut insert = conn
         .prepare_cached(&format!(
@@ -278,17 +292,7 @@ impl Store for SqliteBackend {
 
     async fn notification(&self, id: &NotificationId) -> StoreResult<Option<Notification>> {
         let id = id.to_string();
-        self.read(move |conn| {
-            let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?1");
-            let row = conn
-                .prepare_cached(&sql)
-                .db()?
-                .query_row([id], notification_from_row)
-                .optional()
-                .db()?;
-            row.map(decode_notification).transpose()
-        })
-        .await
+        self.read(move |conn| read_notification(conn, &id)).await
     }
 
     async fn list_notifications(
@@ -416,16 +420,7 @@ impl Store for SqliteBackend {
 
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
         let id = id.to_string();
-        self.read(move |conn| {
-            let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1");
-            conn.prepare_cached(&sql)
-                .db()?
-                .query_row([id], delivery_from_row)
-                .optional()
-                .db()?
-                .transpose()
-        })
-        .await
+        self.read(move |conn| read_delivery(conn, &id)).await
     }
 
     async fn delivery_to_send(&self, id: &DeliveryId) -> StoreResult<DeliveryRead> {
@@ -440,39 +435,17 @@ impl Store for SqliteBackend {
             // after any commit starts from an empty page cache: per delivery that was a
             // fifth of a send worker's time (docs/performance.md).
             let snapshot = conn.unchecked_transaction().db()?;
-            let mut by_id = conn
-                .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"))
-                .db()?;
-            let mut parent = conn
-                .prepare_cached(&format!(
-                    "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?1"
-                ))
-                .db()?;
             let mut reads = Vec::with_capacity(ids.len());
             for id in &ids {
-                let read = match by_id.query_row([id], delivery_from_row).optional().db()? {
-                    None => None,
-                    Some(delivery) => {
-                        let delivery = delivery?;
-                        let notification = if delivery.status.is_settled() {
-                            None
-                        } else {
-                            parent
-                                .query_row(
-                                    [delivery.notification_id.to_string()],
-                                    notification_from_row,
-                                )
-                                .optional()
-                                .db()?
-                                .map(decode_notification)
-                                .transpose()?
-                        };
+                reads.push(match read_delivery(conn, id)? {
+                    Some(delivery) if !delivery.status.is_settled() => {
+                        let parent = delivery.notification_id.to_string();
+                        let notification = read_notification(conn, &parent)?;
                         Some((delivery, notification))
                     }
-                };
-                reads.push(read);
+                    settled_or_none => settled_or_none.map(|delivery| (delivery, None)),
+                });
             }
-            drop((by_id, parent));
             snapshot.finish().db()?;
             Ok(reads)
         })
