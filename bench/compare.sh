@@ -19,7 +19,7 @@ git worktree add --detach --force "$BASE" "$REVISION" >/dev/null
 
 run() { # label, directory, target directory
   (cd "$2" && CARGO_TARGET_DIR="$3" BENCH_ONLY_HERALD=1 \
-    bash bench/mixed.sh "$SECONDS_PER_RUN" "$CONNECTIONS" 2>/dev/null) |
+    bash bench/mixed.sh "$SECONDS_PER_RUN" "$CONNECTIONS" 0 2>/dev/null) |
     grep -E '^(intake|herald cpu|herald end to end|cpu budget):' | sed "s/^/$1 /"
 }
 # Build both first: the runs then measure only Herald.

@@ -19,7 +19,7 @@ if [ -z "${BENCH_HERALD_BIN:-}" ]; then
 fi
 DATA=$(mktemp)
 trap 'rm -f "$DATA"' EXIT
-BENCH_ONLY_HERALD=1 bash bench/mixed.sh "$SECONDS_PER_RUN" "$CONNECTIONS" 2>/dev/null |
+BENCH_ONLY_HERALD=1 bash bench/mixed.sh "$SECONDS_PER_RUN" "$CONNECTIONS" 0 2>/dev/null |
   grep -E '^(intake|herald cpu|herald end to end):' &
 bench=$!
 pid=""
