@@ -4,13 +4,15 @@
 # of the run, then sums the writer's waits in uninterruptible sleep by what it was doing
 # (a commit's frame writes, a WAL header sync, a checkpoint). Every accept waits for its
 # commit, so a commit that waits for the disk holds up each request in its batch.
-# usage: bench/writer-stalls.sh [seconds of load, default 10] [connections, default 32]
+# usage: bench/writer-stalls.sh [seconds of load, default 10] [connections, default 32] [rate]
+# With a rate, records mixed.sh's fixed-rate phase (oha at that rate) instead of wrk's.
 # Needs perf (apt-get install linux-perf) and root (scheduler tracepoints).
 # BENCH_HERALD_BIN=path measures that binary; otherwise the profiling build is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${1:-10}"
 CONNECTIONS="${2:-32}"
+RATE="${3:-0}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)"; exit 1; }
 if [ -z "${BENCH_HERALD_BIN:-}" ]; then
@@ -19,15 +21,24 @@ if [ -z "${BENCH_HERALD_BIN:-}" ]; then
 fi
 DATA=$(mktemp)
 trap 'rm -f "$DATA"' EXIT
-BENCH_ONLY_HERALD=1 bash bench/mixed.sh "$SECONDS_PER_RUN" "$CONNECTIONS" 0 2>/dev/null |
+BENCH_ONLY_HERALD=1 bash bench/mixed.sh "$SECONDS_PER_RUN" "$CONNECTIONS" "$RATE" 2>/dev/null |
   grep -E '^(intake|herald cpu|herald end to end):' &
 bench=$!
-pid=""
+# The Herald of the phase to record: the first one, or with a rate the one after it.
+first=""
 for _ in $(seq 300); do
-  pid=$(pgrep -n -f "$BENCH_HERALD_BIN serve" || true)
-  [ -n "$pid" ] && break
+  first=$(pgrep -n -f "$BENCH_HERALD_BIN serve" || true)
+  [ -n "$first" ] && break
   sleep 0.1
 done
+pid=$first
+if [ "$RATE" -gt 0 ]; then
+  for _ in $(seq 1200); do
+    pid=$(pgrep -n -f "$BENCH_HERALD_BIN serve" || true)
+    [ -n "$pid" ] && [ "$pid" != "$first" ] && break
+    sleep 0.1
+  done
+fi
 [ -n "$pid" ] || { echo "herald did not start"; exit 1; }
 # Skip the start, record the middle third of the load.
 sleep $((SECONDS_PER_RUN / 3 + 1))
