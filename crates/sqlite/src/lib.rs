@@ -11,6 +11,7 @@ mod templates;
 mod users;
 
 pub use herald_core::ports::IDEMPOTENCY_WINDOW;
+mod wal_flush;
 mod writer;
 
 use herald_core::ports::{QueueName, StoreError};

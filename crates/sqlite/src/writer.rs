@@ -85,9 +85,13 @@ impl Writer {
         connection.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).db()?;
         let (ops, inbox) = mpsc::channel::<Box<dyn Op>>();
         let (committed, commits) = mpsc::sync_channel::<()>(1);
+        let (flush, flushes) = mpsc::sync_channel::<()>(1);
+        if let Some(database) = connection.path().filter(|path| !path.is_empty()) {
+            crate::wal_flush::start(database.into(), flushes);
+        }
         std::thread::Builder::new()
             .name("herald-sqlite-writer".into())
-            .spawn(move || run(connection, inbox, committed))
+            .spawn(move || run(connection, inbox, [committed, flush]))
             .expect("spawn the SQLite writer thread");
         std::thread::Builder::new()
             .name("herald-sqlite-checkpoint".into())
@@ -152,7 +156,8 @@ fn checkpoint(conn: Connection, commits: mpsc::Receiver<()>) {
     }
 }
 
-fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Op>>, committed: mpsc::SyncSender<()>) {
+/// `committed` are told of each commit: the checkpoint thread and the WAL flusher.
+fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Op>>, committed: [mpsc::SyncSender<()>; 2]) {
     let mut batch: Vec<Box<dyn Op>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = inbox.recv() {
         begin(&conn);
@@ -180,8 +185,10 @@ fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Op>>, committed: mpsc::Sy
         for op in batch.drain(..) {
             op.finish(commit.clone());
         }
-        // Full means a checkpoint is already due.
-        let _ = committed.try_send(());
+        // Full means they are already due to run.
+        for listener in &committed {
+            let _ = listener.try_send(());
+        }
     }
 }
 
