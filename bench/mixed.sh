@@ -12,7 +12,8 @@
 # counts its own. The receiver does no signature checks, unlike bench/run.sh's.
 # usage: bench/mixed.sh [seconds, default 10] [connections, default 64] [rate, default 10000; 0 skips phase 2]
 # Profiling: BENCH_PROFILE=profiling builds with symbols, and PERF_DATA=/tmp/perf.data
-# records Herald's first phase (pass rate 0) with `perf record --call-graph dwarf` (docs/performance.md, "Where the time goes").
+# records Herald's first phase with `perf record --call-graph dwarf`, and the fixed-rate phase
+# into /tmp/perf.data.at-rate (docs/performance.md, "Where the time goes").
 # BENCH_ONLY_HERALD=1 skips the Apprise phase (for comparing two Herald builds).
 # BENCH_HERALD_BIN=path runs that binary as it is, without building.
 set -euo pipefail
@@ -41,8 +42,8 @@ else
   cargo build --profile "$PROFILE" --locked -p herald-cli --bin herald >&2
   BIN="$CARGO_TARGET_DIR/$PROFILE"
 fi
-PERF=()
-[ -z "${PERF_DATA:-}" ] || PERF=(perf record -F 499 --call-graph dwarf,16384 -o "$PERF_DATA" --)
+# The profiler's command for a phase: none, or perf recording into $PERF_DATA plus $1.
+perf_command() { [ -z "${PERF_DATA:-}" ] || echo perf record -F 499 --call-graph dwarf,16384 -o "$PERF_DATA$1" --; }
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -110,11 +111,12 @@ at_rate() {
 
 # One Herald phase: a fresh Herald and data directory, LOAD posting webhooks to nginx's
 # PATH for the given time while Herald delivers them, then everything counted.
-herald_phase() { # path, load function
-  local path=$1 load=$2
+herald_phase() { # path, load function, suffix of the profile's file
+  local path=$1 load=$2 perf
+  read -r -a perf <<<"$(perf_command "$3")"
   # Loopback targets are refused unless allowed (docs/security.md, SSRF).
   HERALD_ADDR=127.0.0.1:$HERALD_PORT HERALD_DATA_DIR="$WORK/data$path" HERALD_ADMIN_KEY=$HERALD_KEY \
-    HERALD_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8 HERALD_LOG=warn "${PERF[@]}" "$BIN/herald" serve >"$WORK/herald.log" 2>&1 &
+    HERALD_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8 HERALD_LOG=warn "${perf[@]}" "$BIN/herald" serve >"$WORK/herald.log" 2>&1 &
   PIDS+=("$!")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HERALD_PORT/healthz" >/dev/null && break; sleep 0.1; done
   curl -sf "http://127.0.0.1:$HERALD_PORT/healthz" >/dev/null || { echo "herald did not start"; cat "$WORK/herald.log"; exit 1; }
@@ -159,11 +161,11 @@ herald_phase() { # path, load function
 }
 
 echo "== Herald: webhooks to nginx, $CONNECTIONS connections as fast as Herald answers (wrk), ${SECONDS_PER_RUN}s of sends, delivering meanwhile"
-herald_phase /herald saturate
+herald_phase /herald saturate ""
 saturated_rate=$HERALD_RATE
 if [ "$RATE" -gt 0 ]; then
   echo "== Herald: webhooks to nginx at a fixed $RATE/s (oha, latency from each request's due time), $CONNECTIONS connections, ${SECONDS_PER_RUN}s of sends, delivering meanwhile"
-  herald_phase /herald-at-rate at_rate
+  herald_phase /herald-at-rate at_rate .at-rate
 fi
 [ -z "${BENCH_ONLY_HERALD:-}" ] || exit 0
 

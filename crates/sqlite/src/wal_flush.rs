@@ -9,7 +9,7 @@
 //! committed keeps that fsync short. PostgreSQL flushes its WAL the same way
 //! (`wal_writer_flush_after`). Durability does not change: nothing waits for this.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -22,11 +22,12 @@ const FLUSH_PAUSE: Duration = Duration::from_millis(2);
 pub(crate) fn start(database: PathBuf, commits: mpsc::Receiver<()>) {
     let mut wal = database.into_os_string();
     wal.push("-wal");
+    let wal = PathBuf::from(wal);
     std::thread::Builder::new()
         .name("herald-sqlite-flush".into())
         .spawn(move || {
             while commits.recv().is_ok() {
-                start_write_back(&PathBuf::from(&wal));
+                start_write_back(&wal);
                 std::thread::sleep(FLUSH_PAUSE);
             }
         })
@@ -35,7 +36,7 @@ pub(crate) fn start(database: PathBuf, commits: mpsc::Receiver<()>) {
 
 /// Starts writing back the file's dirty pages, without waiting for them or for the disk.
 #[cfg(target_os = "linux")]
-fn start_write_back(path: &std::path::Path) {
+fn start_write_back(path: &Path) {
     use std::os::fd::AsRawFd;
     // Opened each time: the WAL is deleted and made anew when the last connection closes.
     let Ok(file) = std::fs::File::open(path) else { return };
@@ -49,4 +50,4 @@ fn start_write_back(path: &std::path::Path) {
 
 /// Elsewhere there is no call that starts a write-back without waiting for it.
 #[cfg(not(target_os = "linux"))]
-fn start_write_back(_path: &std::path::Path) {}
+fn start_write_back(_path: &Path) {}
