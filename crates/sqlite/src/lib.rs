@@ -11,6 +11,7 @@ mod templates;
 mod users;
 
 pub use herald_core::ports::IDEMPOTENCY_WINDOW;
+mod wakeup;
 mod wal_flush;
 mod writer;
 
@@ -20,7 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use wakeup::Wakeup;
 use writer::Writer;
 
 /// Store and Queue over one SQLite database. Cheap to clone.
@@ -33,7 +34,7 @@ struct Inner {
     path: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
-    wakeups: HashMap<&'static str, Notify>,
+    wakeups: HashMap<&'static str, Wakeup>,
     /// When queued jobs become visible and leases expire.
     clock: Arc<dyn herald_core::time::Clock>,
 }
@@ -53,7 +54,7 @@ impl SqliteBackend {
         conn.execute_batch(include_str!("schema.sql")).db()?;
         add_missing_columns(&conn)?;
         backfill_notification_channels(&conn)?;
-        let wakeups = all_queues().map(|q| (q.as_str(), Notify::new())).collect();
+        let wakeups = all_queues().map(|q| (q.as_str(), Wakeup::default())).collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
@@ -96,7 +97,7 @@ impl SqliteBackend {
         result
     }
 
-    fn wakeup(&self, queue: QueueName) -> &Notify {
+    fn wakeup(&self, queue: QueueName) -> &Wakeup {
         &self.inner.wakeups[queue.as_str()]
     }
 }

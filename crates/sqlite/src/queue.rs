@@ -48,10 +48,11 @@ pub(super) fn queues_of(jobs: &[Job]) -> Vec<QueueName> {
 }
 
 impl SqliteBackend {
-    /// Wakes idle workers of `queues`; call after the commit that added their jobs.
+    /// Wakes an idle worker of each of `queues` (see `wakeup`); call after the commit
+    /// that added their jobs.
     pub(super) fn wake(&self, queues: &[QueueName]) {
         for queue in queues {
-            self.wakeup(*queue).notify_waiters();
+            self.wakeup(*queue).wake();
         }
     }
 }
@@ -96,7 +97,7 @@ impl SqliteBackend {
                 Ok(())
             })
             .await?;
-        self.wakeup(queue).notify_waiters();
+        self.wakeup(queue).wake();
         Ok(())
     }
 }
@@ -163,7 +164,9 @@ impl QueueConsumer for SqliteBackend {
         visibility: Duration,
     ) -> StoreResult<Vec<LeasedJob>> {
         let now = self.now_ms();
-        self.writer()
+        self.wakeup(queue).leasing();
+        let jobs = self
+            .writer()
             .run(move |conn| {
                 let token = new_token();
                 let mut statement = conn.prepare_cached(LEASE).db()?;
@@ -193,11 +196,16 @@ impl QueueConsumer for SqliteBackend {
                 jobs.sort_by_key(|j| (j.priority, j.id));
                 Ok(jobs)
             })
-            .await
+            .await?;
+        if max > 0 && jobs.len() == max {
+            // There may be more: the next idle worker takes them.
+            self.wakeup(queue).wake();
+        }
+        Ok(jobs)
     }
 
     async fn wait_for_work(&self, queue: QueueName, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.wakeup(queue).notified()).await;
+        let _ = tokio::time::timeout(timeout, self.wakeup(queue).woken()).await;
     }
 }
 
