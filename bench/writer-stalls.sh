@@ -24,21 +24,19 @@ trap 'rm -f "$DATA"' EXIT
 BENCH_ONLY_HERALD=1 bash bench/mixed.sh "$SECONDS_PER_RUN" "$CONNECTIONS" "$RATE" 2>/dev/null |
   grep -E '^(intake|herald cpu|herald end to end):' &
 bench=$!
-# The Herald of the phase to record: the first one, or with a rate the one after it.
-first=""
-for _ in $(seq 300); do
-  first=$(pgrep -n -f "$BENCH_HERALD_BIN serve" || true)
-  [ -n "$first" ] && break
-  sleep 0.1
-done
-pid=$first
-if [ "$RATE" -gt 0 ]; then
-  for _ in $(seq 1200); do
+# The newest Herald other than $1 ("" for any), waiting up to $2 tenths of a second;
+# nothing if none came.
+herald_after() {
+  local pid
+  for _ in $(seq "$2"); do
     pid=$(pgrep -n -f "$BENCH_HERALD_BIN serve" || true)
-    [ -n "$pid" ] && [ "$pid" != "$first" ] && break
+    [ -n "$pid" ] && [ "$pid" != "$1" ] && { echo "$pid"; return; }
     sleep 0.1
   done
-fi
+}
+# The Herald of the phase to record: the first one, or with a rate the one after it.
+pid=$(herald_after "" 300)
+[ "$RATE" -eq 0 ] || [ -z "$pid" ] || pid=$(herald_after "$pid" 1200)
 [ -n "$pid" ] || { echo "herald did not start"; exit 1; }
 # Skip the start, record the middle third of the load.
 sleep $((SECONDS_PER_RUN / 3 + 1))

@@ -9,7 +9,8 @@
 //! committed keeps that fsync short. PostgreSQL flushes its WAL the same way
 //! (`wal_writer_flush_after`). Durability does not change: nothing waits for this.
 
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -26,8 +27,17 @@ pub(crate) fn start(database: PathBuf, commits: mpsc::Receiver<()>) {
     std::thread::Builder::new()
         .name("herald-sqlite-flush".into())
         .spawn(move || {
+            // Opened at the first commit, when the WAL exists, and kept: SQLite deletes
+            // the WAL only when the last connection closes, at shutdown, and flushing a
+            // deleted file does no harm.
+            let mut file = None;
             while commits.recv().is_ok() {
-                start_write_back(&wal);
+                if file.is_none() {
+                    file = File::open(&wal).ok();
+                }
+                if let Some(file) = &file {
+                    start_write_back(file);
+                }
                 std::thread::sleep(FLUSH_PAUSE);
             }
         })
@@ -36,10 +46,8 @@ pub(crate) fn start(database: PathBuf, commits: mpsc::Receiver<()>) {
 
 /// Starts writing back the file's dirty pages, without waiting for them or for the disk.
 #[cfg(target_os = "linux")]
-fn start_write_back(path: &Path) {
+fn start_write_back(file: &File) {
     use std::os::fd::AsRawFd;
-    // Opened each time: the WAL is deleted and made anew when the last connection closes.
-    let Ok(file) = std::fs::File::open(path) else { return };
     // SAFETY: a valid descriptor for the whole call; offset 0 and length 0 mean the whole file.
     let started =
         unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
@@ -50,4 +58,4 @@ fn start_write_back(path: &Path) {
 
 /// Elsewhere there is no call that starts a write-back without waiting for it.
 #[cfg(not(target_os = "linux"))]
-fn start_write_back(_path: &Path) {}
+fn start_write_back(_file: &File) {}
