@@ -24,7 +24,7 @@ use std::time::Duration;
 pub fn notification(app: &str, priority: Priority) -> Notification {
     let now = Utc::now().trunc_subsecs(3);
     Notification {
-        id: NotificationId::new(),
+        id: NotificationId::for_app(app),
         app_id: app.to_owned(),
         status: NotificationStatus::Accepted,
         priority,

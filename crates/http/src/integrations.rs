@@ -462,7 +462,7 @@ pub async fn test(
     };
     let message = OutboundMessage {
         delivery_id: DeliveryId::new(),
-        notification_id: NotificationId::new(),
+        notification_id: NotificationId::for_app(app),
         app_id: app.to_owned(),
         priority: Priority::High,
         category: None,

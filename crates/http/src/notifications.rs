@@ -193,7 +193,7 @@ pub(crate) fn validated(
         return Err(Problem::invalid(errors.0));
     }
     Ok(Notification {
-        id: NotificationId::new(),
+        id: NotificationId::for_app(app_id),
         app_id: app_id.to_owned(),
         status: NotificationStatus::Accepted,
         priority: request.priority,
@@ -431,7 +431,7 @@ pub async fn resend(
     }
     let now = Utc::now().trunc_subsecs(3);
     let copy = Notification {
-        id: NotificationId::new(),
+        id: NotificationId::for_app(&original.app_id),
         status: NotificationStatus::Accepted,
         // The original deadline has passed or may pass: a resend is a fresh request.
         expires_at: None,

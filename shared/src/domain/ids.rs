@@ -77,6 +77,39 @@ macro_rules! prefixed_id {
 
 prefixed_id!(NotificationId, "ntf");
 
+/// The top bits of a notification id's random part name its app; the 64 below them
+/// stay the monotonic generator's.
+const SEQUENCE_BITS: u32 = 64;
+
+impl NotificationId {
+    /// A new id for a notification of `app`: its random part starts with the app's tag
+    /// (`app_tag`), as Instagram's ids carry their shard. A store that keeps an app's
+    /// notifications together (DynamoDB: the app's list is the table's own partitions,
+    /// with no index entry to write) finds one from its id alone. Ids of one app still
+    /// sort in creation order: the 64 bits below the tag count up within a millisecond
+    /// (they would wrap only after 2^64 ids in one).
+    pub fn for_app(app: &str) -> Self {
+        let ulid = monotonic_ulid();
+        let sequence = ulid.random() & ((1u128 << SEQUENCE_BITS) - 1);
+        let tag = u128::from(app_tag(app)) << SEQUENCE_BITS;
+        Self(Ulid::from_parts(ulid.timestamp_ms(), tag | sequence))
+    }
+
+    /// The app tag this id was made with (meaningful for ids made by `for_app`).
+    pub fn app_tag(&self) -> u16 {
+        (self.0.random() >> SEQUENCE_BITS) as u16
+    }
+}
+
+/// An app's 16-bit tag: the first two bytes of SHA-256 of its id. Stable for good:
+/// stored ids carry it. Two apps may share a tag; a store that groups by tag still
+/// tells them apart by the app recorded with each notification.
+pub fn app_tag(app: &str) -> u16 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(app.as_bytes());
+    u16::from_be_bytes([digest[0], digest[1]])
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("not a valid {expected}_ id")]
 pub struct InvalidId {
@@ -187,6 +220,25 @@ mod tests {
         let text = id.to_string();
         assert!(text.starts_with("ntf_"));
         assert_eq!(NotificationId::parse(&text).unwrap(), id);
+    }
+
+    #[test]
+    fn an_apps_ids_carry_its_tag_and_still_sort_in_creation_order() {
+        // Pinned: stored ids carry the tag, so it must never change.
+        assert_eq!(app_tag("default"), 0x37a8);
+        assert_ne!(app_tag("shop"), app_tag("bank"));
+        let mut ids = Vec::new();
+        for _ in 0..1000 {
+            // Another app's ids in between must not disturb this app's order.
+            let _ = NotificationId::for_app("bank");
+            ids.push(NotificationId::for_app("shop"));
+        }
+        assert!(ids.iter().all(|id| id.app_tag() == app_tag("shop")));
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        let text = ids[0].to_string();
+        assert_eq!(NotificationId::parse(&text).unwrap().app_tag(), app_tag("shop"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub use crate::channels::{
     WebhookData, WebhookTarget,
 };
 pub use contact::WebhookUrl;
-pub use ids::{DeliveryId, NotificationId};
+pub use ids::{DeliveryId, NotificationId, app_tag};
 pub use notification::{
     Delivery, DeliveryUser, Notification, Priority, Routing, TemplateUse, TimelineEvent,
 };
