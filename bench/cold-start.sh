@@ -28,8 +28,8 @@ s = lambda n: {"AttributeName": n, "AttributeType": "S"}
 k = lambda n, t: {"AttributeName": n, "KeyType": t}
 gsi = lambda i: {"IndexName": f"GSI{i}", "KeySchema": [k(f"GSI{i}PK", "HASH"), k(f"GSI{i}SK", "RANGE")], "Projection": {"ProjectionType": "ALL"}}
 ddb.create_table(TableName="bench", BillingMode="PAY_PER_REQUEST",
-    AttributeDefinitions=[s(n) for n in ["PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"]],
-    KeySchema=[k("PK", "HASH"), k("SK", "RANGE")], GlobalSecondaryIndexes=[gsi(1), gsi(2)])
+    AttributeDefinitions=[s(n) for n in ["PK", "SK", "GSI1PK", "GSI1SK"]],
+    KeySchema=[k("PK", "HASH"), k("SK", "RANGE")], GlobalSecondaryIndexes=[gsi(1)])
 sqs = boto3.client("sqs")
 for q in ["dispatch-high", "dispatch-medium", "dispatch-low", "send-email", "send-sms", "send-webhook"]:
     for name in [f"bench-{q}", f"bench-{q}-dlq"]:

@@ -7,11 +7,11 @@ use herald_core::pipeline::plan::plan_deliveries;
 use herald_core::ports::{Acceptance, Store};
 
 /// The notification the dispatch and send payloads name.
-pub const NOTIFICATION: &str = "ntf_01KB0Z6Q8E0000000000000000";
+pub const NOTIFICATION: &str = "ntf_01KB0Z6Q8E6YM0000000000000";
 /// Its deliveries, as the send and SES payloads name them (the ids dispatch derives).
-pub const EMAIL: &str = "dlv_01KB0Z6Q8E0000000000000000_0_email";
-pub const SMS: &str = "dlv_01KB0Z6Q8E0000000000000000_0_sms";
-pub const WEBHOOK: &str = "dlv_01KB0Z6Q8E0000000000000000_0_webhook";
+pub const EMAIL: &str = "dlv_01KB0Z6Q8E6YM0000000000000_0_email";
+pub const SMS: &str = "dlv_01KB0Z6Q8E6YM0000000000000_0_sms";
+pub const WEBHOOK: &str = "dlv_01KB0Z6Q8E6YM0000000000000_0_webhook";
 
 /// The notification the payloads name, for app `default`, on every channel, accepted
 /// and waiting for dispatch.

@@ -12,7 +12,7 @@ use tower::ServiceExt;
 const KEY: &str = "hk_example_admin_key_0123456789abcdef";
 
 /// The notification id the `events/api/` payloads name in their paths.
-const EVENT_ID: &str = "ntf_01KB0Z6Q8E0000000000000000";
+const EVENT_ID: &str = "ntf_01KB0Z6Q8E6YM0000000000000";
 
 fn event(name: &str) -> lambda_http::Request {
     event_for(name, EVENT_ID)

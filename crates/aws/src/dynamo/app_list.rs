@@ -1,16 +1,19 @@
-//! An app's list of notifications: GSI2 (keys only), spread over `LIST_SHARDS`
-//! partitions and read back newest first by merging them.
+//! An app's list of notifications: the notification items themselves, kept in
+//! `LIST_SHARDS` partitions of the table per app tag and read back newest first by
+//! merging them. No index: listing costs no write.
 //!
-//! One DynamoDB partition takes about 1,000 write units a second, and ids that grow
-//! with time keep DynamoDB from splitting a busy partition by key range, so one index
-//! partition per app would hold an app to about 1,000 notifications a second. A
-//! notification's shard comes from the random part of its id.
+//! A notification's partition comes from its id alone (`NotificationId::for_app`): the
+//! app's tag and a shard from the random part's low bits, so a read by id needs nothing
+//! else. One DynamoDB partition takes about 1,000 write units a second, and ids that
+//! grow with time keep DynamoDB from splitting a busy partition by key range, so one
+//! partition per app would hold an app to about 1,000 notifications a second. Apps
+//! that share a tag share partitions; each read keeps its own app's items.
 
 use super::expr::{Expr, s};
-use super::items::{GSI2PK, GSI2SK, Item, PK, decode_notification, key, text};
-use super::{BATCH_GET, DynamoStore, sdk_error};
+use super::items::{Item, NOTIFICATION_SK_PREFIX, PK, SK, decode_notification};
+use super::{DynamoStore, sdk_error};
 use aws_sdk_dynamodb::types::AttributeValue;
-use herald_core::domain::{Notification, NotificationId};
+use herald_core::domain::{Notification, NotificationId, app_tag};
 use herald_core::ports::StoreResult;
 use std::collections::{HashMap, VecDeque};
 
@@ -18,16 +21,19 @@ use std::collections::{HashMap, VecDeque};
 /// queries per page listed.
 const LIST_SHARDS: u128 = 16;
 
-/// The index partition of `id` in `app`'s list.
-pub(super) fn list_partition(app: &str, id: &NotificationId) -> String {
-    shard_partition(app, id.ulid().random() % LIST_SHARDS)
+/// Items taken per round of merging, and read at most per query.
+const ROUND: usize = 100;
+
+/// The partition that holds notification `id`.
+pub(super) fn notification_partition(id: &NotificationId) -> String {
+    shard_partition(id.app_tag(), id.ulid().random() % LIST_SHARDS)
 }
 
-fn shard_partition(app: &str, shard: u128) -> String {
-    format!("APP#{app}#{shard}")
+fn shard_partition(tag: u16, shard: u128) -> String {
+    format!("L#{tag:04x}#{shard}")
 }
 
-/// What to list: an app, optionally a condition on the id (the sort key) whose names
+/// What to list: an app, optionally a condition on the sort key (`N#{id}`) whose names
 /// and values `e` holds, and how many to find.
 pub(super) struct ListQuery<'a> {
     pub app: &'a str,
@@ -38,45 +44,46 @@ pub(super) struct ListQuery<'a> {
     pub filtered: bool,
 }
 
-/// One shard's keys read and not yet taken, and where its query goes on.
+/// One shard's items read and not yet taken, and where its query goes on.
 struct Shard {
     partition: String,
-    keys: VecDeque<Item>,
+    items: VecDeque<Item>,
     next: Option<HashMap<String, AttributeValue>>,
     exhausted: bool,
 }
 
 impl Shard {
     fn newest(&self) -> Option<&str> {
-        self.keys.front().map(id_of)
+        self.items.front().map(sort_key)
     }
 
     /// Nothing held but more to read: nothing older may be taken from other shards
     /// until it is read.
     fn must_read(&self) -> bool {
-        self.keys.is_empty() && !self.exhausted
+        self.items.is_empty() && !self.exhausted
     }
 }
 
-fn id_of(index_item: &Item) -> &str {
-    index_item.get(GSI2SK).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
+/// `N#{id}`: ids of one app sort as their sort keys do.
+fn sort_key(item: &Item) -> &str {
+    item.get(SK).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
 }
 
 impl DynamoStore {
-    /// A newest-first page of an app's notifications that pass `keep`. Keys come from
-    /// every shard of the list, merged by id, then the items themselves; a call takes at
-    /// most `list_read_budget` keys, so a filter that matches little costs a bounded
-    /// read. Returns what matched and, when it stopped early, the last id it took
-    /// (every key not taken is older).
+    /// A newest-first page of an app's notifications that pass `keep`, merged by id
+    /// from every shard of the list; a call takes at most `list_read_budget` items, so
+    /// a filter that matches little costs a bounded read. Returns what matched and,
+    /// when it stopped early, the last id it took (every one not taken is older).
     pub(super) async fn list_app(
         &self,
         query: ListQuery<'_>,
         keep: impl Fn(&Notification) -> bool,
     ) -> StoreResult<(Vec<Notification>, Option<String>)> {
+        let tag = app_tag(query.app);
         let mut shards: Vec<Shard> = (0..LIST_SHARDS)
             .map(|shard| Shard {
-                partition: shard_partition(query.app, shard),
-                keys: VecDeque::new(),
+                partition: shard_partition(tag, shard),
+                items: VecDeque::new(),
                 next: None,
                 exhausted: false,
             })
@@ -88,16 +95,16 @@ impl DynamoStore {
             } else {
                 query.limit - found.len()
             };
-            let page = wanted.clamp(1, BATCH_GET);
+            let page = wanted.clamp(1, ROUND);
             // A shard holds about 1/16 of a page; reading twice that spares most re-reads.
-            let per_shard = (page * 2 / LIST_SHARDS as usize).clamp(2, BATCH_GET);
+            let per_shard = (page * 2 / LIST_SHARDS as usize).clamp(2, ROUND);
             let reads = shards
                 .iter_mut()
                 .filter(|shard| shard.must_read())
                 .map(|shard| self.read_shard(shard, &query, per_shard));
             futures::future::try_join_all(reads).await?;
-            let mut keys = Vec::new();
-            while keys.len() < page && !shards.iter().any(Shard::must_read) {
+            let mut taking = Vec::new();
+            while taking.len() < page && !shards.iter().any(Shard::must_read) {
                 let Some(newest) = shards
                     .iter_mut()
                     .filter(|shard| shard.newest().is_some())
@@ -105,24 +112,19 @@ impl DynamoStore {
                 else {
                     break;
                 };
-                keys.extend(newest.keys.pop_front());
+                taking.extend(newest.items.pop_front());
             }
-            taken += keys.len();
-            let last = keys.last().map(|k| id_of(k).to_owned());
-            let items = keys.iter().map(|k| key(text(k, PK).unwrap_or_default().to_owned()));
-            let mut batch = self
-                .batch_get(items.collect())
-                .await?
-                .iter()
-                .map(decode_notification)
-                .collect::<StoreResult<Vec<_>>>()?;
-            batch.sort_by(|a, b| b.id.cmp(&a.id));
+            taken += taking.len();
+            let last = taking
+                .last()
+                .map(|item| sort_key(item).trim_start_matches(NOTIFICATION_SK_PREFIX).to_owned());
+            let batch = taking.iter().map(decode_notification).collect::<StoreResult<Vec<_>>>()?;
             found.extend(batch.into_iter().filter(|n| keep(n)));
             if found.len() >= query.limit {
                 found.truncate(query.limit);
                 return Ok((found, None));
             }
-            if shards.iter().all(|shard| shard.exhausted && shard.keys.is_empty()) {
+            if shards.iter().all(|shard| shard.exhausted && shard.items.is_empty()) {
                 return Ok((found, None));
             }
             if taken >= self.list_read_budget {
@@ -131,7 +133,8 @@ impl DynamoStore {
         }
     }
 
-    /// Reads the next `limit` keys of one shard, newest first.
+    /// Reads the next `limit` items of one shard, newest first, keeping `query.app`'s
+    /// (the shard is its tag's, which another app may share).
     async fn read_shard(
         &self,
         shard: &mut Shard,
@@ -139,17 +142,18 @@ impl DynamoStore {
         limit: usize,
     ) -> StoreResult<()> {
         let mut e = query.e.clone();
-        let partition = format!("{} = {}", e.name(GSI2PK), e.value(s(&shard.partition)));
+        let partition = format!("{} = {}", e.name(PK), e.value(s(&shard.partition)));
         let condition = match &query.id_condition {
             Some(ids) => format!("{partition} AND {ids}"),
             None => partition,
         };
+        let same_app = format!("{} = {}", e.name("app_id"), e.value(s(query.app)));
         let output = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name("GSI2")
             .key_condition_expression(condition)
+            .filter_expression(same_app)
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
             .scan_index_forward(false)
@@ -158,7 +162,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        shard.keys.extend(output.items.unwrap_or_default());
+        shard.items.extend(output.items.unwrap_or_default());
         shard.next = output.last_evaluated_key;
         shard.exhausted = shard.next.is_none();
         Ok(())

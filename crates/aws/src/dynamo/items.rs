@@ -3,7 +3,7 @@
 //! Attribute names are plain words; expressions alias them (see `expr`), so DynamoDB's
 //! reserved words never bite.
 
-use super::app_list::list_partition;
+use super::app_list::notification_partition;
 use super::expr::{n, s};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -21,22 +21,33 @@ pub(super) const PK: &str = "PK";
 pub(super) const SK: &str = "SK";
 pub(super) const GSI1PK: &str = "GSI1PK";
 pub(super) const GSI1SK: &str = "GSI1SK";
-pub(super) const GSI2PK: &str = "GSI2PK";
-pub(super) const GSI2SK: &str = "GSI2SK";
 /// Epoch seconds after which DynamoDB's TTL deletes the item.
 pub(super) const TTL: &str = "expires_at_epoch";
 /// The sort key of items that are alone in their partition.
 pub(super) const SINGLE: &str = "#";
 
-pub(super) fn notification_pk(id: &NotificationId) -> String {
+/// A notification's item sits in its app's list (app_list.rs), under `N#{id}`.
+pub(super) fn notification_key(id: &NotificationId) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(notification_partition(id))),
+        (SK.to_owned(), s(format!("{NOTIFICATION_SK_PREFIX}{id}"))),
+    ])
+}
+
+/// The sort key prefix of notification items.
+pub(super) const NOTIFICATION_SK_PREFIX: &str = "N#";
+
+/// The partition of a notification's deliveries and counts item, apart from the
+/// notification's own item (which is among its app's).
+pub(super) fn deliveries_pk(id: &NotificationId) -> String {
     format!("N#{id}")
 }
 
-/// A delivery lives in its notification's partition (its id names the notification):
-/// the notification's deliveries are one consistent query, with no index to write.
+/// A delivery lives in its notification's deliveries partition (its id names the
+/// notification): they are one consistent query, with no index to write.
 pub(super) fn delivery_key(id: &DeliveryId) -> Item {
     HashMap::from([
-        (PK.to_owned(), s(notification_pk(&id.notification_id()))),
+        (PK.to_owned(), s(deliveries_pk(&id.notification_id()))),
         (SK.to_owned(), s(delivery_sk(id))),
     ])
 }
@@ -56,7 +67,7 @@ pub(super) const COUNTS_SK: &str = "C";
 pub(super) const COUNTS_APART: &str = "counts_apart";
 
 pub(super) fn counts_key(id: &NotificationId) -> Item {
-    HashMap::from([(PK.to_owned(), s(notification_pk(id))), (SK.to_owned(), s(COUNTS_SK))])
+    HashMap::from([(PK.to_owned(), s(deliveries_pk(id))), (SK.to_owned(), s(COUNTS_SK))])
 }
 
 /// About an item's size by DynamoDB's rules (names and values in bytes, a number about
@@ -87,6 +98,14 @@ pub(super) fn api_key_pk(hash: &str) -> String {
 
 pub(super) fn setting_pk(name: &str) -> String {
     format!("S#{name}")
+}
+
+/// The key of `item` (its `PK` and `SK`), to write it back.
+pub(super) fn key_of(item: &Item) -> Item {
+    item.iter()
+        .filter(|(name, _)| *name == PK || *name == SK)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 pub(super) fn key(pk: String) -> Item {
@@ -126,7 +145,7 @@ fn time(item: &Item, attribute: &str) -> StoreResult<DateTime<Utc>> {
 const KEPT_APART: [&str; 4] = ["id", "app_id", "status", "updated_at"];
 
 pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> StoreResult<Item> {
-    let mut item = key(notification_pk(&n.id));
+    let mut item = notification_key(&n.id);
     let mut body = serde_json::to_value(n)?;
     if let Some(body) = body.as_object_mut() {
         for name in KEPT_APART {
@@ -139,9 +158,6 @@ pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> Sto
         ("status".to_owned(), s(n.status.as_str())),
         ("app_id".to_owned(), s(&n.app_id)),
         ("updated_at".to_owned(), s(format_time(n.updated_at))),
-        // The app's list (GSI2, keys only: status changes never copy into it).
-        (GSI2PK.to_owned(), s(list_partition(&n.app_id, &n.id))),
-        (GSI2SK.to_owned(), s(n.id.to_string())),
         (TTL.to_owned(), ttl(expires)),
     ]);
     // Planned at intake, it is stored `dispatched`: both steps are in its timeline.
@@ -156,7 +172,7 @@ pub(super) fn notification_item(n: &Notification, expires: DateTime<Utc>) -> Sto
 pub(super) fn decode_notification(item: &Item) -> StoreResult<Notification> {
     let mut body: serde_json::Value = serde_json::from_str(text(item, "body")?)?;
     let body_map = body.as_object_mut().ok_or_else(|| corrupt("notification body"))?;
-    let id = text(item, PK)?.trim_start_matches("N#");
+    let id = text(item, SK)?.trim_start_matches(NOTIFICATION_SK_PREFIX);
     for (name, value) in [
         ("id", id),
         ("app_id", text(item, "app_id")?),

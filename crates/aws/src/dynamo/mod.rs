@@ -1,5 +1,5 @@
-//! `Store` on DynamoDB: one table, on-demand, items keyed by `PK`/`SK` with two
-//! overloaded global secondary indexes. Conditional writes and transactions make
+//! `Store` on DynamoDB: one table, on-demand, items keyed by `PK`/`SK` with one
+//! overloaded global secondary index. Conditional writes and transactions make
 //! idempotency and state transitions atomic; TTL expires idempotency keys and old data.
 //! The key design is documented in infra/README.md.
 
@@ -12,6 +12,7 @@ mod integrations;
 mod items;
 mod planned;
 mod preferences;
+mod send_reads;
 mod store;
 mod templates;
 mod users;
@@ -55,6 +56,8 @@ pub struct DynamoStore {
     /// Keep every notification's counts in a counts item of their own once it has
     /// two deliveries, whatever its size (tests run the contract suite both ways).
     always_counts_apart: bool,
+    /// What send read before sending, for the write of the outcome (send_reads.rs).
+    send_reads: Arc<send_reads::SendReads>,
 }
 
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -82,6 +85,7 @@ impl DynamoStore {
             retention: DEFAULT_RETENTION,
             list_read_budget: store::LIST_READ_BUDGET,
             always_counts_apart: false,
+            send_reads: Arc::default(),
         }
     }
 
@@ -163,22 +167,14 @@ impl DynamoStore {
                 items::GSI1SK,
                 ProjectionType::All,
             )?)
-            // Notifications by app: keys only, so a status change writes no index.
-            .global_secondary_indexes(index(
-                "GSI2",
-                items::GSI2PK,
-                items::GSI2SK,
-                ProjectionType::KeysOnly,
-            )?)
             .stream_specification(built(
                 StreamSpecification::builder()
                     .stream_enabled(true)
                     .stream_view_type(StreamViewType::NewAndOldImages)
                     .build(),
             )?);
-        for name in
-            [items::PK, items::SK, items::GSI1PK, items::GSI1SK, items::GSI2PK, items::GSI2SK]
-        {
+        // No index of notifications: an app's list is the table's own partitions.
+        for name in [items::PK, items::SK, items::GSI1PK, items::GSI1SK] {
             request = request.attribute_definitions(attribute(name)?);
         }
         request.send().await.map_err(sdk_error)?;

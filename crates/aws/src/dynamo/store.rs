@@ -23,7 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use herald_core::auth::ApiKeyRecord;
 use herald_core::domain::{
     Delivery, DeliveryId, DeliveryStatus, Notification, NotificationId, NotificationStatus,
-    TimelineEvent,
+    TimelineEvent, app_tag,
 };
 use herald_core::ports::{
     AcceptOutcome, Acceptance, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job,
@@ -48,6 +48,9 @@ enum Consistency {
     /// or of attributes never changed after the item was written.
     Eventual,
 }
+
+/// A delivery's item and where it is kept, with its notification's item, as read.
+type DeliveryAndNotification = (Option<(Item, Kept)>, Option<Item>);
 
 /// Where a delivery's item is kept.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -195,7 +198,7 @@ impl DynamoStore {
 
     /// Where the counts of the notification whose item is `item` live.
     fn counts_location(item: &Item, id: &NotificationId) -> Item {
-        if item.contains_key(COUNTS_APART) { counts_key(id) } else { key(notification_pk(id)) }
+        if item.contains_key(COUNTS_APART) { counts_key(id) } else { notification_key(id) }
     }
 
     /// The notification's `pending` and `reached` counts, from wherever they live.
@@ -540,7 +543,7 @@ impl DynamoStore {
     }
 
     async fn notification_item(&self, id: &NotificationId) -> StoreResult<Option<Item>> {
-        self.get(notification_pk(id)).await
+        self.get_key(notification_key(id)).await
     }
 
     /// A delivery's row plus its timeline event, both only if the delivery is new;
@@ -665,7 +668,7 @@ impl DynamoStore {
             condition.push_str(" AND ");
             condition.push_str(require);
         }
-        let writes = vec![self.update(notification_pk(id), &update, Some(&condition), &e)?];
+        let writes = vec![self.update_key(notification_key(id), &update, Some(&condition), &e)?];
         match self.commit(writes).await {
             Ok(()) => Ok(true),
             Err(TxError::ConditionFailed(_)) => Ok(false),
@@ -714,7 +717,7 @@ impl DynamoStore {
         // The counts read only choose the write: the settle below is conditional on
         // them, so a stale read costs a second write, never a wrong count. A miss is
         // read again strongly (a notification written within the last second).
-        let notification = key(notification_pk(id));
+        let notification = notification_key(id);
         // So is one still `accepted`: it may predate dispatch's move, which says where
         // the counts live.
         let accepted = |item: &Item| {
@@ -757,8 +760,7 @@ impl DynamoStore {
                 return Ok(());
             }
         }
-        let Some(updated) = self.add_counts(key(notification_pk(id)), pending, reached).await?
-        else {
+        let Some(updated) = self.add_counts(notification_key(id), pending, reached).await? else {
             return Ok(());
         };
         let still_dispatched =
@@ -848,19 +850,21 @@ impl DynamoStore {
         Ok(self.partition(notification).await?.1)
     }
 
-    /// A notification's item and its deliveries' (planned ones derived): its whole
-    /// partition in one consistent query.
+    /// A notification's item and its deliveries' (planned ones derived): the item and
+    /// its deliveries' partition, read together, both strongly consistent.
     async fn partition(&self, id: &NotificationId) -> StoreResult<(Option<Item>, Vec<Item>)> {
         let mut e = Expr::default();
-        let condition = format!("{} = {}", e.name(PK), e.value(s(notification_pk(id))));
-        let (mut notification, mut deliveries) = (None, Vec::new());
-        for item in self.query(None, &condition, None, &e, true, None).await? {
-            match item.get(SK).and_then(|v| v.as_s().ok()).map(String::as_str) {
-                Some(SINGLE) => notification = Some(item),
-                Some(sk) if sk.starts_with(DELIVERY_SK_PREFIX) => deliveries.push(item),
-                _ => {}
-            }
-        }
+        let condition = format!("{} = {}", e.name(PK), e.value(s(deliveries_pk(id))));
+        let (notification, partition) = futures::try_join!(
+            self.get_key(notification_key(id)),
+            self.query(None, &condition, None, &e, true, None)
+        )?;
+        let is_delivery = |item: &Item| {
+            item.get(SK)
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.starts_with(DELIVERY_SK_PREFIX))
+        };
+        let deliveries = partition.into_iter().filter(is_delivery).collect();
         let deliveries = with_planned(notification.as_ref(), deliveries)?;
         Ok((notification, deliveries))
     }
@@ -900,14 +904,26 @@ impl DynamoStore {
 
     /// A delivery's item (and where it is kept), with its notification's item. The
     /// notification is read first: when it keeps its one delivery inside (inline.rs),
-    /// that is the only read. A notification missed by an eventually consistent read
-    /// (written within the last second) is read again strongly.
+    /// that is the only read. What an eventually consistent read misses (written within
+    /// the last second) is read again strongly.
     async fn delivery_and_notification(
         &self,
         id: &DeliveryId,
         consistency: Consistency,
-    ) -> StoreResult<(Option<(Item, Kept)>, Option<Item>)> {
-        let notification_key = key(notification_pk(&id.notification_id()));
+    ) -> StoreResult<DeliveryAndNotification> {
+        let read = self.read_delivery_and_notification(id, consistency).await?;
+        if read.0.is_none() && consistency == Consistency::Eventual {
+            return self.read_delivery_and_notification(id, Consistency::Strong).await;
+        }
+        Ok(read)
+    }
+
+    async fn read_delivery_and_notification(
+        &self,
+        id: &DeliveryId,
+        consistency: Consistency,
+    ) -> StoreResult<DeliveryAndNotification> {
+        let notification_key = notification_key(&id.notification_id());
         let mut notification = self.read_key(notification_key.clone(), consistency).await?;
         if notification.is_none() && consistency == Consistency::Eventual {
             notification = self.read_key(notification_key, Consistency::Strong).await?;
@@ -924,6 +940,14 @@ impl DynamoStore {
         let Some(item) = notification.as_ref() else { return Ok((None, None)) };
         let planned = planned_item(item, &sk)?.map(|item| (item, Kept::Derived));
         Ok((planned, notification))
+    }
+
+    /// The delivery and its notification as send read them before sending, if it held
+    /// that read (send_reads.rs): what its outcome's write may go on instead of a read.
+    fn held_send_read(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryAndNotification>> {
+        let Some(notification) = self.send_reads.take(id) else { return Ok(None) };
+        let Some(item) = planned_item(&notification, &delivery_sk(id))? else { return Ok(None) };
+        Ok(Some((Some((item, Kept::Inline)), Some(notification))))
     }
 
     /// The update that keeps `changed` (a notification's one delivery after a change)
@@ -967,8 +991,8 @@ impl DynamoStore {
                 sets.push(append_event(&mut e, None, settled.as_str(), detail));
             }
         }
-        let pk = text(notification, PK)?.to_owned();
-        self.update(pk, &format!("SET {}", sets.join(", ")), Some(&condition), &e)
+        let key = key_of(notification);
+        self.update_key(key, &format!("SET {}", sets.join(", ")), Some(&condition), &e)
     }
 
     /// A change to a delivery whose notification keeps it inside its item (a failed
@@ -985,7 +1009,7 @@ impl DynamoStore {
     ) -> StoreResult<Option<bool>> {
         for attempt in 0..=MAX_TRANSACTION_RETRIES {
             let fresh = if attempt == 0 { Consistency::Eventual } else { Consistency::Strong };
-            let notification_key = key(notification_pk(&id.notification_id()));
+            let notification_key = notification_key(&id.notification_id());
             let Some(notification) = self.read_key(notification_key, fresh).await? else {
                 if fresh == Consistency::Eventual {
                     continue;
@@ -1063,6 +1087,13 @@ impl DynamoStore {
     async fn write_accepted(&self, acceptance: &Acceptance) -> StoreResult<AcceptOutcome> {
         let Acceptance { notification, claim, deliveries, .. } = acceptance;
         let claim = claim.as_ref();
+        if notification.id.app_tag() != app_tag(&notification.app_id) {
+            // Its item would sit outside its app's list: a caller's bug, never stored.
+            return Err(herald_core::ports::StoreError::Corrupt(format!(
+                "notification {} was not made for app {} (NotificationId::for_app)",
+                notification.id, notification.app_id
+            )));
+        }
         // Planned deliveries go in before their notification (plain conditional puts;
         // the notification's counters are set with it, so no transaction). A crash in
         // between leaves deliveries of a notification never written (their sends let
@@ -1218,13 +1249,12 @@ impl Store for DynamoStore {
         // Ids sort by time: the time window and the cursor are a key range.
         let (lowest, highest) = filter.id_range();
         // Named only when used: DynamoDB refuses an unused attribute name.
-        let sk = if lowest.is_some() || highest.is_some() { e.name(GSI2SK) } else { String::new() };
+        let sk = if lowest.is_some() || highest.is_some() { e.name(SK) } else { String::new() };
+        let mut bound = |id: &String| e.value(s(format!("{NOTIFICATION_SK_PREFIX}{id}")));
         let id_condition = match (&lowest, &highest) {
-            (Some(lo), Some(hi)) => {
-                Some(format!("{sk} BETWEEN {} AND {}", e.value(s(lo)), e.value(s(hi))))
-            }
-            (Some(lo), None) => Some(format!("{sk} >= {}", e.value(s(lo)))),
-            (None, Some(hi)) => Some(format!("{sk} < {}", e.value(s(hi)))),
+            (Some(lo), Some(hi)) => Some(format!("{sk} BETWEEN {} AND {}", bound(lo), bound(hi))),
+            (Some(lo), None) => Some(format!("{sk} >= {}", bound(lo))),
+            (None, Some(hi)) => Some(format!("{sk} < {}", bound(hi))),
             (None, None) => None,
         };
         let filtered = filter.status.is_some()
@@ -1355,16 +1385,25 @@ impl Store for DynamoStore {
         record.map(|(item, _)| decode_delivery(&item)).transpose()
     }
 
-    /// Both strongly consistent (send decides on the delivery's status and on its
-    /// notification's), and the notification read once whether the delivery is stored
-    /// or derived from it.
+    /// The notification read once whether the delivery is stored or derived from it,
+    /// eventually consistent: a stale read can only miss a change of the last second,
+    /// which the outcome's conditional write catches (the send itself can then be one
+    /// that a cancel of the same moment would have missed anyway). A send message comes
+    /// back only after its visibility timeout, long after its first send's write.
+    /// A read of a delivery kept inside its notification is held for that write
+    /// (send_reads.rs).
     async fn delivery_to_send(
         &self,
         id: &DeliveryId,
     ) -> StoreResult<Option<(Delivery, Option<Notification>)>> {
         let (record, notification) =
-            self.delivery_and_notification(id, Consistency::Strong).await?;
-        let Some((item, _)) = record else { return Ok(None) };
+            self.delivery_and_notification(id, Consistency::Eventual).await?;
+        let Some((item, kept)) = record else { return Ok(None) };
+        if kept == Kept::Inline
+            && let Some(read) = &notification
+        {
+            self.send_reads.hold(id, read);
+        }
         let delivery = decode_delivery(&item)?;
         let notification = notification.as_ref().map(decode_notification).transpose()?;
         Ok(Some((delivery, notification)))
@@ -1394,7 +1433,11 @@ impl Store for DynamoStore {
             // The first reads may be stale: the conditional write below catches it, and
             // a retry reads strongly.
             let fresh = if attempt == 0 { Consistency::Eventual } else { Consistency::Strong };
-            let (record, notification) = self.delivery_and_notification(id, fresh).await?;
+            let held = if attempt == 0 { self.held_send_read(id)? } else { None };
+            let (record, notification) = match held {
+                Some(read) => read,
+                None => self.delivery_and_notification(id, fresh).await?,
+            };
             let current = record.as_ref().map(|(item, _)| decode_delivery(item)).transpose()?;
             let Some((item, kept)) = record.filter(|_| {
                 current.as_ref().is_some_and(|current| current.status.can_become(next))

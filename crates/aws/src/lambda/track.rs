@@ -96,18 +96,18 @@ fn status_changes(record: &Value) -> Vec<((String, String), String)> {
         return Vec::new();
     };
     let Some(app) = text(change, &["NewImage", "app_id", "S"]) else { return Vec::new() };
-    // A notification is `N#{id}` / `#`; its deliveries share its partition (`D#{id}`).
+    // A notification is `L#{tag}#{shard}` / `N#{id}` (its app's list); its deliveries
+    // are `N#{id}` / `D#{id}` (dynamo/items.rs).
     let mut counted: Vec<(String, String)> = Vec::new();
-    if !pk.starts_with("N#") {
-        return Vec::new();
-    } else if sk == "#" {
+    if pk.starts_with("L#") && sk.starts_with("N#") {
         let image = |name: &str| change.get(name);
         counted.extend(record_changes(image("NewImage"), image("OldImage"), "notifications"));
         let inline = |name: &str| change.get(name).and_then(|image| image.pointer("/delivery/M"));
         if let Some(channel) = text(change, &["NewImage", "delivery", "M", "channel", "S"]) {
             counted.extend(record_changes(inline("NewImage"), inline("OldImage"), channel));
         }
-    } else if sk.starts_with("D#")
+    } else if pk.starts_with("N#")
+        && sk.starts_with("D#")
         && let Some(channel) = text(change, &["NewImage", "channel", "S"])
     {
         counted.extend(record_changes(change.get("NewImage"), change.get("OldImage"), channel));
