@@ -35,7 +35,8 @@ fi
 step "AWS emulator (moto server on loopback: SQS, DynamoDB, SES, SNS for the AWS tests)"
 python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1'
 MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"${TMPDIR:-/tmp}/herald-moto.log" 2>&1 &
+# Its DynamoDB requests one at a time: moto alone lets two conditional writes both pass.
+python3 scripts/moto_server.py -H 127.0.0.1 -p "$MOTO_PORT" >"${TMPDIR:-/tmp}/herald-moto.log" 2>&1 &
 MOTO_PID=$!
 HERALD_PID=""
 trap 'kill $MOTO_PID $HERALD_PID 2>/dev/null || true' EXIT

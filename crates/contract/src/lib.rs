@@ -498,7 +498,8 @@ pub async fn store_keeps_a_single_planned_delivery(store: &dyn Store) {
         store.transition_delivery(&id, DeliveryStatus::Sent, sent()),
         store.transition_delivery(&id, DeliveryStatus::Sent, sent())
     );
-    assert!(a.unwrap() ^ b.unwrap(), "exactly one of two sends is recorded");
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a ^ b, "exactly one of two sends is recorded: {a} {b}");
     assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
     let sent_events = timeline(n.id.clone()).await.iter().filter(|e| *e == "sent").count();
     assert_eq!(sent_events, 2, "the delivery's and the notification's");
