@@ -120,15 +120,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// threads run at `nice`. At 0 (the default) they share the CPU evenly with the API's
 /// threads and the SQLite writer; above it, a saturated machine serves intake first
 /// and drains deliveries with the rest (docs/performance.md compares the two).
+/// Returns once its worker threads have started: each names itself and sets its
+/// niceness on its own thread, after the runtime is built.
 fn worker_runtime(nice: i32) -> anyhow::Result<tokio::runtime::Runtime> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::runtime::Builder::new_multi_thread()
+    let started = Arc::new((std::sync::Mutex::new(0usize), std::sync::Condvar::new()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("herald-worker")
-        .on_thread_start(move || lower_thread_priority(nice))
+        .on_thread_start({
+            let started = started.clone();
+            move || {
+                lower_thread_priority(nice);
+                let (count, changed) = &*started;
+                *count.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
+                changed.notify_all();
+            }
+        })
         .enable_all()
         .build()
-        .context("start the workers' runtime")
+        .context("start the workers' runtime")?;
+    // tokio spawns the worker threads as it builds the runtime. The bound only keeps a
+    // change in that from hanging the start: the workers would still run, just later.
+    let (count, changed) = &*started;
+    let count = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let waited = changed.wait_timeout_while(count, Duration::from_secs(10), |n| *n < threads);
+    if waited.is_ok_and(|(_, timeout)| timeout.timed_out()) {
+        tracing::warn!(threads, "the workers' threads had not all started after 10 s");
+    }
+    Ok(runtime)
 }
 
 /// Sets the calling thread's niceness: on Linux it is a per-thread attribute, and
