@@ -31,6 +31,21 @@ fn notification_key(id: &herald_core::domain::NotificationId) -> Key {
     ])
 }
 
+/// A notification to one email address, accepted with its delivery planned (kept
+/// inside its item), and that delivery's id.
+async fn one_email_accepted(
+    store: &DynamoStore,
+) -> (herald_core::domain::Notification, herald_core::domain::DeliveryId) {
+    use herald_core::domain::{Channel, Priority};
+    use herald_core::ports::Store;
+    let mut n = contract::notification("app-1", Priority::Medium);
+    n.channels = vec![Channel::Email];
+    let accepted = herald_core::pipeline::intake::acceptance(n.clone(), None, chrono::Utc::now());
+    let id = accepted.deliveries[0].id.clone();
+    store.accept(accepted).await.unwrap();
+    (n, id)
+}
+
 async fn backends() -> Option<(DynamoStore, Arc<SqsQueue>)> {
     let config = contract::emulator_config().await?;
     let prefix = contract::unique_prefix();
@@ -129,15 +144,11 @@ async fn a_count_lost_in_a_crash_is_recounted_on_redelivery() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_notification_written_before_inline_deliveries_keeps_its_delivery_apart() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use herald_core::domain::{Channel, DeliveryStatus, NotificationStatus, Priority};
+    use herald_core::domain::{DeliveryStatus, NotificationStatus};
     use herald_core::ports::{DeliveryOutcome, Store};
 
     let Some((store, _queue)) = backends().await else { return };
-    let mut n = contract::notification("app-1", Priority::Medium);
-    n.channels = vec![Channel::Email];
-    let accepted = herald_core::pipeline::intake::acceptance(n.clone(), None, chrono::Utc::now());
-    let id = accepted.deliveries[0].id.clone();
-    store.accept(accepted).await.unwrap();
+    let (n, id) = one_email_accepted(&store).await;
     let client = aws_sdk_dynamodb::Client::new(&contract::emulator_config().await.unwrap());
     let item = |key: Key| {
         let (client, table) = (client.clone(), store.table().to_owned());
@@ -290,15 +301,11 @@ mod counts_apart {
 /// write's condition fails and it reads again, so the change in between is kept.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_outcome_written_on_a_read_gone_stale_keeps_the_change_in_between() {
-    use herald_core::domain::{Channel, DeliveryStatus, NotificationStatus, Priority};
+    use herald_core::domain::{DeliveryStatus, NotificationStatus};
     use herald_core::ports::{DeliveryOutcome, Store};
 
     let Some((store, _queue)) = backends().await else { return };
-    let mut n = contract::notification("app-1", Priority::Medium);
-    n.channels = vec![Channel::Email];
-    let accepted = herald_core::pipeline::intake::acceptance(n.clone(), None, chrono::Utc::now());
-    let id = accepted.deliveries[0].id.clone();
-    store.accept(accepted).await.unwrap();
+    let (n, id) = one_email_accepted(&store).await;
 
     let (read, _) = store.delivery_to_send(&id).await.unwrap().unwrap();
     assert_eq!(read.status, DeliveryStatus::Queued);
