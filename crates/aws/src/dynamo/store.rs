@@ -912,7 +912,9 @@ impl DynamoStore {
         consistency: Consistency,
     ) -> StoreResult<DeliveryAndNotification> {
         let read = self.read_delivery_and_notification(id, consistency).await?;
-        if read.0.is_none() && consistency == Consistency::Eventual {
+        // A notification missed is read again strongly below; a delivery item missed
+        // beside a notification found, here.
+        if read.0.is_none() && read.1.is_some() && consistency == Consistency::Eventual {
             return self.read_delivery_and_notification(id, Consistency::Strong).await;
         }
         Ok(read)
