@@ -112,6 +112,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Dropping a runtime inside another one's task would panic; nothing is left on it.
     worker_runtime.shutdown_background();
+    if let Err(e) = backend.checkpoint_wal().await {
+        tracing::warn!(error = %e, "the WAL was not emptied; the next start replays it");
+    }
     println!("herald: stopped");
     Ok(())
 }

@@ -209,6 +209,9 @@ async fn graceful_shutdown_finishes_in_flight_sends() {
     assert_eq!(sink.count(), 0, "the request is in flight");
     assert!(herald.terminate().await, "clean exit on SIGTERM");
     assert_eq!(sink.count(), 1, "the in-flight send completed before exit");
+    let wal = herald.data_dir().join("herald.db-wal");
+    let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(wal_bytes, 0, "the WAL is copied into the database and emptied at the stop");
     herald.restart().await;
     let n = herald.wait_final(ADMIN_KEY, &id, Duration::from_secs(10)).await;
     assert_eq!(n["status"], "sent");
