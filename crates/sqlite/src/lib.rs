@@ -78,13 +78,19 @@ impl SqliteBackend {
         let path = self.inner.path.clone();
         let checkpoint = move || {
             let conn = open_connection(&path)?;
-            // (busy, WAL frames, frames copied); busy = 1 when it could not finish.
-            let busy: i64 =
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0)).db()?;
-            if busy != 0 {
-                return Err(StoreError::Unavailable("the WAL is in use".into()));
+            // The checkpoint thread may be running its own, after the last commit: a
+            // second checkpoint is refused at once (the busy timeout does not apply to
+            // that lock), so try again for up to two seconds.
+            for _ in 0..100 {
+                // (busy, WAL frames, frames copied); busy = 1 when it could not finish.
+                let busy: i64 =
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0)).db()?;
+                if busy == 0 {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Ok(())
+            Err(StoreError::Unavailable("the WAL is in use".into()))
         };
         tokio::task::spawn_blocking(checkpoint)
             .await
