@@ -35,6 +35,12 @@ fi
 python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "needs python3-venv (apt-get install python3-venv)"; exit 1; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
+# The machine's speed on a fixed task, so that runs on different machines can be told
+# apart (docs/performance.md quotes it: 0.82 s on one machine, 1.20 s on a slower one).
+python3 -c 'import time; t = time.perf_counter(); s = 0
+for i in range(10_000_000): s += i
+print(f"machine: 10 million Python additions in {time.perf_counter() - t:.2f} s")'
+
 PROFILE="${BENCH_PROFILE:-release}"
 if [ -n "${BENCH_HERALD_BIN:-}" ]; then # a binary built before, as is
   BIN=$(dirname "$BENCH_HERALD_BIN")
