@@ -10,7 +10,7 @@
 //! that share a tag share partitions; each read keeps its own app's items.
 
 use super::expr::{Expr, s};
-use super::items::{Item, NOTIFICATION_SK_PREFIX, PK, SK, decode_notification};
+use super::items::{Item, LIST_PK_PREFIX, NOTIFICATION_SK_PREFIX, PK, SK, decode_notification};
 use super::{DynamoStore, sdk_error};
 use aws_sdk_dynamodb::types::AttributeValue;
 use herald_core::domain::{Notification, NotificationId, app_tag};
@@ -30,7 +30,7 @@ pub(super) fn notification_partition(id: &NotificationId) -> String {
 }
 
 fn shard_partition(tag: u16, shard: u128) -> String {
-    format!("L#{tag:04x}#{shard}")
+    format!("{LIST_PK_PREFIX}{tag:04x}#{shard}")
 }
 
 /// What to list: an app, optionally a condition on the sort key (`N#{id}`) whose names

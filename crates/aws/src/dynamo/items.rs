@@ -36,11 +36,33 @@ pub(super) fn notification_key(id: &NotificationId) -> Item {
 
 /// The sort key prefix of notification items.
 pub(super) const NOTIFICATION_SK_PREFIX: &str = "N#";
+/// The partition key prefix of an app's list (app_list.rs).
+pub(super) const LIST_PK_PREFIX: &str = "L#";
+/// The partition key prefix of a notification's deliveries and counts.
+const DELIVERIES_PK_PREFIX: &str = "N#";
 
 /// The partition of a notification's deliveries and counts item, apart from the
 /// notification's own item (which is among its app's).
 pub(super) fn deliveries_pk(id: &NotificationId) -> String {
-    format!("N#{id}")
+    format!("{DELIVERIES_PK_PREFIX}{id}")
+}
+
+/// What an item is, told by its key alone (a stream record carries only the keys and
+/// images): what `track` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordKind {
+    Notification,
+    Delivery,
+}
+
+pub(crate) fn record_kind(pk: &str, sk: &str) -> Option<RecordKind> {
+    if pk.starts_with(LIST_PK_PREFIX) && sk.starts_with(NOTIFICATION_SK_PREFIX) {
+        Some(RecordKind::Notification)
+    } else if pk.starts_with(DELIVERIES_PK_PREFIX) && sk.starts_with(DELIVERY_SK_PREFIX) {
+        Some(RecordKind::Delivery)
+    } else {
+        None
+    }
 }
 
 /// A delivery lives in its notification's deliveries partition (its id names the

@@ -10,6 +10,7 @@ mod groups;
 mod inline;
 mod integrations;
 mod items;
+pub(crate) use items::{RecordKind, record_kind};
 mod planned;
 mod preferences;
 mod send_reads;

@@ -8,7 +8,7 @@
 //! message before it writes the notification, so none is left without one.
 
 use super::LambdaError;
-use crate::dynamo::{DailyCounters, DynamoStore};
+use crate::dynamo::{DailyCounters, DynamoStore, RecordKind, record_kind};
 use async_trait::async_trait;
 use herald_core::channels::email::ses_events;
 use herald_core::ports::{Store, StoreResult};
@@ -96,18 +96,16 @@ fn status_changes(record: &Value) -> Vec<((String, String), String)> {
         return Vec::new();
     };
     let Some(app) = text(change, &["NewImage", "app_id", "S"]) else { return Vec::new() };
-    // A notification is `L#{tag}#{shard}` / `N#{id}` (its app's list); its deliveries
-    // are `N#{id}` / `D#{id}` (dynamo/items.rs).
+    let kind = record_kind(pk, sk);
     let mut counted: Vec<(String, String)> = Vec::new();
-    if pk.starts_with("L#") && sk.starts_with("N#") {
+    if kind == Some(RecordKind::Notification) {
         let image = |name: &str| change.get(name);
         counted.extend(record_changes(image("NewImage"), image("OldImage"), "notifications"));
         let inline = |name: &str| change.get(name).and_then(|image| image.pointer("/delivery/M"));
         if let Some(channel) = text(change, &["NewImage", "delivery", "M", "channel", "S"]) {
             counted.extend(record_changes(inline("NewImage"), inline("OldImage"), channel));
         }
-    } else if pk.starts_with("N#")
-        && sk.starts_with("D#")
+    } else if kind == Some(RecordKind::Delivery)
         && let Some(channel) = text(change, &["NewImage", "channel", "S"])
     {
         counted.extend(record_changes(change.get("NewImage"), change.get("OldImage"), channel));
