@@ -138,6 +138,7 @@ async fn server_errors_are_retried_then_dead_lettered() {
         .await
     );
     let dead = dead_letters().await;
+    assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["queue"], "send.webhook");
     assert_eq!(dead[0]["payload"], delivery["id"]);
     assert_eq!(dead[0]["attempts"], 4);
