@@ -207,9 +207,8 @@ where
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_before_sending_and_not_after() {
     // Retries are an hour apart, so a failed first attempt leaves the delivery queued.
-    let herald =
-        Herald::start(&[("HERALD_RETRY_BASE_MS", "3600000"), ("HERALD_RETRY_MAX_MS", "3600000")])
-            .await;
+    // Webhooks follow their own schedule, not the base and maximum delay.
+    let herald = Herald::start(&[("HERALD_WEBHOOK_RETRY_SCHEDULE", "1h")]).await;
     let sink = WebhookSink::start(WEBHOOK_SECRET).await;
     let body = json!({"to": [{"webhook": {"url": sink.url("status=503")}}], "channels": ["webhook"], "content": {"webhook": {"x": 1}}});
     let id = herald.send(ADMIN_KEY, &body).await;
