@@ -615,12 +615,26 @@ async fn wecom_paces_each_member_to_thirty_a_minute() {
         .collect();
     let (status, batch) = post(&herald, "/v1/notifications/batch", json!({"items": items})).await;
     assert_eq!(status, 200, "{batch}");
-    assert!(herald_tests::eventually(WAIT, || async { fake.received().len() >= 30 }).await);
+    let ids: Vec<&str> =
+        batch["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    // Herald records a send after WeCom's answer, so the fake holding 30 messages does
+    // not mean 30 notifications read `sent` yet: wait for the notifications themselves.
+    let read_all = || async {
+        let mut all = Vec::new();
+        for id in &ids {
+            all.push(herald.notification(ADMIN_KEY, id).await);
+        }
+        all
+    };
+    assert!(
+        herald_tests::eventually(WAIT, || async {
+            read_all().await.iter().filter(|n| n["status"] == "sent").count() >= 30
+        })
+        .await
+    );
     let mut sent = 0;
     let mut waiting = 0;
-    for item in batch["items"].as_array().unwrap() {
-        let id = item["id"].as_str().unwrap();
-        let n = herald.notification(ADMIN_KEY, id).await;
+    for n in read_all().await {
         match n["status"].as_str() {
             Some("sent") => sent += 1,
             Some("dispatched") => {
