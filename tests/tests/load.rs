@@ -91,6 +91,13 @@ async fn kill_9_loses_and_duplicates_nothing() {
         "only {} of 2000 delivered after restart",
         sink.unique()
     );
+    // The receiver records a request before it answers, and Herald records the send
+    // after the answer: wait for the last `sent` too.
+    assert!(
+        eventually(Duration::from_secs(60), || async { sent_count(&herald).await >= 2000 }).await,
+        "only {} of 2000 read sent",
+        sent_count(&herald).await
+    );
     tokio::time::sleep(Duration::from_millis(500)).await; // anything extra would show now
 
     // Every accepted notification reached the receiver under exactly one webhook-id.
@@ -114,6 +121,11 @@ async fn kill_9_loses_and_duplicates_nothing() {
     assert!(repeats <= 16, "{repeats} repeats, more than the 16 sends in flight");
 
     // And the server agrees: every notification is `sent`.
+    assert_eq!(sent_count(&herald).await, 2000);
+}
+
+/// How many notifications the server lists as `sent`, page by page.
+async fn sent_count(herald: &Herald) -> usize {
     let mut sent = 0;
     let mut path = "/v1/notifications?status=sent&limit=200".to_owned();
     loop {
@@ -121,8 +133,7 @@ async fn kill_9_loses_and_duplicates_nothing() {
         sent += page["data"].as_array().unwrap().len();
         match page["next_cursor"].as_str() {
             Some(c) => path = format!("/v1/notifications?status=sent&limit=200&cursor={c}"),
-            None => break,
+            None => return sent,
         }
     }
-    assert_eq!(sent, 2000);
 }
