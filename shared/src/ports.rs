@@ -337,6 +337,16 @@ pub trait Store: KeyStore + SettingStore + ReceiptStore {
 
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>>;
 
+    /// A notification with its deliveries and timeline. A backend that can read the
+    /// three at one point in time (SQLite, in one read transaction) overrides it, so
+    /// that the status never lags behind the deliveries shown with it.
+    async fn notification_detail(&self, id: &NotificationId) -> StoreResult<Option<Detail>> {
+        let Some(notification) = self.notification(id).await? else { return Ok(None) };
+        let deliveries = self.deliveries(id).await?;
+        let timeline = self.timeline(id).await?;
+        Ok(Some(Detail { notification, deliveries, timeline }))
+    }
+
     /// Deletes idempotency keys older than `before`.
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
@@ -451,6 +461,14 @@ impl<T: QueueProducer + HeldJobs + ?Sized> StageQueue for T {}
 /// A whole queue backend (SQLite, SQS), as the local host and the tests use it.
 pub trait Queue: StageQueue + QueueConsumer + QueueStats {}
 impl<T: StageQueue + QueueConsumer + QueueStats + ?Sized> Queue for T {}
+
+/// A notification, its deliveries and its status timeline, as `GET` shows them.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub notification: Notification,
+    pub deliveries: Vec<Delivery>,
+    pub timeline: Vec<TimelineEvent>,
+}
 
 /// A job that failed for good, kept for an operator to look at.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]

@@ -623,6 +623,16 @@ pub async fn store_enforces_the_status_machines(store: &dyn Store, queue: &dyn Q
             "opened"
         ]
     );
+    // What `GET` shows: the three parts as read apart, once it has settled.
+    let detail = store.notification_detail(&n.id).await.unwrap().unwrap();
+    assert_eq!(detail.notification.status, NotificationStatus::Sent);
+    let ids =
+        |ds: &[herald_core::domain::Delivery]| ds.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&detail.deliveries), ids(&store.deliveries(&n.id).await.unwrap()));
+    let detail_events: Vec<_> = detail.timeline.into_iter().map(|e| e.event).collect();
+    assert_eq!(detail_events, events);
+    let unknown = herald_core::domain::NotificationId::for_app("app-1");
+    assert!(store.notification_detail(&unknown).await.unwrap().is_none());
 
     // Canceling cancels the queued deliveries with it.
     let c = notification("app-1", Priority::Low);
@@ -1160,7 +1170,8 @@ pub async fn dispatch_honours_preferences(store: &dyn DispatchStores) {
 
 mod integrations;
 pub use integrations::{
-    integrations_are_replaced_under_a_revision, sends_fail_over_between_integrations,
+    integrations_are_replaced_under_a_revision,
+    sends_dead_letter_a_job_given_up_just_before_a_stop, sends_fail_over_between_integrations,
 };
 
 /// What the send stage needs beside the store, over one backend with every store

@@ -49,6 +49,8 @@ macro_rules! store_contract {
                 |s, q| $crate::sends_fail_over_between_integrations(std::sync::Arc::new(s), q.as_ref(), "broken");
             sends_fail_over_when_retries_run_out =>
                 |s, q| $crate::sends_fail_over_between_integrations(std::sync::Arc::new(s), q.as_ref(), "flaky");
+            sends_dead_letter_a_job_given_up_just_before_a_stop =>
+                |s, q| $crate::sends_dead_letter_a_job_given_up_just_before_a_stop(std::sync::Arc::new(s), q.clone());
         );
     };
     (@tests $fixture:path; $($name:ident => |$s:ident, $q:ident| $call:expr;)+) => {$(

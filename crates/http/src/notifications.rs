@@ -286,10 +286,15 @@ pub async fn get(
     caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<NotificationDetail>> {
-    let notification = owned(&state, &caller, &id).await?;
-    let deliveries = state.store.deliveries(&notification.id).await?;
-    let timeline = state.store.timeline(&notification.id).await?;
-    Ok(Json(NotificationDetail { notification, deliveries, timeline }))
+    let id = NotificationId::parse(&id).map_err(|_| Problem::not_found("notification"))?;
+    match state.store.notification_detail(&id).await? {
+        Some(d) if d.notification.app_id == caller.app_id() => Ok(Json(NotificationDetail {
+            notification: d.notification,
+            deliveries: d.deliveries,
+            timeline: d.timeline,
+        })),
+        _ => Err(Problem::not_found("notification")),
+    }
 }
 
 const DEFAULT_PAGE: usize = 50;

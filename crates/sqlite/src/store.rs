@@ -10,8 +10,8 @@ use herald_core::domain::{
     TimelineEvent,
 };
 use herald_core::ports::{
-    AcceptOutcome, Acceptance, DeliveryOutcome, DeliveryRead, IDEMPOTENCY_WINDOW, Job, KeyStore,
-    NotificationFilter, NotificationList, ReceiptStore, SettingStore, Store, StoreError,
+    AcceptOutcome, Acceptance, DeliveryOutcome, DeliveryRead, Detail, IDEMPOTENCY_WINDOW, Job,
+    KeyStore, NotificationFilter, NotificationList, ReceiptStore, SettingStore, Store, StoreError,
     StoreResult,
 };
 use herald_core::time::{format_time, parse_time};
@@ -454,16 +454,7 @@ impl Store for SqliteBackend {
 
     async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>> {
         let id = notification.to_string();
-        self.read(move |conn| {
-            let sql = format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE notification_id = ?1
-                 ORDER BY recipient_index, created_at, id"
-            );
-            let mut statement = conn.prepare_cached(&sql).db()?;
-            let rows = statement.query_map([id], delivery_from_row).db()?;
-            rows.map(|row| row.db()?).collect()
-        })
-        .await
+        self.read(move |conn| read_deliveries(conn, &id)).await
     }
 
     async fn transition_delivery(
@@ -589,33 +580,25 @@ impl Store for SqliteBackend {
 
     async fn timeline(&self, id: &NotificationId) -> StoreResult<Vec<TimelineEvent>> {
         let id = id.to_string();
+        self.read(move |conn| read_timeline(conn, &id)).await
+    }
+
+    async fn notification_detail(&self, id: &NotificationId) -> StoreResult<Option<Detail>> {
+        let id = id.to_string();
         self.read(move |conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT at, event, delivery_id, detail FROM events
-                 WHERE notification_id = ?1 ORDER BY seq",
-                )
-                .db()?;
-            let rows = statement
-                .query_map([id], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get(3)?,
-                    ))
-                })
-                .db()?;
-            rows.map(|row| {
-                let (at, event, delivery, detail) = row.db()?;
-                Ok(TimelineEvent {
-                    at: parse_time(&at).ok_or_else(|| corrupt("timestamp"))?,
-                    event,
-                    delivery_id: delivery.and_then(|d| DeliveryId::parse(&d).ok()),
-                    detail,
-                })
-            })
-            .collect()
+            // One snapshot: a send that settles in between cannot show its delivery
+            // `sent` beside a notification still `dispatched`.
+            let snapshot = conn.unchecked_transaction().db()?;
+            let detail = match read_notification(conn, &id)? {
+                Some(notification) => Some(Detail {
+                    notification,
+                    deliveries: read_deliveries(conn, &id)?,
+                    timeline: read_timeline(conn, &id)?,
+                }),
+                None => None,
+            };
+            snapshot.finish().db()?;
+            Ok(detail)
         })
         .await
     }
@@ -832,6 +815,40 @@ pub(crate) fn list_query(app_id: &str, filter: &NotificationFilter) -> (String, 
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     args.push((filter.limit as i64).into());
     (sql, args)
+}
+
+fn read_deliveries(conn: &Connection, notification: &str) -> StoreResult<Vec<Delivery>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE notification_id = ?1
+         ORDER BY recipient_index, created_at, id"
+    );
+    let mut statement = conn.prepare_cached(&sql).db()?;
+    let rows = statement.query_map([notification], delivery_from_row).db()?;
+    rows.map(|row| row.db()?).collect()
+}
+
+fn read_timeline(conn: &Connection, notification: &str) -> StoreResult<Vec<TimelineEvent>> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT at, event, delivery_id, detail FROM events
+             WHERE notification_id = ?1 ORDER BY seq",
+        )
+        .db()?;
+    let rows = statement
+        .query_map([notification], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?, r.get(3)?))
+        })
+        .db()?;
+    rows.map(|row| {
+        let (at, event, delivery, detail) = row.db()?;
+        Ok(TimelineEvent {
+            at: parse_time(&at).ok_or_else(|| corrupt("timestamp"))?,
+            event,
+            delivery_id: delivery.and_then(|d| DeliveryId::parse(&d).ok()),
+            detail,
+        })
+    })
+    .collect()
 }
 
 #[cfg(test)]

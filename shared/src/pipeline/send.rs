@@ -91,6 +91,13 @@ pub async fn send_with(
                 // counting it.
                 cx.store.recount_pending(&settled.notification_id).await?;
             }
+            if let Some(error) = given_up_before_its_dead_letter(&settled, job) {
+                // That run stopped between marking the delivery failed and moving the
+                // job to the dead letters. Backends move a job in one step, so a job
+                // that comes back was not moved yet.
+                cx.queue.dead_letter(job, error).await?;
+                return Ok(SendOutcome::DeadLettered);
+            }
             cx.queue.ack(std::slice::from_ref(job)).await?;
             return Ok(SendOutcome::Skipped);
         }
@@ -135,6 +142,19 @@ pub async fn send_with(
         cx.queue.ack(std::slice::from_ref(job)).await?;
     }
     Ok(outcome)
+}
+
+/// How the reason of a delivery that ran out of attempts begins.
+const GAVE_UP: &str = "gave up after";
+
+/// The provider's error, if `job` comes back after its own earlier run gave `delivery`
+/// up (a later attempt than the delivery records, which failed for want of attempts).
+fn given_up_before_its_dead_letter<'a>(delivery: &'a Delivery, job: &LeasedJob) -> Option<&'a str> {
+    let reason = delivery.reason.as_deref()?;
+    let gave_up = delivery.status == DeliveryStatus::Failed
+        && job.attempts > delivery.attempts
+        && reason.starts_with(GAVE_UP);
+    gave_up.then(|| reason.split_once(": ").map_or(reason, |(_, error)| error))
 }
 
 /// A message for a delivery or notification not (yet) in the store. Where the send
@@ -268,7 +288,7 @@ async fn attempt(
         return Ok(SendOutcome::FailedOver);
     }
     let reason = if exhausted {
-        format!("gave up after {} attempts: {error}", job.attempts)
+        format!("{GAVE_UP} {} attempts: {error}", job.attempts)
     } else {
         error.to_string()
     };
