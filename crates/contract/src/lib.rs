@@ -466,6 +466,12 @@ pub async fn store_keeps_a_single_planned_delivery(store: &dyn Store) {
         (DeliveryStatus::Sent, 2, None, Some("m-1"))
     );
     assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
+    let detail = store.notification_detail(&n.id).await.unwrap().unwrap();
+    assert_eq!(detail.notification.status, NotificationStatus::Sent);
+    let shown: Vec<_> = detail.deliveries.iter().map(|d| (d.id.clone(), d.status)).collect();
+    assert_eq!(shown, [(id.clone(), DeliveryStatus::Sent)]);
+    let events: Vec<_> = detail.timeline.into_iter().map(|e| e.event).collect();
+    assert_eq!(events, timeline(n.id.clone()).await);
     assert!(store.record_delivery_event(&id, "opened", Some("pixel")).await.unwrap());
     let delivered = DeliveryOutcome { attempts: 2, ..Default::default() };
     assert!(store.transition_delivery(&id, DeliveryStatus::Delivered, delivered).await.unwrap());

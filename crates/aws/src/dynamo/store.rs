@@ -26,7 +26,7 @@ use herald_core::domain::{
     TimelineEvent, app_tag,
 };
 use herald_core::ports::{
-    AcceptOutcome, Acceptance, DeliveryOutcome, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job,
+    AcceptOutcome, Acceptance, DeliveryOutcome, Detail, IDEMPOTENCY_WINDOW, IdempotencyClaim, Job,
     KeyStore, NotificationFilter, NotificationList, SettingStore, Store, StoreResult,
 };
 use herald_core::time::format_time;
@@ -1412,16 +1412,7 @@ impl Store for DynamoStore {
     }
 
     async fn deliveries(&self, notification: &NotificationId) -> StoreResult<Vec<Delivery>> {
-        let mut deliveries: Vec<Delivery> = self
-            .delivery_items(notification)
-            .await?
-            .iter()
-            .map(decode_delivery)
-            .collect::<StoreResult<_>>()?;
-        deliveries.sort_by(|a, b| {
-            (a.recipient_index, a.created_at, &a.id).cmp(&(b.recipient_index, b.created_at, &b.id))
-        });
-        Ok(deliveries)
+        decode_deliveries(&self.delivery_items(notification).await?)
     }
 
     async fn transition_delivery(
@@ -1646,12 +1637,19 @@ impl Store for DynamoStore {
         let (Some(notification), deliveries) = self.partition(id).await? else {
             return Ok(Vec::new());
         };
-        let mut events = decode_events(&notification)?;
-        for delivery in deliveries {
-            events.extend(decode_events(&delivery)?);
-        }
-        events.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(events.into_iter().map(|(_, event)| event).collect())
+        timeline_of(&notification, &deliveries)
+    }
+
+    /// One read of the item and its deliveries' partition, where the three parts read
+    /// apart would take three. A notification's one delivery lives inside its item, so
+    /// its status and that delivery's are then read at one point in time.
+    async fn notification_detail(&self, id: &NotificationId) -> StoreResult<Option<Detail>> {
+        let (Some(item), delivery_items) = self.partition(id).await? else { return Ok(None) };
+        Ok(Some(Detail {
+            notification: decode_notification(&item)?,
+            deliveries: decode_deliveries(&delivery_items)?,
+            timeline: timeline_of(&item, &delivery_items)?,
+        }))
     }
 
     /// In AWS, TTL removes expired keys (and `accept` ignores any past the window
@@ -1812,4 +1810,24 @@ pub(super) async fn daily_counters(
         .iter()
         .filter_map(|(name, value)| Some((name.clone(), value.as_n().ok()?.parse().ok()?)))
         .collect())
+}
+
+/// Deliveries in the order `GET` lists them: by recipient, then as created.
+fn decode_deliveries(items: &[Item]) -> StoreResult<Vec<Delivery>> {
+    let mut deliveries: Vec<Delivery> =
+        items.iter().map(decode_delivery).collect::<StoreResult<_>>()?;
+    deliveries.sort_by(|a, b| {
+        (a.recipient_index, a.created_at, &a.id).cmp(&(b.recipient_index, b.created_at, &b.id))
+    });
+    Ok(deliveries)
+}
+
+/// The notification's events and its deliveries', in the order they happened.
+fn timeline_of(notification: &Item, deliveries: &[Item]) -> StoreResult<Vec<TimelineEvent>> {
+    let mut events = decode_events(notification)?;
+    for delivery in deliveries {
+        events.extend(decode_events(delivery)?);
+    }
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(events.into_iter().map(|(_, event)| event).collect())
 }
