@@ -1,6 +1,6 @@
-//! The integration contract: sets replaced under a revision, and a send that fails
-//! over from a broken integration to a working one, recorded the same way on every
-//! backend.
+//! The integration contract: sets replaced under a revision, a send that fails over
+//! from a broken integration to a working one, and a send that gave up and stopped
+//! before its dead letter, recorded the same way on every backend.
 
 use super::notification;
 use async_trait::async_trait;
