@@ -269,11 +269,19 @@ pub async fn send(
 
 /// Loads a notification of the caller's app; another app's looks the same as none.
 async fn owned(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Notification> {
-    let id = NotificationId::parse(id).map_err(|_| Problem::not_found("notification"))?;
-    match state.store.notification(&id).await? {
-        Some(n) if n.app_id == caller.app_id() => Ok(n),
-        _ => Err(Problem::not_found("notification")),
-    }
+    let found = state.store.notification(&notification_id(id)?).await?;
+    callers(found, caller, |n| &n.app_id)
+}
+
+/// A malformed id is a notification that does not exist.
+fn notification_id(id: &str) -> ApiResult<NotificationId> {
+    NotificationId::parse(id).map_err(|_| Problem::not_found("notification"))
+}
+
+/// What was `found`, if it belongs to the caller's app: another app's looks the same as
+/// none.
+fn callers<T>(found: Option<T>, caller: &Caller, app_of: impl Fn(&T) -> &str) -> ApiResult<T> {
+    found.filter(|f| app_of(f) == caller.app_id()).ok_or_else(|| Problem::not_found("notification"))
 }
 
 /// A notification with its deliveries and status timeline.
@@ -286,15 +294,13 @@ pub async fn get(
     caller: Scoped<scopes::Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<NotificationDetail>> {
-    let id = NotificationId::parse(&id).map_err(|_| Problem::not_found("notification"))?;
-    match state.store.notification_detail(&id).await? {
-        Some(d) if d.notification.app_id == caller.app_id() => Ok(Json(NotificationDetail {
-            notification: d.notification,
-            deliveries: d.deliveries,
-            timeline: d.timeline,
-        })),
-        _ => Err(Problem::not_found("notification")),
-    }
+    let found = state.store.notification_detail(&notification_id(&id)?).await?;
+    let d = callers(found, &caller, |d| &d.notification.app_id)?;
+    Ok(Json(NotificationDetail {
+        notification: d.notification,
+        deliveries: d.deliveries,
+        timeline: d.timeline,
+    }))
 }
 
 const DEFAULT_PAGE: usize = 50;
