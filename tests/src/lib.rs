@@ -6,6 +6,7 @@ pub mod aliyun_sms;
 pub mod aws_proxy;
 pub mod dingtalk;
 pub mod emulator;
+pub mod event_filter;
 pub mod feishu;
 pub mod herald;
 pub mod lambda_events;

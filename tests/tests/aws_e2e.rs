@@ -14,7 +14,7 @@ use herald_core::domain::{DeliveryStatus, NotificationId, NotificationStatus};
 use herald_core::ports::{KeyStore, QueueProducer, Store, UserStore};
 use herald_tests::aws_proxy::CountingProxy;
 use herald_tests::emulator::{moto_data, sent_emails, sent_sms};
-use herald_tests::lambda_events::{finish_batch, queue_url, receive_batch};
+use herald_tests::lambda_events::{StreamSource, finish_batch, queue_url, receive_batch};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -82,6 +82,7 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     ses.create_email_identity().email_identity("herald@example.com").send().await.unwrap();
     ses.create_configuration_set().configuration_set_name(&prefix).send().await.unwrap();
 
+    let mut table_stream = StreamSource::open(&moto, &prefix, "TrackFunction", "TableStream").await;
     let backends = Backends::from_env().await.unwrap();
     let admin = key_from_secret(KEY, "default", "e2e", vec![Scope::Admin]).record;
     backends.store.insert_api_key(&admin).await.unwrap();
@@ -148,6 +149,18 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     }
     let email_delivery = backends.store.deliveries(&email_id).await.unwrap().remove(0);
     assert_eq!(email_delivery.provider.as_deref(), Some("ses"));
+
+    // track: what the table's stream recorded, through the template's filter, counts
+    // both notifications and their deliveries (each kept inside its notification's item)
+    // as sent, on the day they changed.
+    let stream = table_stream.next_event().await;
+    assert!(handle_track(&backends.tracking(), stream).await.unwrap().counted > 0);
+    let updated = backends.store.notification(&email_id).await.unwrap().unwrap().updated_at;
+    let day = updated.format("%Y-%m-%d").to_string();
+    let counters = backends.store.daily_counters("default", &day).await.unwrap();
+    for (counter, count) in [("notifications_sent", 2), ("email_sent", 1), ("sms_sent", 1)] {
+        assert_eq!(counters.get(counter), Some(&count), "{counter} in {counters:?}");
+    }
 
     // track: SES feedback (the events/ payload, tagged with this delivery's id) marks
     // the email delivered and records an open.
