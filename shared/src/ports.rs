@@ -366,6 +366,16 @@ impl QueueName {
             QueueName::Send(channel) => channel.queue_name(),
         }
     }
+
+    /// Every queue: dispatch, then each channel's send queue.
+    pub fn all() -> impl Iterator<Item = QueueName> {
+        std::iter::once(QueueName::Dispatch).chain(Channel::ALL.into_iter().map(QueueName::Send))
+    }
+
+    /// The queue whose `as_str` is `name`.
+    pub fn named(name: &str) -> Option<QueueName> {
+        QueueName::all().find(|queue| queue.as_str() == name)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,9 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use herald_aws::dynamo::DynamoStore;
-use herald_aws::lambda::{Backends, handle_dispatch_batch, handle_send_batch, handle_track};
+use herald_aws::lambda::{
+    Backends, Tracking, handle_dispatch_batch, handle_send_batch, handle_track,
+};
 use herald_aws::sqs::SqsQueue;
 use herald_core::auth::{Scope, key_from_secret};
 use herald_core::domain::{DeliveryStatus, NotificationId, NotificationStatus};
@@ -37,6 +39,9 @@ const WRITE_UNITS_LARGE_TO_40: u64 = 131;
 /// SendMessageBatch calls for a batch of 100 emails: the api plans each email's
 /// delivery and queues the 100 send messages ten to a call; dispatch is not involved.
 const SQS_SENDS_PER_100_BATCHED: u64 = 10;
+/// SendMessageBatch calls for ten medium-priority emails sent one per request: none
+/// from the api; track finds their messages on the stream and sends them in one call.
+const SQS_SENDS_PER_10_SINGLE: u64 = 1;
 const REGION: &str = "us-east-1";
 
 fn events_file(path: &str) -> String {
@@ -71,6 +76,8 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
         );
         std::env::set_var("HERALD_EMAIL_FROM", "herald@example.com");
         std::env::set_var("HERALD_SES_CONFIGURATION_SET", &prefix);
+        // As the template's default: medium and low priority queue by the stream.
+        std::env::set_var("HERALD_STREAM_OUTBOX", "medium,low");
     }
 
     // What the SAM template creates, plus the verified sender SES requires.
@@ -101,12 +108,19 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     let email_id = NotificationId::parse(email["id"].as_str().unwrap()).unwrap();
     let sms_id = NotificationId::parse(sms["id"].as_str().unwrap()).unwrap();
 
-    // Both go to addresses, so the api planned their deliveries and queued their sends
-    // itself: nothing waits for dispatch (fed below, for a notification to a user).
+    // Both go to addresses, so the api planned their deliveries itself: nothing waits
+    // for dispatch (fed below, for a notification to a user). It queued the email's
+    // send (high priority); the SMS's (low) rides in its item, and track sends it when
+    // the table's stream, through the template's filter, brings the item's INSERT.
     for lane in ["dispatch-high", "dispatch-low"] {
         let queue = format!("{prefix}-{lane}");
         assert!(receive_batch(&sqs, &queue, 10, 30).await.records.is_empty(), "{lane}");
     }
+    let sms_queue = format!("{prefix}-send-sms");
+    assert!(receive_batch(&sqs, &sms_queue, 10, 0).await.records.is_empty(), "not yet queued");
+    let stream = table_stream.next_event().await;
+    let summary = handle_track(&backends.tracking(), stream).await.unwrap();
+    assert_eq!(summary.forwarded, 1, "the SMS's send, from the stream");
 
     // send: the first run "crashes" before Lambda deletes the message; its visibility
     // timeout then runs out (set to zero here rather than waited for), SQS redelivers
@@ -130,8 +144,8 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     assert!(response.batch_item_failures.is_empty());
     finish_batch(&sqs, &email_queue, &redelivered, &response).await;
 
-    let sms_queue = format!("{prefix}-send-sms");
     let batch = receive_batch(&sqs, &sms_queue, 10, 30).await;
+    assert_eq!(batch.records.len(), 1);
     let response = handle_send_batch(&backends.stages(), batch.clone()).await;
     assert!(response.batch_item_failures.is_empty());
     finish_batch(&sqs, &sms_queue, &batch, &response).await;
@@ -154,7 +168,9 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
     // both notifications and their deliveries (each kept inside its notification's item)
     // as sent, on the day they changed.
     let stream = table_stream.next_event().await;
-    assert!(handle_track(&backends.tracking(), stream).await.unwrap().counted > 0);
+    let summary = handle_track(&backends.tracking(), stream).await.unwrap();
+    assert!(summary.counted > 0);
+    assert_eq!(summary.forwarded, 0, "a notification's later changes send nothing");
     let updated = backends.store.notification(&email_id).await.unwrap().unwrap().updated_at;
     let day = updated.format("%Y-%m-%d").to_string();
     let counters = backends.store.daily_counters("default", &day).await.unwrap();
@@ -226,12 +242,28 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
         json!({"to": [{"email": to}], "channels": ["email"],
                "content": {"email": {"subject": "Your code", "text": "Your code is 123456"}}})
     };
+    // Track's per-day counters are billed per stream batch (up to 100 records), with or
+    // without the messages it carries, so here they go around the proxy.
+    let direct = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(&moto).build(),
+    );
+    let counters = DynamoStore::new(direct, &prefix, backends.queue.clone());
+    let tracking = Tracking {
+        store: backends.store.as_ref(),
+        counters: &counters,
+        queue: backends.queue.as_ref(),
+    };
+    let pump = async |stream: &mut StreamSource| {
+        handle_track(&tracking, stream.next_event().await).await.unwrap().forwarded
+    };
+    pump(&mut table_stream).await;
     proxy.reset();
     let one = email("bob@example.com");
     let (status, body) = call_router(&app, "POST", "/v1/notifications", Some(KEY), &one).await;
     assert_eq!(status, 202, "{body}");
     let medium = format!("{prefix}-dispatch-medium");
     assert_eq!(drain(&sqs, &medium, &backends, Stage::Dispatch).await, 0);
+    assert_eq!(pump(&mut table_stream).await, 1, "medium priority: its send by the stream");
     assert_eq!(drain(&sqs, &email_queue, &backends, Stage::Send).await, 1);
     let units = proxy.write_units();
     report("one email, one request", 1, units, proxy.read_units(), &proxy.counts());
@@ -245,6 +277,23 @@ async fn a_notification_goes_through_every_function_on_the_emulator() {
         "one email cost {reads} read units; the budget is {READ_UNITS_PER_EMAIL}"
     );
 
+    // Ten of them, one request each: track sends their ten messages in one call.
+    pump(&mut table_stream).await;
+    proxy.reset();
+    for i in 0..10 {
+        let one = email(&format!("single{i}@example.com"));
+        let (status, body) = call_router(&app, "POST", "/v1/notifications", Some(KEY), &one).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    assert_eq!(pump(&mut table_stream).await, 10);
+    assert_eq!(drain(&sqs, &email_queue, &backends, Stage::Send).await, 10);
+    let units = proxy.write_units();
+    report("10 emails, one request each", 10, units, proxy.read_units(), &proxy.counts());
+    assert!(units <= 10 * WRITE_UNITS_PER_EMAIL, "10 emails cost {units} write units");
+    let sends = proxy.counts().get("sqs:SendMessageBatch").copied().unwrap_or(0);
+    assert!(sends <= SQS_SENDS_PER_10_SINGLE, "{sends} SendMessageBatch calls for 10 emails");
+
+    pump(&mut table_stream).await;
     proxy.reset();
     let items: Vec<Value> = (0..100).map(|i| email(&format!("user{i}@example.com"))).collect();
     let batch = json!({ "items": items });

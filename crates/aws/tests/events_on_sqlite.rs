@@ -220,7 +220,11 @@ async fn track_events_settle_deliveries_and_count() {
     host.dispatched().await;
     handle_send_batch(&host.stages(), sqs_event("send/sqs-email.json")).await;
     let counters = CountersKept::default();
-    let tracking = Tracking { store: host.backend.as_ref(), counters: &counters };
+    let tracking = Tracking {
+        store: host.backend.as_ref(),
+        counters: &counters,
+        queue: host.backend.as_ref(),
+    };
 
     let delivered = handle_track(&tracking, event("track/ses-delivery.json")).await.unwrap();
     assert_eq!(delivered.provider_events, 1);

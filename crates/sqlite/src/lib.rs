@@ -54,7 +54,7 @@ impl SqliteBackend {
         conn.execute_batch(include_str!("schema.sql")).db()?;
         add_missing_columns(&conn)?;
         backfill_notification_channels(&conn)?;
-        let wakeups = all_queues().map(|q| (q.as_str(), Wakeup::default())).collect();
+        let wakeups = QueueName::all().map(|q| (q.as_str(), Wakeup::default())).collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
@@ -127,11 +127,6 @@ impl SqliteBackend {
     fn wakeup(&self, queue: QueueName) -> &Wakeup {
         &self.inner.wakeups[queue.as_str()]
     }
-}
-
-fn all_queues() -> impl Iterator<Item = QueueName> {
-    std::iter::once(QueueName::Dispatch)
-        .chain(herald_core::domain::Channel::ALL.into_iter().map(QueueName::Send))
 }
 
 /// Columns added after a table was first released: `CREATE TABLE IF NOT EXISTS` leaves

@@ -11,6 +11,8 @@ mod inline;
 mod integrations;
 mod items;
 pub(crate) use items::{RecordKind, record_kind};
+mod outbox;
+pub use outbox::jobs_of_stream_record;
 mod planned;
 mod preferences;
 mod send_reads;
@@ -26,6 +28,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use chrono::Duration;
+use herald_core::domain::Priority;
 use herald_core::ports::{QueueProducer, StoreError, StoreResult};
 use std::sync::Arc;
 
@@ -49,7 +52,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     /// Where the outbox goes: DynamoDB cannot hold the queue, so jobs are sent to it
-    /// right after the write that makes them due (see `Store::accept`).
+    /// around the write that makes them due (see `Store::accept`), or by `track` from
+    /// the table's stream (`via_stream`, outbox.rs).
     queue: Arc<dyn QueueProducer>,
     retention: Duration,
     /// Items a filtered list reads at most per call (see `list_notifications`).
@@ -59,6 +63,8 @@ pub struct DynamoStore {
     always_counts_apart: bool,
     /// What send read before sending, for the write of the outcome (send_reads.rs).
     send_reads: Arc<send_reads::SendReads>,
+    /// The priorities whose intake messages go by the table's stream (outbox.rs).
+    via_stream: Vec<Priority>,
 }
 
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -87,6 +93,7 @@ impl DynamoStore {
             list_read_budget: store::LIST_READ_BUDGET,
             always_counts_apart: false,
             send_reads: Arc::default(),
+            via_stream: Vec::new(),
         }
     }
 
@@ -104,6 +111,13 @@ impl DynamoStore {
     /// from its own, as the store does for large ones: for tests of that path.
     pub fn with_counts_always_apart(mut self) -> Self {
         self.always_counts_apart = true;
+        self
+    }
+
+    /// A notification of one of these priorities has its intake messages sent by
+    /// `track`, from the table's stream, rather than by `accept` (outbox.rs).
+    pub fn with_stream_outbox(mut self, priorities: &[Priority]) -> Self {
+        self.via_stream = priorities.to_vec();
         self
     }
 

@@ -8,6 +8,7 @@ use super::app_list::ListQuery;
 use super::expr::{Expr, n, s};
 use super::inline::{INLINE, KEEPS_INLINE, VERSION, keeps_inline, version};
 use super::items::*;
+use super::outbox;
 use super::planned::{MAX_DERIVED_PLAN, PLANNED, planned_item, planned_items, with_planned};
 use super::{
     BATCH_GET, DailyCounters, DynamoStore, PARALLEL_BATCHES, UNPROCESSED_ROUNDS, backend, built,
@@ -1085,8 +1086,13 @@ impl DynamoStore {
 
 impl DynamoStore {
     /// Writes a new notification, its idempotency key and the deliveries planned at
-    /// intake: the half of `accept` after its messages are queued.
-    async fn write_accepted(&self, acceptance: &Acceptance) -> StoreResult<AcceptOutcome> {
+    /// intake, after its messages (`outbox`): they go inside the notification's item
+    /// for the stream to send where that costs nothing (outbox.rs), else to SQS first.
+    async fn write_accepted(
+        &self,
+        acceptance: &Acceptance,
+        outbox: Vec<Job>,
+    ) -> StoreResult<AcceptOutcome> {
         let Acceptance { notification, claim, deliveries, .. } = acceptance;
         let claim = claim.as_ref();
         if notification.id.app_tag() != app_tag(&notification.app_id) {
@@ -1104,11 +1110,11 @@ impl DynamoStore {
         // idempotency key.
         // Built first, so its timeline events come before the deliveries'.
         let mut notification_record = notification_item(notification, self.expires())?;
+        let (mut counts_apart, mut write_deliveries) = (None, false);
         if !deliveries.is_empty() {
             let (pending, reached) = pending_and_reached(deliveries.iter().map(|d| &d.status));
             if self.counts_apart(&notification_record, deliveries.len()) {
-                // Before the notification: no send can count before it is written.
-                self.put_counts(&notification.id, pending, reached).await?;
+                counts_apart = Some((pending, reached));
                 notification_record.insert(COUNTS_APART.to_owned(), AttributeValue::Bool(true));
             } else {
                 notification_record.extend([
@@ -1116,9 +1122,16 @@ impl DynamoStore {
                     ("reached".to_owned(), n(reached)),
                 ]);
             }
-            if !self.derive_plan(&mut notification_record, deliveries)? {
-                self.insert_new_deliveries(deliveries, &notification.app_id, None).await?;
-            }
+            write_deliveries = !self.derive_plan(&mut notification_record, deliveries)?;
+        }
+        let outbox = outbox::stash(&mut notification_record, outbox, &self.via_stream);
+        self.queue.enqueue(outbox).await?;
+        if let Some((pending, reached)) = counts_apart {
+            // Before the notification: no send can count before it is written.
+            self.put_counts(&notification.id, pending, reached).await?;
+        }
+        if write_deliveries {
+            self.insert_new_deliveries(deliveries, &notification.app_id, None).await?;
         }
         let mut attempt = 0;
         loop {
@@ -1184,12 +1197,13 @@ impl Store for DynamoStore {
             return Ok(earlier);
         }
         // The messages (dispatch, or the sends of deliveries planned at intake) go
-        // first: a crash after them leaves messages for a notification that was never
-        // written (dispatch and send let them go after a few tries, and the caller got
-        // no 202), never a notification without its messages. So no sweep and no index
-        // of accepted notifications is needed.
-        self.queue.enqueue(std::mem::take(&mut acceptance.outbox)).await?;
-        self.write_accepted(&acceptance).await
+        // first, to SQS or inside the notification's item: a crash after them leaves
+        // messages for a notification that was never written (dispatch and send let
+        // them go after a few tries, and the caller got no 202), never a notification
+        // without its messages. So no sweep and no index of accepted notifications is
+        // needed.
+        let outbox = std::mem::take(&mut acceptance.outbox);
+        self.write_accepted(&acceptance, outbox).await
     }
 
     async fn accept_many(
@@ -1227,7 +1241,7 @@ impl Store for DynamoStore {
                     futures::stream::iter(fresh.clone())
                         .map(|i| {
                             let a = &items[i];
-                            async move { (i, self.write_accepted(a).await) }
+                            async move { (i, self.write_accepted(a, Vec::new()).await) }
                         })
                         .buffered(in_flight)
                         .collect()

@@ -72,11 +72,14 @@ impl Backends {
             None => SqsQueue::connect(sqs, &required("HERALD_QUEUE_PREFIX")?).await?,
         };
         let queue = Arc::new(queue);
-        let store = Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            required("HERALD_TABLE")?,
-            queue.clone(),
-        ));
+        let store = Arc::new(
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&config),
+                required("HERALD_TABLE")?,
+                queue.clone(),
+            )
+            .with_stream_outbox(&stream_outbox()?),
+        );
         let retry = RetryPolicy::default();
         let links = Arc::new(UnsubscribeLinks::new(
             &optional("HERALD_PUBLIC_URL").unwrap_or_else(|| "http://localhost".to_owned()),
@@ -105,6 +108,24 @@ impl Backends {
         );
         Ok(Self { store, queue, router, retry, personalizer, config })
     }
+}
+
+/// The priorities whose intake messages go by the table's stream
+/// (`HERALD_STREAM_OUTBOX`: `medium,low`, `low`, or empty or `none` for none).
+fn stream_outbox() -> Result<Vec<herald_core::domain::Priority>, LambdaError> {
+    let setting = optional("HERALD_STREAM_OUTBOX").unwrap_or_default();
+    if setting == "none" {
+        return Ok(Vec::new());
+    }
+    let priorities = setting.split(',').map(str::trim).filter(|p| !p.is_empty());
+    priorities
+        .map(|p| {
+            p.parse().map_err(|message| LambdaError::BadSetting {
+                setting: "HERALD_STREAM_OUTBOX",
+                message,
+            })
+        })
+        .collect()
 }
 
 /// Builds an app's providers from its integrations; with `senders`, also SES and SNS
@@ -181,7 +202,11 @@ impl Backends {
 
     /// The ports `track` works with.
     pub fn tracking(&self) -> Tracking<'_> {
-        Tracking { store: self.store.as_ref(), counters: self.store.as_ref() }
+        Tracking {
+            store: self.store.as_ref(),
+            counters: self.store.as_ref(),
+            queue: self.queue.as_ref(),
+        }
     }
 
     /// Where dispatch and fallback look up users, groups and preferences.

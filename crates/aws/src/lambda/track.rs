@@ -1,23 +1,28 @@
-//! The `track` function. Two feeds reach it:
+//! The `track` function, fed by the table's stream and by SES events through SNS:
 //! - the table's stream: every status change of a notification or delivery bumps a
 //!   per-app, per-day counter (`notifications_sent`, `email_delivered`, …);
+//! - the same stream, as the outbox of medium- and low-priority notifications: a new
+//!   notification's item holds its queue messages, which `track` sends (outbox.rs);
 //! - SES events through SNS: `Delivery` and permanent `Bounce` settle the delivery;
-//!   opens, clicks, complaints and the rest go on its timeline;
+//!   opens, clicks, complaints and the rest go on its timeline.
 //!
 //! No sweep for stranded notifications: on DynamoDB the api queues the dispatch
-//! message before it writes the notification, so none is left without one.
+//! message before it writes the notification, or inside it, so none is left without
+//! one.
 
 use super::LambdaError;
-use crate::dynamo::{DailyCounters, DynamoStore, RecordKind, record_kind};
+use crate::dynamo::{DailyCounters, DynamoStore, RecordKind, jobs_of_stream_record, record_kind};
 use async_trait::async_trait;
 use herald_core::channels::email::ses_events;
-use herald_core::ports::{Store, StoreResult};
+use herald_core::ports::{QueueProducer, Store, StoreResult};
 use serde_json::Value;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct TrackSummary {
     /// Status changes counted from the stream.
     pub counted: usize,
+    /// Queue messages sent for new notifications found on the stream.
+    pub forwarded: usize,
     /// SES events applied to a known delivery.
     pub provider_events: usize,
     /// SES events for deliveries Herald does not know (another sender's mail).
@@ -46,6 +51,8 @@ impl StreamCounters for DynamoStore {
 pub struct Tracking<'a> {
     pub store: &'a dyn Store,
     pub counters: &'a dyn StreamCounters,
+    /// Where the messages of new notifications go.
+    pub queue: &'a dyn QueueProducer,
 }
 
 pub async fn handle_track(
@@ -55,6 +62,7 @@ pub async fn handle_track(
     let mut summary = TrackSummary::default();
     let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut counters = DailyCounters::new();
+    let mut outbox = Vec::new();
     let (mut first, mut last) = (None, None);
     for record in &records {
         if text(record, &["eventSource"]) == Some("aws:dynamodb") {
@@ -64,6 +72,7 @@ pub async fn handle_track(
                 *counters.entry(app_day).or_default().entry(counter).or_default() += 1;
                 summary.counted += 1;
             }
+            outbox.extend(jobs_of_stream_record(record));
         } else if text(record, &["EventSource"]) == Some("aws:sns") {
             let message = text(record, &["Sns", "Message"]).unwrap_or("{}");
             let ses: Value = serde_json::from_str(message)?;
@@ -74,6 +83,10 @@ pub async fn handle_track(
             }
         }
     }
+    // Sent before the counters are added: a failure of either retries the batch, which
+    // sends them again (send and dispatch take a message twice as once) and counts once.
+    summary.forwarded = outbox.len();
+    tracking.queue.enqueue(outbox).await?;
     if !counters.is_empty() {
         // A retried stream batch starts and ends at the same records: count it once.
         let batch = format!("{}..{}", first.unwrap_or(""), last.unwrap_or(""));
