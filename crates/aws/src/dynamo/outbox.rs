@@ -6,30 +6,35 @@
 //! makes the accept durable and its messages certain, and a notification costs a tenth
 //! of an SQS send instead of one.
 //!
-//! Only where the messages cost no write unit: an item that the outbox would take into
-//! another KB queues its messages itself, as does a high-priority notification (its
-//! send should not wait for the stream's poll).
+//! Only where the messages cost no write unit: for a notification that keeps its one
+//! delivery inside its item (one address: most), whose first change of that delivery
+//! (`inline_write`) removes the messages again, when they do not take the item into
+//! another KB. The rest queue their messages themselves, as do a high-priority
+//! notification (its send should not wait for the stream's poll) and a delayed message
+//! (its delay would start over when `track` sends it).
 
-use super::expr::{n, s};
+use super::expr::s;
+use super::inline::KEEPS_INLINE;
 use super::items::{Item, item_size};
 use aws_sdk_dynamodb::types::AttributeValue;
 use herald_core::domain::Priority;
 use herald_core::ports::{Job, QueueName};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// The attribute of a notification's item that holds its messages.
 pub(super) const OUTBOX: &str = "outbox";
 
-/// Moves `jobs` into `item` when they may go by the stream: their priority is one of
-/// `via_stream` and the item stays within as many KB as without them. Returns the jobs
-/// the caller must queue itself (all of them, or none).
+/// Moves `jobs` into `item` when they may go by the stream: the item keeps its one
+/// delivery inside, their priority is one of `via_stream`, none is delayed, and the
+/// item stays within as many KB as without them. An update is billed on the larger of
+/// the item before and after it, so the first change, which removes them, costs what it
+/// would have cost without them. Returns the jobs the caller must queue (all, or none).
 pub(super) fn stash(item: &mut Item, jobs: Vec<Job>, via_stream: &[Priority]) -> Vec<Job> {
-    let standard = |job: &Job| job.dedup_key.as_deref() == Some(job.payload.as_str());
-    if jobs.is_empty()
-        || !jobs.iter().all(|job| via_stream.contains(&job.priority) && standard(job))
-    {
+    let plain =
+        |job: &Job| job.delay.is_zero() && job.dedup_key.as_deref() == Some(job.payload.as_str());
+    let may = |job: &Job| via_stream.contains(&job.priority) && plain(job);
+    if jobs.is_empty() || !item.contains_key(KEEPS_INLINE) || !jobs.iter().all(may) {
         return jobs;
     }
     let units = |item: &Item| item_size(item).div_ceil(1024).max(1);
@@ -44,21 +49,18 @@ pub(super) fn stash(item: &mut Item, jobs: Vec<Job>, via_stream: &[Priority]) ->
 }
 
 fn encode(job: &Job) -> AttributeValue {
-    let mut fields = HashMap::from([
+    AttributeValue::M(HashMap::from([
         ("q".to_owned(), s(job.queue.as_str())),
         ("p".to_owned(), s(job.priority.as_str())),
         ("b".to_owned(), s(&job.payload)),
-    ]);
-    if !job.delay.is_zero() {
-        fields.insert("d".to_owned(), n(job.delay.as_secs() as i64));
-    }
-    AttributeValue::M(fields)
+    ]))
 }
 
 /// The messages a stream record asks to be sent: those of a notification's item when it
 /// was first written (an INSERT), read from the record's attribute-value JSON. A later
-/// change of the item still carries them and sends nothing. A job that does not parse
-/// is left out rather than failing the batch, whose retry would fail the same way.
+/// change of the item still carries them and sends nothing. A message that does not
+/// parse is logged as an error and left out rather than failing the batch, whose
+/// retries would fail the same way and hold up the stream behind it.
 pub fn jobs_of_stream_record(record: &Value) -> Vec<Job> {
     if record.get("eventName").and_then(Value::as_str) != Some("INSERT") {
         return Vec::new();
@@ -66,23 +68,26 @@ pub fn jobs_of_stream_record(record: &Value) -> Vec<Job> {
     let Some(outbox) = record.pointer(&format!("/dynamodb/NewImage/{OUTBOX}/L")) else {
         return Vec::new();
     };
-    let jobs = outbox.as_array().into_iter().flatten();
-    jobs.filter_map(|entry| {
-        let text = |field: &str| entry.pointer(&format!("/M/{field}/S")).and_then(Value::as_str);
-        let payload = text("b")?.to_owned();
-        let delay = match entry.pointer("/M/d/N").and_then(Value::as_str) {
-            Some(seconds) => Duration::from_secs(seconds.parse().ok()?),
-            None => Duration::ZERO,
-        };
-        Some(Job {
-            queue: QueueName::named(text("q")?)?,
-            priority: text("p")?.parse().ok()?,
-            dedup_key: Some(payload.clone()),
-            payload,
-            delay,
-        })
+    let mut jobs = Vec::new();
+    for entry in outbox.as_array().into_iter().flatten() {
+        match decode(entry) {
+            Some(job) => jobs.push(job),
+            None => tracing::error!(%entry, "an outbox message that does not parse was not sent"),
+        }
+    }
+    jobs
+}
+
+fn decode(entry: &Value) -> Option<Job> {
+    let text = |field: &str| entry.pointer(&format!("/M/{field}/S")).and_then(Value::as_str);
+    let payload = text("b")?.to_owned();
+    Some(Job {
+        queue: QueueName::named(text("q")?)?,
+        priority: text("p")?.parse().ok()?,
+        dedup_key: Some(payload.clone()),
+        payload,
+        delay: std::time::Duration::ZERO,
     })
-    .collect()
 }
 
 #[cfg(test)]
@@ -97,7 +102,7 @@ mod tests {
             priority,
             dedup_key: Some(payload.to_owned()),
             payload: payload.to_owned(),
-            delay: Duration::ZERO,
+            delay: std::time::Duration::ZERO,
         }
     }
 
@@ -106,6 +111,7 @@ mod tests {
         match value {
             AttributeValue::S(text) => json!({ "S": text }),
             AttributeValue::N(number) => json!({ "N": number }),
+            AttributeValue::Bool(flag) => json!({ "BOOL": flag }),
             AttributeValue::L(list) => {
                 json!({ "L": list.iter().map(as_stream_json).collect::<Vec<_>>() })
             }
@@ -124,41 +130,55 @@ mod tests {
         json!({"eventName": "INSERT", "dynamodb": {"NewImage": image}})
     }
 
-    #[test]
-    fn medium_and_low_jobs_ride_in_the_item_and_come_back_from_its_insert() {
-        let mut item = Item::from([("PK".to_owned(), s("L#0001#3"))]);
-        let mut delayed = job(Priority::Low, "dlv_b");
-        delayed.queue = QueueName::Dispatch;
-        delayed.delay = Duration::from_secs(90);
-        let jobs = vec![job(Priority::Low, "dlv_a"), delayed];
-        assert!(stash(&mut item, jobs, &[Priority::Medium, Priority::Low]).is_empty());
-        let back = jobs_of_stream_record(&insert_record(&item));
-        let summary: Vec<_> =
-            back.iter().map(|j| (j.queue, j.priority, j.payload.as_str(), j.delay)).collect();
-        assert_eq!(
-            summary,
-            [
-                (QueueName::Send(Channel::Email), Priority::Low, "dlv_a", Duration::ZERO),
-                (QueueName::Dispatch, Priority::Low, "dlv_b", Duration::from_secs(90)),
-            ]
-        );
-        assert!(back.iter().all(|j| j.dedup_key.as_deref() == Some(j.payload.as_str())));
-        let mut modified = insert_record(&item);
-        modified["eventName"] = json!("MODIFY");
-        assert!(jobs_of_stream_record(&modified).is_empty(), "only the first write sends");
+    /// A notification's item that keeps its one delivery inside.
+    fn keeping_inline(body: &str) -> Item {
+        Item::from([
+            ("body".to_owned(), s(body)),
+            (KEEPS_INLINE.to_owned(), AttributeValue::Bool(true)),
+        ])
     }
 
     #[test]
-    fn high_priority_and_a_larger_bill_queue_directly() {
+    fn medium_and_low_jobs_ride_in_the_item_and_come_back_from_its_insert() {
+        let mut item = keeping_inline("{}");
+        let mut dispatch = job(Priority::Medium, "ntf_b");
+        dispatch.queue = QueueName::Dispatch;
+        let jobs = vec![job(Priority::Low, "dlv_a"), dispatch];
+        assert!(stash(&mut item, jobs, &[Priority::Medium, Priority::Low]).is_empty());
+        let mut record = insert_record(&item);
+        let back = jobs_of_stream_record(&record);
+        let summary: Vec<_> =
+            back.iter().map(|j| (j.queue, j.priority, j.payload.as_str())).collect();
+        assert_eq!(
+            summary,
+            [
+                (QueueName::Send(Channel::Email), Priority::Low, "dlv_a"),
+                (QueueName::Dispatch, Priority::Medium, "ntf_b"),
+            ]
+        );
+        assert!(back.iter().all(|j| j.dedup_key.as_deref() == Some(j.payload.as_str())));
+        record["dynamodb"]["NewImage"]["outbox"]["L"][1]["M"]["q"]["S"] = json!("send.pigeon");
+        assert_eq!(jobs_of_stream_record(&record).len(), 1, "what parses is still sent");
+        record["eventName"] = json!("MODIFY");
+        assert!(jobs_of_stream_record(&record).is_empty(), "only the first write sends");
+    }
+
+    #[test]
+    fn high_priority_delays_many_deliveries_and_a_larger_bill_queue_directly() {
         let via_stream = [Priority::Medium, Priority::Low];
-        let mut item = Item::from([("PK".to_owned(), s("L#0001#3"))]);
+        let mut item = keeping_inline("{}");
         let high = vec![job(Priority::High, "dlv_a")];
         assert_eq!(stash(&mut item, high, &via_stream).len(), 1);
         assert!(!item.contains_key(OUTBOX));
         let medium = vec![job(Priority::Medium, "dlv_a")];
         assert_eq!(stash(&mut item, medium.clone(), &[]).len(), 1, "turned off");
-        // An item just under 1 KB: the outbox would make it 2 write units.
-        let mut full = Item::from([("body".to_owned(), s("x".repeat(1000)))]);
+        let mut delayed = job(Priority::Medium, "dlv_a");
+        delayed.delay = std::time::Duration::from_secs(60);
+        assert_eq!(stash(&mut item, vec![delayed], &via_stream).len(), 1);
+        let mut apart = Item::from([("body".to_owned(), s("{}"))]);
+        assert_eq!(stash(&mut apart, medium.clone(), &via_stream).len(), 1, "not inline");
+        // An item just under 1 KB: the messages would make it 2 write units.
+        let mut full = keeping_inline(&"x".repeat(1000));
         assert_eq!(stash(&mut full, medium, &via_stream).len(), 1);
         assert!(!full.contains_key(OUTBOX));
     }

@@ -994,8 +994,13 @@ impl DynamoStore {
                 sets.push(append_event(&mut e, None, settled.as_str(), detail));
             }
         }
-        let key = key_of(notification);
-        self.update_key(key, &format!("SET {}", sets.join(", ")), Some(&condition), &e)
+        let mut update = format!("SET {}", sets.join(", "));
+        if notification.contains_key(outbox::OUTBOX) {
+            // The stream carried them with the item's INSERT, long before its delivery
+            // could change; out, so that no later update is billed for them.
+            update.push_str(&format!(" REMOVE {}", e.name(outbox::OUTBOX)));
+        }
+        self.update_key(key_of(notification), &update, Some(&condition), &e)
     }
 
     /// A change to a delivery whose notification keeps it inside its item (a failed
@@ -1086,8 +1091,8 @@ impl DynamoStore {
 
 impl DynamoStore {
     /// Writes a new notification, its idempotency key and the deliveries planned at
-    /// intake, after its messages (`outbox`): they go inside the notification's item
-    /// for the stream to send where that costs nothing (outbox.rs), else to SQS first.
+    /// intake, with its messages (`outbox`): inside the notification's item, for the
+    /// stream to send, where that costs nothing (outbox.rs); else to SQS before any write.
     async fn write_accepted(
         &self,
         acceptance: &Acceptance,
@@ -1197,11 +1202,11 @@ impl Store for DynamoStore {
             return Ok(earlier);
         }
         // The messages (dispatch, or the sends of deliveries planned at intake) go
-        // first, to SQS or inside the notification's item: a crash after them leaves
-        // messages for a notification that was never written (dispatch and send let
-        // them go after a few tries, and the caller got no 202), never a notification
-        // without its messages. So no sweep and no index of accepted notifications is
-        // needed.
+        // to SQS before the notification is written, or inside its item: a crash in
+        // between leaves messages for a notification that was never written (dispatch
+        // and send let them go after a few tries, and the caller got no 202), never a
+        // notification without its messages. So no sweep and no index of accepted
+        // notifications is needed.
         let outbox = std::mem::take(&mut acceptance.outbox);
         self.write_accepted(&acceptance, outbox).await
     }

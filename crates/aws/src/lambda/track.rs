@@ -83,15 +83,16 @@ pub async fn handle_track(
             }
         }
     }
-    // Sent before the counters are added: a failure of either retries the batch, which
-    // sends them again (send and dispatch take a message twice as once) and counts once.
-    summary.forwarded = outbox.len();
-    tracking.queue.enqueue(outbox).await?;
     if !counters.is_empty() {
-        // A retried stream batch starts and ends at the same records: count it once.
+        // A retried stream batch starts and ends at the same records (the template does
+        // not bisect it): count it once.
         let batch = format!("{}..{}", first.unwrap_or(""), last.unwrap_or(""));
         tracking.counters.add_daily_counters(&batch, &counters).await?;
     }
+    // Last, so that only a failure to queue them sends them again (send and dispatch
+    // take a redelivered message as once).
+    summary.forwarded = outbox.len();
+    tracking.queue.enqueue(outbox).await?;
     Ok(summary)
 }
 
