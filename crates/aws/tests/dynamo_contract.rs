@@ -319,3 +319,40 @@ async fn an_outcome_written_on_a_read_gone_stale_keeps_the_change_in_between() {
     assert_eq!(store.delivery(&id).await.unwrap().unwrap().status, DeliveryStatus::Sent);
     assert_eq!(store.notification(&n.id).await.unwrap().unwrap().status, NotificationStatus::Sent);
 }
+
+/// With the table's stream as the outbox (outbox.rs), a medium-priority email to one
+/// address is written with its send message inside its item and nothing on SQS; the
+/// first change of its delivery (here the send's `sent`) takes the message out, so no
+/// later update is billed for it. A high-priority email is queued at once, as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_medium_email_carries_its_message_in_its_item_until_its_delivery_changes() {
+    use herald_core::domain::{Channel, DeliveryStatus, Priority};
+    use herald_core::ports::{DeliveryOutcome, QueueConsumer, QueueName, Store};
+    use std::time::Duration;
+
+    let Some((store, queue)) = backends().await else { return };
+    let store = store.with_stream_outbox(&[Priority::Medium, Priority::Low]);
+    let (n, id) = one_email_accepted(&store).await;
+    let email = QueueName::Send(Channel::Email);
+    let lease = || queue.lease(email, 10, Duration::from_secs(30));
+    assert!(lease().await.unwrap().is_empty(), "nothing on SQS");
+    let client = aws_sdk_dynamodb::Client::new(&contract::emulator_config().await.unwrap());
+    let item = || {
+        let read =
+            client.get_item().table_name(store.table()).set_key(Some(notification_key(&n.id)));
+        async move { read.consistent_read(true).send().await.unwrap().item.unwrap() }
+    };
+    let outbox = item().await["outbox"].as_l().unwrap().clone();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].as_m().unwrap()["b"].as_s().unwrap(), &id.to_string());
+
+    let sent = DeliveryOutcome { attempts: 1, ..Default::default() };
+    assert!(store.transition_delivery(&id, DeliveryStatus::Sent, sent).await.unwrap());
+    assert!(!item().await.contains_key("outbox"), "taken out at the delivery's first change");
+
+    let mut urgent = contract::notification("app-1", Priority::High);
+    urgent.channels = vec![Channel::Email];
+    let now = chrono::Utc::now();
+    store.accept(herald_core::pipeline::intake::acceptance(urgent, None, now)).await.unwrap();
+    assert_eq!(lease().await.unwrap().len(), 1, "high priority: queued at once");
+}
